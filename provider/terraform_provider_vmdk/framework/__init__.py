@@ -1,0 +1,1 @@
+"""framework layer; see the package docstring for the layering."""

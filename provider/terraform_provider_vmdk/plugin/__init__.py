@@ -1,0 +1,1 @@
+"""plugin layer; see the package docstring for the layering."""

@@ -1,0 +1,1 @@
+"""resources layer; see the package docstring for the layering."""

@@ -1,0 +1,1 @@
+"""vsphere layer; see the package docstring for the layering."""
