@@ -1,0 +1,314 @@
+"""Records describing volume backings (shadow VMs), their snapshots, and retype plans.
+
+Parsing is pure (from the property dict one PropertyCollector call returns), so the
+batch listing and the single lookups share one code path and unit tests can feed it
+hand-built pyVmomi objects.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyVmomi import vim
+
+from . import specs
+
+# Every property a Backing is built from; one retrieve reads them for all VMs.
+BACKING_PROPERTIES: tuple[str, ...] = (
+    "name",
+    "config.instanceUuid",
+    "config.extraConfig",
+    "config.annotation",
+    "config.hardware.device",
+    "config.template",
+    "datastore",
+    "snapshot",
+    "resourcePool",
+    "parent",
+)
+
+FORMAT_COW = "COW"
+FORMAT_TEMPLATE = "template"
+SNAPSHOT_FORMATS = (FORMAT_COW, FORMAT_TEMPLATE)
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """A volume snapshot: a vSphere VM snapshot (COW) or a template VM (template format).
+
+    ``moref`` is the vim.vm.Snapshot for COW and the template vim.VirtualMachine otherwise;
+    ``backing`` is the volume's VM for COW (the clone source) and None for templates.
+    """
+
+    name: str
+    format: str
+    moref: Any
+    volume_id: str | None
+    description: str | None = None
+    create_time: _dt.datetime | None = None
+    snapshot_id: str | None = None
+    backing: Any = field(default=None, compare=False, repr=False)
+    template: Backing | None = field(default=None, compare=False, repr=False)
+    size_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Backing:
+    """What we know about one volume's shadow VM and its single VMDK."""
+
+    moref: Any = field(compare=False)
+    moref_value: str
+    name: str
+    volume_id: str | None
+    display_name: str | None
+    description: str | None
+    size_bytes: int
+    disk_type: str | None
+    adapter_type: str | None
+    datastore_name: str | None
+    datastore: Any = field(compare=False, repr=False)
+    vmdk_path: str | None
+    disk_uuid: str | None
+    snapshots: tuple[SnapshotInfo, ...] = ()
+    is_template: bool = False
+    parent_vmdk_path: str | None = None  # set for a linked-clone child disk
+    profile_id: str | None = None
+    instance_uuid: str | None = None
+    kind: str = specs.KIND_VOLUME
+    snapshot_id: str | None = None  # for template-format snapshot VMs
+    folder: Any = field(default=None, compare=False, repr=False)
+    resource_pool: Any = field(default=None, compare=False, repr=False)
+    vm_datastores: tuple[Any, ...] = field(default=(), compare=False, repr=False)
+    disk: Any = field(default=None, compare=False, repr=False)  # vim.vm.device.VirtualDisk
+    devices: tuple[Any, ...] = field(default=(), compare=False, repr=False)
+    extra_config: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def has_snapshots(self) -> bool:
+        return bool(self.snapshots)
+
+    @property
+    def is_linked_clone(self) -> bool:
+        return self.parent_vmdk_path is not None
+
+    @property
+    def disk_key(self) -> int | None:
+        return None if self.disk is None else self.disk.key
+
+
+@dataclass(frozen=True)
+class RetypePlan:
+    """What a retype will do, computed without touching vSphere (for plan-time warnings)."""
+
+    disk_type_change: bool
+    adapter_change: bool
+    profile_change: bool
+    relocate: bool | None  # None: depends on whether the current datastore complies
+    path: str  # "none" | "clone" | "relocate" | "policy" | "adapter" | "relocate-or-policy"
+    steps: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    exclude_current_datastore: bool = False
+
+    @property
+    def noop(self) -> bool:
+        return self.path == "none"
+
+
+@dataclass(frozen=True)
+class RetypeResult:
+    plan: RetypePlan
+    path: str  # the path actually taken
+    backing: Backing
+    relocated_to: str | None = None
+
+
+# ---------------------------------------------------------------------------- parsing
+def extra_config_dict(options: Iterable[Any] | None) -> dict[str, str]:
+    return {o.key: o.value for o in (options or []) if getattr(o, "key", None) is not None}
+
+
+def is_ours(extra_config: Mapping[str, str]) -> bool:
+    return extra_config.get(specs.KEY_MANAGED_BY) == specs.MANAGED_BY and bool(extra_config.get(specs.KEY_VOLUME_ID))
+
+
+def split_datastore_path(path: str | None) -> tuple[str | None, str | None]:
+    """'[ds1] volume-x/volume-x.vmdk' -> ('ds1', 'volume-x/volume-x.vmdk')."""
+    if not path or not path.startswith("["):
+        return None, path
+    ds, _, rest = path[1:].partition("]")
+    return ds.strip(), rest.strip()
+
+
+def find_disk(devices: Iterable[Any]) -> Any | None:
+    for d in devices or ():
+        if isinstance(d, vim.vm.device.VirtualDisk):
+            return d
+    return None
+
+
+def controller_of(devices: Iterable[Any], disk: Any) -> Any | None:
+    if disk is None:
+        return None
+    for d in devices or ():
+        if getattr(d, "key", None) == disk.controllerKey and isinstance(d, vim.vm.device.VirtualController):
+            return d
+    return None
+
+
+def flatten_snapshots(snapshot_info: Any, volume_id: str | None, vm: Any = None) -> tuple[SnapshotInfo, ...]:
+    """Depth-first list of a VM's snapshot tree."""
+    out: list[SnapshotInfo] = []
+
+    def walk(nodes: Iterable[Any]) -> None:
+        for node in nodes or ():
+            snapshot_id, description = specs.decode_snapshot_description(node.description)
+            out.append(
+                SnapshotInfo(
+                    name=node.name,
+                    format=FORMAT_COW,
+                    moref=node.snapshot,
+                    volume_id=volume_id,
+                    description=description,
+                    snapshot_id=snapshot_id,
+                    create_time=node.createTime,
+                    backing=vm,
+                )
+            )
+            walk(getattr(node, "childSnapshotList", None))
+
+    if snapshot_info is not None:
+        walk(getattr(snapshot_info, "rootSnapshotList", None))
+    return tuple(out)
+
+
+def backing_from_props(obj: Any, props: Mapping[str, Any]) -> Backing:
+    """Build a Backing from one VM's properties (BACKING_PROPERTIES)."""
+    ec = extra_config_dict(props.get("config.extraConfig"))
+    devices = tuple(props.get("config.hardware.device") or ())
+    disk = find_disk(devices)
+    controller = controller_of(devices, disk)
+    disk_backing = getattr(disk, "backing", None)
+    vmdk_path = getattr(disk_backing, "fileName", None)
+    ds_name, _ = split_datastore_path(vmdk_path)
+    parent = getattr(disk_backing, "parent", None)
+    size = 0
+    if disk is not None:
+        size = disk.capacityInBytes or (disk.capacityInKB or 0) * specs.KiB
+    display, desc = specs.decode_annotation(props.get("config.annotation"))
+    volume_id = ec.get(specs.KEY_VOLUME_ID) or None
+    vm_ds = tuple(props.get("datastore") or ())
+    return Backing(
+        moref=obj,
+        moref_value=getattr(obj, "_moId", str(obj)),
+        name=props.get("name") or "",
+        volume_id=volume_id,
+        display_name=display,
+        description=desc,
+        size_bytes=int(size),
+        disk_type=specs.disk_type_of(disk_backing) if disk_backing is not None else None,
+        adapter_type=specs.adapter_type_of(controller) if controller is not None else None,
+        datastore_name=ds_name,
+        datastore=getattr(disk_backing, "datastore", None) or (vm_ds[0] if vm_ds else None),
+        vmdk_path=vmdk_path,
+        disk_uuid=getattr(disk_backing, "uuid", None),
+        snapshots=flatten_snapshots(props.get("snapshot"), volume_id, obj),
+        is_template=bool(props.get("config.template")),
+        parent_vmdk_path=getattr(parent, "fileName", None) if parent is not None else None,
+        profile_id=ec.get(specs.KEY_PROFILE_ID) or None,
+        instance_uuid=props.get("config.instanceUuid"),
+        kind=ec.get(specs.KEY_KIND) or specs.KIND_VOLUME,
+        snapshot_id=ec.get(specs.KEY_SNAPSHOT_ID) or None,
+        folder=props.get("parent"),
+        resource_pool=props.get("resourcePool"),
+        vm_datastores=vm_ds,
+        disk=disk,
+        devices=devices,
+        extra_config=ec,
+    )
+
+
+def template_snapshot(template: Backing) -> SnapshotInfo:
+    """A template-format snapshot as a SnapshotInfo (its name and description live in the annotation)."""
+    return SnapshotInfo(
+        name=template.display_name or template.name,
+        format=FORMAT_TEMPLATE,
+        moref=template.moref,
+        volume_id=template.volume_id,
+        description=template.description,
+        snapshot_id=template.snapshot_id,
+        template=template,
+        size_bytes=template.size_bytes,
+    )
+
+
+# ---------------------------------------------------------------------------- planning
+def plan_retype(
+    backing: Backing,
+    new_disk_type: str,
+    new_adapter_type: str,
+    new_profile_id: str | None = None,
+    *,
+    current_datastore_compliant: bool | None = None,
+) -> RetypePlan:
+    """Decide Cinder's retype path without vSphere.
+
+    Order as Cinder: a disk type change with snapshots can only be done by relocating
+    (a clone would lose the snapshots), so the current datastore is excluded; a policy
+    change keeps a compliant datastore, else relocates; a type change on the same
+    datastore is a full clone; an adapter change detaches and re-attaches the disk;
+    the VM/disk policy is set last.  ``current_datastore_compliant`` None (unknown at
+    plan time) makes ``relocate`` None for a policy change.
+    """
+    specs.validate_disk_type(new_disk_type)
+    specs.validate_adapter_type(new_adapter_type)
+    type_change = backing.disk_type is not None and backing.disk_type != new_disk_type
+    adapter_change = backing.adapter_type is not None and backing.adapter_type != new_adapter_type
+    profile_change = (backing.profile_id or None) != (new_profile_id or None)
+    steps: list[str] = []
+    warnings: list[str] = []
+
+    relocate: bool | None = False
+    exclude_current = False
+    if type_change and backing.has_snapshots:
+        relocate, exclude_current = True, True
+        warnings.append(
+            f"disk type {backing.disk_type} -> {new_disk_type} with {len(backing.snapshots)} snapshot(s): "
+            "the volume will be moved to another datastore (a clone would drop the snapshots)"
+        )
+    elif profile_change and new_profile_id:
+        if current_datastore_compliant is False:
+            relocate = True
+        elif current_datastore_compliant is None:
+            relocate = None
+            warnings.append("the volume moves to another datastore if its datastore does not comply with the new policy")
+
+    if relocate:
+        steps.append("relocate" + (f" converting to {new_disk_type}" if type_change else ""))
+        path = "relocate"
+    elif type_change:
+        steps.append(f"full clone on the same datastore converting {backing.disk_type} -> {new_disk_type}")
+        warnings.append("the disk is copied in full to convert its type; this takes time and space")
+        path = "clone"
+    else:
+        path = "none"
+    if adapter_change:
+        steps.append(f"re-attach the disk on a {new_adapter_type} controller")
+        if path == "none":
+            path = "adapter"
+    if profile_change:
+        steps.append("set storage policy" if new_profile_id else "clear storage policy")
+        if path == "none":
+            path = "relocate-or-policy" if relocate is None else "policy"
+    return RetypePlan(
+        disk_type_change=type_change,
+        adapter_change=adapter_change,
+        profile_change=profile_change,
+        relocate=relocate,
+        path=path,
+        steps=tuple(steps),
+        warnings=tuple(warnings),
+        exclude_current_datastore=exclude_current,
+    )
