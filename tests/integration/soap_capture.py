@@ -42,7 +42,10 @@ def _stubs(si_or_stub: Any) -> list[Any]:
 class SoapCapture:
     """Context manager recording (method, args, xml) for every SOAP call on a stub."""
 
-    def __init__(self, si_or_stub: Any) -> None:
+    def __init__(self, si_or_stub: Any, *, fail: dict[str, BaseException] | None = None) -> None:
+        """``fail`` maps a method name to an exception raised (once) instead of sending that request,
+        to drive error paths vcsim never produces (e.g. NoDiskSpace)."""
+        self._fail = dict(fail or {})
         stubs = _stubs(si_or_stub)
         # Wrap the innermost stub that serializes; the outer one may only delegate.
         self._stub = stubs[-1]
@@ -64,6 +67,9 @@ class SoapCapture:
             names = [p.name for p in info.params]
             with self._lock:
                 self.calls.append(SoapCall(info.wsdlName, mo, dict(zip(names, args)), xml))
+                injected = self._fail.pop(info.wsdlName, None)
+            if injected is not None:
+                raise injected
             return original(mo, info, args, *rest, **kw)
 
         stub.InvokeMethod = invoke

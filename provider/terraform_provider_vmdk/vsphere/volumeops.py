@@ -546,7 +546,8 @@ class VolumeOps:
             backing = self._ensure_annotation(self.get_backing(vm), annotation)
             backing = self._stamp_disk_uuid(backing, new_id)
             if size_bytes > backing.size_bytes:
-                backing = self.extend_backing(backing, size_bytes, selector)
+                # a volume that did not exist a moment ago cannot be attached: skip the in-use scan
+                backing = self._extend(backing, size_bytes, selector, None)
             return backing
         except BaseException:
             self._destroy_quietly(vm)
@@ -612,6 +613,10 @@ class VolumeOps:
         if new_size_bytes == backing.size_bytes:
             return backing
         self._refuse_in_use(backing, "extend")
+        return self._extend(backing, new_size_bytes, selector, profile_name)
+
+    def _extend(self, backing: Backing, new_size_bytes: int, selector: Any, profile_name: str | None) -> Backing:
+        self._check_extendable(backing, new_size_bytes)
         needed = 0 if backing.disk_type == specs.DISK_THIN else new_size_bytes - backing.size_bytes
         free = self._free_space(backing.datastore)
         relocated = False
@@ -729,7 +734,10 @@ class VolumeOps:
             disk_key=backing.disk_key,
             disk_type=new_disk_type,
         )
-        spec = specs.clone_spec(location=location, extra_config=specs.volume_marks(volume_id, backing.profile_id))
+        annotation = specs.encode_annotation(backing.display_name, backing.description)
+        spec = specs.clone_spec(
+            location=location, extra_config=specs.volume_marks(volume_id, backing.profile_id), annotation=annotation
+        )
         try:
             vm = self._task(backing.moref.CloneVM_Task, folder=backing.folder or self.volume_folder(), name=original_name, spec=spec)
         except BaseException:
@@ -740,7 +748,8 @@ class VolumeOps:
             raise
         self._task(backing.moref.Destroy_Task)
         self._reconfig(vm, specs.extra_config_spec({}, instance_uuid=volume_id))
-        return self._stamp_disk_uuid(self.get_backing(vm), volume_id)
+        new = self._ensure_annotation(self.get_backing(vm), annotation)
+        return self._stamp_disk_uuid(new, volume_id)
 
     def _change_adapter(self, backing: Backing, adapter_type: str) -> Backing:
         """Detach the disk (file kept) and re-attach it on a controller of the new type."""
