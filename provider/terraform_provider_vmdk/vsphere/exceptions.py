@@ -1,0 +1,170 @@
+"""Errors of the vsphere layer, after Cinder's ``cinder/volume/drivers/vmware/exceptions.py``.
+
+Every error is a :class:`VMwareDriverError`.  ``str(err)`` is the user-facing message: what went
+wrong and, where we know it, what to do about it (the ``hint``).  Construct with an explicit message
+(``NoValidDatastore("no datastore has 10 GiB free")``) or with none to get the class default.
+Messages never carry credentials: build them from names and morefs only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class VMwareDriverError(Exception):
+    """Base class.  ``message`` says what failed; ``hint`` says what the user can do."""
+
+    default_message = "vSphere operation failed"
+    hint: str | None = None
+
+    def __init__(self, message: str | None = None, *, hint: str | None = None) -> None:
+        self.message = message or self.default_message
+        if hint is not None:
+            self.hint = hint
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        if self.hint and self.hint not in self.message:
+            return f"{self.message}. {self.hint}"
+        return self.message
+
+
+class NotFound(VMwareDriverError):
+    default_message = "vSphere object not found"
+
+
+class InvalidDiskType(VMwareDriverError):
+    default_message = "invalid disk type"
+    hint = "Use one of: thin, thick, eagerZeroedThick"
+
+
+class InvalidAdapterType(VMwareDriverError):
+    default_message = "invalid adapter type"
+    hint = "Use one of: lsiLogic, busLogic, lsiLogicsas, paraVirtual, ide"
+
+
+class ProfileNotFound(NotFound):
+    default_message = "storage policy not found"
+    hint = "Check the policy name in vCenter (Policies and Profiles > VM Storage Policies)"
+
+
+class NoValidDatastore(VMwareDriverError):
+    default_message = "no valid datastore found"
+    hint = ("Free space on a datastore, relax the datastore filter / storage policy, or check that the "
+            "datastores are mounted on connected hosts out of maintenance mode")
+
+
+class ClusterNotFound(NotFound):
+    default_message = "compute cluster not found"
+    hint = "Check the cluster names in the provider configuration"
+
+
+class NoValidHost(VMwareDriverError):
+    default_message = "no valid host found"
+    hint = "Make sure at least one host is connected and not in maintenance mode"
+
+
+class TemplateNotFound(NotFound):
+    default_message = "template not found"
+
+
+class SnapshotNotFound(NotFound):
+    default_message = "snapshot not found"
+
+
+class VirtualDiskNotFound(NotFound):
+    default_message = "virtual disk not found"
+
+
+class DatacenterNotFound(NotFound):
+    default_message = "datacenter not found"
+    hint = "Set `datacenter` in the provider configuration to the name of an existing datacenter"
+
+
+class VolumeInUse(VMwareDriverError):
+    """The volume is attached to VM(s); ``vm_names`` lists them."""
+
+    hint = "Detach the volume first"
+
+    def __init__(self, vm_names: Iterable[str] | str | None = None, message: str | None = None,
+                 *, hint: str | None = None) -> None:
+        if isinstance(vm_names, str):
+            vm_names = [vm_names]
+        self.vm_names = list(vm_names or [])
+        if message is None:
+            who = ", ".join(self.vm_names) if self.vm_names else "a virtual machine"
+            message = f"volume is attached to {who}"
+        super().__init__(message, hint=hint)
+
+
+class NoDiskSpace(VMwareDriverError):
+    default_message = "insufficient disk space on the datastore"
+    hint = "Free space on the datastore or choose another one"
+
+
+class InvalidVolume(VMwareDriverError):
+    default_message = "invalid volume"
+
+
+class InvalidSnapshot(VMwareDriverError):
+    default_message = "invalid snapshot"
+
+
+class ImageUnacceptable(VMwareDriverError):
+    default_message = "image unacceptable"
+    hint = "Only VMDK images (streamOptimized, sparse or preallocated) are supported"
+
+
+class ManageExistingInvalidReference(VMwareDriverError):
+    default_message = "invalid reference to an existing disk"
+    hint = "Use the form `[datastore] path/disk.vmdk@vm/inventory/path`"
+
+
+class FolderConflict(VMwareDriverError):
+    default_message = "folder path conflicts with an existing inventory object"
+    hint = "Choose another folder path or rename the conflicting object"
+
+
+class TaskFailed(VMwareDriverError):
+    """A vSphere task ended in error.  ``fault_type`` is the fault's class name
+    (e.g. ``vim.fault.FileAlreadyExists``), ``fault`` the original fault object if any."""
+
+    def __init__(self, fault_type: str = "", message: str | None = None, *, task: str | None = None,
+                 fault: object = None, hint: str | None = None) -> None:
+        self.fault_type = fault_type
+        self.fault = fault
+        self.task = task
+        text = message or fault_type or "task failed"
+        if task:
+            text = f"{task} failed: {text}"
+        if fault_type and fault_type not in text:
+            text = f"{text} ({fault_type})"
+        super().__init__(text, hint=hint)
+
+
+class TaskTimeout(VMwareDriverError):
+    default_message = "vSphere task timed out"
+    hint = "Raise the operation timeout, or check the task in vCenter's Recent Tasks"
+
+    def __init__(self, message: str | None = None, *, task: str | None = None, timeout: float | None = None,
+                 hint: str | None = None) -> None:
+        self.task = task
+        self.timeout = timeout
+        if message is None and task:
+            message = f"{task} did not finish within {timeout:g} s" if timeout is not None else f"{task} timed out"
+        super().__init__(message, hint=hint)
+
+
+class ConnectionFailed(VMwareDriverError):
+    """Login, TLS or network failure.  The message names the server and the cause; never the password."""
+
+    default_message = "cannot connect to vSphere"
+
+    def __init__(self, server: str | None = None, cause: str | None = None, *, hint: str | None = None) -> None:
+        self.server = server
+        self.cause = cause
+        if server:
+            message = f"cannot connect to vSphere server {server}" + (f": {cause}" if cause else "")
+        else:
+            message = cause or self.default_message
+        super().__init__(message, hint=hint)
