@@ -173,8 +173,30 @@ def test_clone_from_template_snapshot_is_full(vsphere_session, ops, made, places
 
 
 # ---------------------------------------------------------------------------- extend
-def test_extend_in_place_keeps_eager_zero(vsphere_session, ops, made, places):
+class ShortOfSpace:
+    """Session proxy reporting a chosen free space for one datastore: drives the pre-check path without
+    making vcsim allocate hundreds of GiB (vcsim never refunds free space of destroyed VMs)."""
+
+    def __init__(self, session, datastore, free):
+        self._s, self._ds, self._free = session, datastore, free
+
+    def __getattr__(self, name):
+        return getattr(self._s, name)
+
+    def get_properties(self, obj, props):
+        got = self._s.get_properties(obj, props)
+        if getattr(obj, "_moId", None) == self._ds._moId and "summary.freeSpace" in props:
+            got["summary.freeSpace"] = self._free
+        return got
+
+
+def test_extend_in_place_keeps_eager_zero(vsphere_session, inventory, made, places):
+    from terraform_provider_vmdk.vsphere.volumeops import VolumeOps
+
     s = vsphere_session
+    # vcsim never gives free space back when VMs are destroyed, so a long-lived vcsim can report a
+    # (negative) full datastore; report ample space so this test is about growing in place.
+    ops = VolumeOps(ShortOfSpace(s, places[0].datastore, 1 << 50), inventory)
     b = create(ops, made, places[0], size=GiB, disk_type="eagerZeroedThick")
     with SoapCapture(s.si) as cap:
         b2 = ops.extend_backing(b, 4 * GiB)
@@ -203,29 +225,36 @@ def test_extend_refused_with_snapshots(vsphere_session, ops, made, places):
     assert cap.count("ReconfigVM_Task") == 0
 
 
-def test_extend_relocates_when_datastore_too_small(vsphere_session, ops, made, places):
+def test_extend_relocates_when_datastore_too_small(vsphere_session, inventory, made, places):
+    from terraform_provider_vmdk.vsphere.volumeops import VolumeOps
+
     s = vsphere_session
-    b = create(ops, made, places[0], size=GiB, disk_type="thick")
-    free = s.get_properties(places[0].datastore, ["summary.freeSpace"])["summary.freeSpace"]
-    target = (free // GiB + 2) * GiB  # more than the datastore has free
+    tight = VolumeOps(ShortOfSpace(s, places[0].datastore, GiB // 2), inventory)
+    b = create(tight, made, places[0], size=GiB, disk_type="thick")
     sel = FakeSelector(places[1])
     with SoapCapture(s.si) as cap:
-        b2 = ops.extend_backing(b, target, sel)
+        b2 = tight.extend_backing(b, 3 * GiB, sel)
     (req,) = sel.asked
-    assert req.size_bytes == target and places[0].datastore._moId in req.excluded_datastores
+    assert req.size_bytes == 3 * GiB and places[0].datastore._moId in req.excluded_datastores
     reloc = cap.last("RelocateVM_Task").args["spec"]
     assert reloc.datastore._moId == places[1].datastore._moId
     assert cap.methods().index("RelocateVM_Task") < max(i for i, m in enumerate(cap.methods()) if m == "ReconfigVM_Task")
     # inventory: vm.datastore now lists the target (vcsim leaves the disk file where it was) and the disk grew
     assert places[1].datastore._moId in [d._moId for d in vm_props(s, b.moref, "datastore")["datastore"]]
-    assert disk_of(s, b.moref).capacityInKB == target // 1024 and b2.size_bytes == target
+    assert disk_of(s, b.moref).capacityInKB == 3 * GiB // 1024 and b2.size_bytes == 3 * GiB
 
 
-def test_extend_without_room_and_without_selector(vsphere_session, ops, made, places):
-    b = create(ops, made, places[0], size=GiB, disk_type="eagerZeroedThick")
-    free = vsphere_session.get_properties(places[0].datastore, ["summary.freeSpace"])["summary.freeSpace"]
-    with pytest.raises(exc.NoDiskSpace):
-        ops.extend_backing(b, (free // GiB + 2) * GiB)
+def test_extend_without_room_and_without_selector(vsphere_session, inventory, made, places):
+    from terraform_provider_vmdk.vsphere.volumeops import VolumeOps
+
+    tight = VolumeOps(ShortOfSpace(vsphere_session, places[0].datastore, GiB // 2), inventory)
+    b = create(tight, made, places[0], size=GiB, disk_type="eagerZeroedThick")
+    with SoapCapture(vsphere_session.si) as cap, pytest.raises(exc.NoDiskSpace):
+        tight.extend_backing(b, 2 * GiB)
+    assert cap.count("ReconfigVM_Task") == 0
+    # a thin disk needs no room to grow: no pre-check refusal
+    thin = create(tight, made, places[0], size=GiB, disk_type="thin")
+    assert tight.extend_backing(thin, 2 * GiB).size_bytes == 2 * GiB
 
 
 def test_extend_retries_after_no_space_fault(vsphere_session, ops, made, places):

@@ -82,12 +82,24 @@ def _vim_fault(error: BaseException | None) -> Any:
     return None
 
 
+def _fault_named(error: BaseException, *names: str) -> bool:
+    """TaskFailed may carry only the fault's type name (e.g. 'vim.fault.NoDiskSpace')."""
+    fault_type = getattr(error, "fault_type", "") or ""
+    return any(fault_type.rsplit(".", 1)[-1] == n for n in names)
+
+
 def _is_no_space(error: BaseException) -> bool:
-    return isinstance(error, exc.NoDiskSpace) or isinstance(_vim_fault(error), _NO_SPACE_FAULTS)
+    return (
+        isinstance(error, exc.NoDiskSpace)
+        or isinstance(_vim_fault(error), _NO_SPACE_FAULTS)
+        or _fault_named(error, "NoDiskSpace", "InsufficientStorageSpace", "InsufficientDisks")
+    )
 
 
 def _is_gone(error: BaseException) -> bool:
-    return isinstance(_vim_fault(error), vmodl.fault.ManagedObjectNotFound)
+    return isinstance(_vim_fault(error), vmodl.fault.ManagedObjectNotFound) or _fault_named(
+        error, "ManagedObjectNotFound"
+    )
 
 
 def _moid(obj: Any) -> str | None:
@@ -112,7 +124,7 @@ class VolumeOps:
         self.snapshot_folder_path = f"{volume_folder}/{snapshot_folder}"
         self.hw_version = hw_version
         self._folders: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._folder_lock = threading.Lock()
 
     # ------------------------------------------------------------------ plumbing
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -126,13 +138,12 @@ class VolumeOps:
 
     def folder(self, path: str) -> Any:
         """VM folder under the datacenter's vmFolder, created when missing (cached)."""
-        with self._lock:
+        with self._folder_lock:  # serialised: parallel first uses must not race to create it
             found = self._folders.get(path)
-        if found is None:
-            found = self.inventory.get_or_create_folder(path)
-            with self._lock:
+            if found is None:
+                found = self.inventory.get_or_create_folder(path)
                 self._folders[path] = found
-        return found
+            return found
 
     def volume_folder(self) -> Any:
         return self.folder(self.volume_folder_path)
@@ -618,9 +629,9 @@ class VolumeOps:
     def _extend(self, backing: Backing, new_size_bytes: int, selector: Any, profile_name: str | None) -> Backing:
         self._check_extendable(backing, new_size_bytes)
         needed = 0 if backing.disk_type == specs.DISK_THIN else new_size_bytes - backing.size_bytes
-        free = self._free_space(backing.datastore)
+        free = self._free_space(backing.datastore) if needed > 0 else None
         relocated = False
-        if free is not None and free < needed:
+        if needed > 0 and free is not None and free < needed:
             LOG.info("datastore %s has %s bytes free, %s needed to grow %s; relocating",
                      backing.datastore_name, free, needed, backing.name)
             backing = self._relocate_for_size(backing, new_size_bytes, selector, profile_name)
