@@ -1,0 +1,594 @@
+"""Datastore selection for volume backings, after Cinder's VMware ``DatastoreSelector``.
+
+Structure: a *pure core* (``evaluate``, ``apply_policy``, ``rank``, ``choose_host``, ``explain``) on
+plain frozen dataclasses, so every rule is unit-testable without vSphere, and a thin
+``DatastoreSelector`` that loads the inventory (one PropertyCollector round trip each for hosts and
+datastores), asks PBM about policy compliance, and runs the core.
+
+Rules (in Cinder's order; the first failing rule is the datastore's rejection reason):
+
+1. name matches the configured regex (``re.match``, i.e. anchored at the start, as Cinder does);
+2. not excluded by the request (by name or moref value);
+3. capacity > 0 and free space >= requested size;
+4. mounted, with a usable mount (read-write, mounted, accessible), on a *valid host*: connected, not
+   in maintenance, and in the configured clusters (or in the request's ``hosts``) — no valid host at
+   all is ``NoValidHost``, an unknown cluster name ``ClusterNotFound``;
+5. type in {vmfs, nfs, nfs41, vsan, vvol}, case-insensitive. vcsim's local datastores report
+   ``OTHER``; tests widen ``allowed_types`` explicitly instead of the production default changing;
+6. accessible and not in / entering maintenance mode;
+7. complies with the storage policy (PBM), asked only for the datastores that passed 1–6.
+
+Ranking: most usable mounts on valid hosts first (Cinder counts all mounts; we count the ones we
+could actually place on, which is the same when no clusters are configured), then lowest space
+utilisation (1 - free/capacity), then name for a stable order.
+
+Host choice: Cinder picks a random usable host. Shadow VMs are never powered on, so spreading compute
+load buys nothing while determinism makes plans and tests reproducible: by default we take the
+request's first preferred host that qualifies, else the first by name. Pass ``rng`` to get Cinder's
+random choice. The resource pool is that host's cluster's (or standalone compute resource's) root pool.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from . import exceptions
+from . import pbm as pbm_util
+
+__all__ = [
+    "GiB",
+    "SUPPORTED_TYPES",
+    "MountState",
+    "HostState",
+    "DatastoreState",
+    "Rules",
+    "Evaluation",
+    "Requirements",
+    "Placement",
+    "VolumeStats",
+    "DatastoreSelector",
+    "evaluate",
+    "apply_policy",
+    "rank",
+    "choose_host",
+    "explain",
+    "format_size",
+    "volume_stats",
+]
+
+GiB = 1 << 30
+MiB = 1 << 20
+
+#: Datastore types Cinder places volumes on (DatastoreSummary.type, compared lower-cased).
+SUPPORTED_TYPES: frozenset[str] = frozenset({"vmfs", "nfs", "nfs41", "vsan", "vvol"})
+
+_MAINTENANCE_TEXT = {
+    "inmaintenance": "in maintenance mode",
+    "enteringmaintenance": "entering maintenance mode",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain data
+
+
+@dataclass(frozen=True)
+class MountState:
+    """One DatastoreHostMount: which host, and whether the mount can take a new disk."""
+
+    host: str  # host moref value
+    read_write: bool = True
+    mounted: bool = True
+    accessible: bool = True
+
+    @property
+    def usable(self) -> bool:
+        return self.read_write and self.mounted and self.accessible
+
+
+@dataclass(frozen=True)
+class HostState:
+    """A host as far as placement cares; ``moref``/``resource_pool`` are opaque to the core."""
+
+    key: str  # moref value
+    name: str
+    connected: bool = True
+    maintenance: bool = False
+    cluster: str | None = None  # cluster name; None for a standalone host
+    resource_pool: Any = None
+    moref: Any = None
+
+    @property
+    def usable(self) -> bool:
+        return self.connected and not self.maintenance
+
+    def why_unusable(self) -> str | None:
+        if not self.connected:
+            return "not connected"
+        if self.maintenance:
+            return "in maintenance mode"
+        return None
+
+
+@dataclass(frozen=True)
+class DatastoreState:
+    """A datastore's summary and host mounts (``moref`` is opaque to the core)."""
+
+    key: str  # moref value
+    name: str
+    type: str
+    capacity: int
+    free_space: int
+    accessible: bool = True
+    maintenance_mode: str | None = "normal"
+    mounts: tuple[MountState, ...] = ()
+    moref: Any = None
+
+    @property
+    def utilisation(self) -> float:
+        return 1.0 - (self.free_space / self.capacity) if self.capacity > 0 else 1.0
+
+    @property
+    def in_maintenance(self) -> bool:
+        return (self.maintenance_mode or "normal").lower() != "normal"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Everything ``evaluate`` needs besides the datastore; ``valid_hosts`` is keyed by moref value."""
+
+    size_bytes: int = 0
+    name_regex: re.Pattern[str] | None = None
+    excluded: frozenset[str] = frozenset()
+    valid_hosts: Mapping[str, HostState] = field(default_factory=dict)
+    allowed_types: frozenset[str] = SUPPORTED_TYPES
+    host_scope: str = "a connected host not in maintenance"  # for messages
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A datastore with its verdict: ``reason`` is None when it is eligible."""
+
+    datastore: DatastoreState
+    reason: str | None
+    hosts: tuple[HostState, ...] = ()  # valid hosts with a usable mount
+    compliant: bool | None = None  # None: no policy asked, or rejected before the policy check
+    selected: bool = False
+
+    @property
+    def eligible(self) -> bool:
+        return self.reason is None
+
+    @property
+    def host_count(self) -> int:
+        return len(self.hosts)
+
+    # Convenience for the vmdk_datastores data source.
+    @property
+    def name(self) -> str:
+        return self.datastore.name
+
+    @property
+    def type(self) -> str:
+        return self.datastore.type
+
+    @property
+    def capacity_gb(self) -> float:
+        return self.datastore.capacity / GiB
+
+    @property
+    def free_gb(self) -> float:
+        return self.datastore.free_space / GiB
+
+    @property
+    def accessible(self) -> bool:
+        return self.datastore.accessible
+
+    @property
+    def maintenance(self) -> str:
+        return self.datastore.maintenance_mode or "normal"
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What a volume needs.
+
+    ``excluded_datastores`` holds names or moref values (or vim.Datastore objects). ``hosts`` (names or
+    moref values) replaces the configured clusters as the set of valid hosts, like Cinder's instance
+    host on attach: the backing must be reachable from those hosts.
+    """
+
+    size_bytes: int
+    profile_name: str | None = None
+    excluded_datastores: frozenset[Any] = frozenset()
+    hosts: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.size_bytes < 0:
+            raise ValueError("size_bytes must be >= 0")
+        object.__setattr__(self, "excluded_datastores",
+                           frozenset(_ref_text(x) for x in self.excluded_datastores))
+        if self.hosts is not None:
+            object.__setattr__(self, "hosts", frozenset(_ref_text(x) for x in self.hosts))
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where to create a backing."""
+
+    host: Any  # vim.HostSystem
+    host_name: str
+    resource_pool: Any  # vim.ResourcePool
+    datastore: Any  # vim.Datastore
+    datastore_name: str
+    summary: DatastoreState
+    profile_id: str | None = None
+
+
+@dataclass(frozen=True)
+class VolumeStats:
+    """Cinder's get_volume_stats: capacity summed over the eligible datastores."""
+
+    total_bytes: int
+    free_bytes: int
+    datastores: tuple[str, ...]
+
+    @property
+    def total_gb(self) -> float:
+        return self.total_bytes / GiB
+
+    @property
+    def free_gb(self) -> float:
+        return self.free_bytes / GiB
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure core
+
+
+def format_size(n: int) -> str:
+    """Human size for messages: '10 GiB', '2.5 GiB', '512.0 MiB'."""
+    if n % GiB == 0:
+        return f"{n // GiB} GiB"
+    if n >= GiB // 10:
+        return f"{n / GiB:.1f} GiB"
+    return f"{n / MiB:.1f} MiB"
+
+
+def _ref_text(x: Any) -> str:
+    """Name/moref string for a str or a pyVmomi managed object."""
+    if isinstance(x, str):
+        return x
+    mo = getattr(x, "_moId", None)
+    if mo is not None:
+        return mo
+    raise TypeError(f"expected a name, moref value or managed object, got {x!r}")
+
+
+def evaluate(ds: DatastoreState, rules: Rules) -> Evaluation:
+    """Apply rules 1–6 in order; the first failing one becomes the reason."""
+
+    def reject(reason: str) -> Evaluation:
+        return Evaluation(ds, reason)
+
+    if rules.name_regex is not None and not rules.name_regex.match(ds.name):
+        return reject(f"name does not match regex {rules.name_regex.pattern!r}")
+    if ds.name in rules.excluded or ds.key in rules.excluded:
+        return reject("excluded by the request")
+    if ds.capacity <= 0:
+        return reject("capacity is 0")
+    if ds.free_space < rules.size_bytes:
+        return reject(f"free {format_size(ds.free_space)} < {format_size(rules.size_bytes)} needed")
+
+    on_valid = [m for m in ds.mounts if m.host in rules.valid_hosts]
+    usable = [rules.valid_hosts[m.host] for m in on_valid if m.usable]
+    if not usable:
+        if not ds.mounts:
+            return reject("not mounted on any host")
+        if on_valid:
+            return reject(f"its mounts on {rules.host_scope} are not usable "
+                          "(read-only, unmounted or inaccessible)")
+        return reject(f"not mounted on {rules.host_scope}")
+
+    if (ds.type or "").lower() not in rules.allowed_types:
+        allowed = ", ".join(sorted(rules.allowed_types))
+        return reject(f"type {ds.type or 'unknown'} is not supported ({allowed})")
+    if not ds.accessible:
+        return reject("not accessible")
+    if ds.in_maintenance:
+        return reject(_MAINTENANCE_TEXT.get((ds.maintenance_mode or "").lower(),
+                                            f"maintenance mode {ds.maintenance_mode}"))
+    return Evaluation(ds, None, hosts=tuple(sorted(usable, key=lambda h: (h.name, h.key))))
+
+
+def apply_policy(evaluations: Sequence[Evaluation], compliant_keys: Iterable[str] | None,
+                 policy_name: str | None) -> list[Evaluation]:
+    """Rule 7: mark eligible datastores compliant or not; ``compliant_keys`` None means no policy."""
+    if compliant_keys is None:
+        return list(evaluations)
+    ok = set(compliant_keys)
+    out = []
+    for ev in evaluations:
+        if not ev.eligible:
+            out.append(ev)
+        elif ev.datastore.key in ok:
+            out.append(replace(ev, compliant=True))
+        else:
+            out.append(replace(ev, compliant=False,
+                               reason=f"does not comply with storage policy {policy_name!r}"))
+    return out
+
+
+def _rank_key(ev: Evaluation) -> tuple[int, float, str, str]:
+    return (-ev.host_count, ev.datastore.utilisation, ev.datastore.name, ev.datastore.key)
+
+
+def rank(evaluations: Iterable[Evaluation]) -> list[Evaluation]:
+    """Eligible datastores, best first: most usable host mounts, then lowest utilisation."""
+    return sorted((ev for ev in evaluations if ev.eligible), key=_rank_key)
+
+
+def choose_host(ev: Evaluation, preferred: Sequence[str] = (),
+                rng: random.Random | None = None) -> HostState:
+    """A host to register the backing on: first preferred (name or moref) that qualifies, else the
+    first by name, or a random one when ``rng`` is given (Cinder's behaviour)."""
+    if not ev.hosts:
+        raise ValueError(f"datastore {ev.datastore.name} has no usable host")
+    for want in preferred:
+        for h in ev.hosts:
+            if want in (h.key, h.name):
+                return h
+    if rng is not None:
+        return rng.choice(ev.hosts)
+    return ev.hosts[0]
+
+
+def explain(evaluations: Sequence[Evaluation], size_bytes: int, policy_name: str | None = None,
+            scope: str | None = None) -> str:
+    """The NoValidDatastore message: what was asked, then why each datastore was rejected."""
+    wanted = f"a {format_size(size_bytes)} volume"
+    if policy_name:
+        wanted += f" with storage policy {policy_name!r}"
+    if scope:
+        wanted += f" on {scope}"
+    if not evaluations:
+        return f"No datastore can hold {wanted}: no datastores found"
+    reasons = "; ".join(f"{ev.datastore.name}: {ev.reason}"
+                        for ev in sorted(evaluations, key=lambda e: e.datastore.name)
+                        if ev.reason)
+    return f"No datastore can hold {wanted}: {reasons}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Adapters from the inventory module's records
+
+
+def _first(obj: Any, *names: str, default: Any = None) -> Any:
+    for n in names:
+        if isinstance(obj, Mapping):
+            if n in obj:
+                return obj[n]
+        elif hasattr(obj, n):
+            return getattr(obj, n)
+    return default
+
+
+def _mount_state(m: Any) -> MountState:
+    """From inventory mount records or raw vim.host.DatastoreHostMount."""
+    info = _first(m, "mountInfo", "mount_info")
+    src = info if info is not None else m
+    host = _first(m, "host", "key", "host_moref", "moref")
+    access = _first(src, "access_mode", "accessMode", default="readWrite")
+    read_write = _first(src, "read_write", default=None)
+    if read_write is None:
+        read_write = (access or "readWrite") == "readWrite"
+    mounted = _first(src, "mounted", default=True)
+    accessible = _first(src, "accessible", default=True)
+    return MountState(host=_ref_text(host),
+                      read_write=bool(read_write),
+                      mounted=True if mounted is None else bool(mounted),
+                      accessible=True if accessible is None else bool(accessible))
+
+
+def _cluster_name(c: Any) -> str | None:
+    if c is None or isinstance(c, str):
+        return c
+    return _first(c, "name", default=None) or _ref_text(c)
+
+
+def host_state(h: Any) -> HostState:
+    moref = _first(h, "moref", "ref")
+    return HostState(key=_ref_text(moref), name=_first(h, "name"),
+                     connected=bool(_first(h, "connected", default=True)),
+                     maintenance=bool(_first(h, "maintenance", "in_maintenance", default=False)),
+                     cluster=_cluster_name(_first(h, "cluster", "cluster_name")),
+                     resource_pool=_first(h, "resource_pool", "resourcePool"), moref=moref)
+
+
+def datastore_state(d: Any) -> DatastoreState:
+    moref = _first(d, "moref", "ref")
+    mounts = _first(d, "host_mounts", "mounts", "hosts", "host", default=()) or ()
+    return DatastoreState(key=_ref_text(moref), name=_first(d, "name"), type=_first(d, "type") or "",
+                          capacity=int(_first(d, "capacity", default=0) or 0),
+                          free_space=int(_first(d, "free_space", "freeSpace", default=0) or 0),
+                          accessible=bool(_first(d, "accessible", default=False)),
+                          maintenance_mode=_first(d, "maintenance_mode", "maintenanceMode",
+                                                  default="normal"),
+                          mounts=tuple(_mount_state(m) for m in mounts), moref=moref)
+
+
+# ---------------------------------------------------------------------------------------------
+# The selector
+
+
+class DatastoreSelector:
+    """Chooses a datastore, host and resource pool for a volume backing.
+
+    ``allowed_types`` defaults to Cinder's supported types; only tests against vcsim (whose local
+    datastores are type OTHER) should widen it.
+    """
+
+    def __init__(self, session: Any, inventory: Any, *, name_regex: re.Pattern[str] | str | None = None,
+                 cluster_names: Sequence[str] | None = None,
+                 allowed_types: Iterable[str] = SUPPORTED_TYPES,
+                 rng: random.Random | None = None) -> None:
+        self.session = session
+        self.inventory = inventory
+        self.name_regex = re.compile(name_regex) if isinstance(name_regex, str) else name_regex
+        self.cluster_names = list(cluster_names) if cluster_names else None
+        self.allowed_types = frozenset(t.lower() for t in allowed_types)
+        self.rng = rng
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def _datastores(self) -> list[DatastoreState]:
+        return [datastore_state(d) for d in self.inventory.datastores()]
+
+    def _scope_hosts(self, requirements: Requirements) -> tuple[dict[str, HostState], str]:
+        """Valid hosts keyed by moref value, and a phrase describing the scope for messages.
+
+        Raises ClusterNotFound for an unknown configured cluster and NoValidHost when no host in
+        scope is connected and out of maintenance.
+        """
+        if self.cluster_names:
+            self._check_clusters()
+            hosts = [host_state(h) for h in self.inventory.hosts(self.cluster_names)]
+            scope = "a usable host in cluster(s) " + ", ".join(repr(c) for c in self.cluster_names)
+        else:
+            hosts = [host_state(h) for h in self.inventory.hosts()]
+            scope = "a connected host not in maintenance"
+        if requirements.hosts is not None:
+            hosts = [h for h in hosts if h.key in requirements.hosts or h.name in requirements.hosts]
+            scope = "requested host(s) " + ", ".join(sorted(requirements.hosts))
+        valid = {h.key: h for h in hosts if h.usable}
+        if not valid:
+            detail = ", ".join(f"{h.name} ({h.why_unusable()})" for h in sorted(hosts, key=lambda h: h.name))
+            where = scope.replace("a usable host in ", "").replace("a connected host not in maintenance",
+                                                                   "the datacenter")
+            raise exceptions.NoValidHost(
+                f"no connected host out of maintenance mode in {where}"
+                + (f": {detail}" if detail else ": no hosts found"))
+        return valid, scope
+
+    def _check_clusters(self) -> None:
+        """ClusterNotFound for names the inventory does not know (adapter over Inventory.clusters)."""
+        assert self.cluster_names
+        found = self.inventory.clusters(self.cluster_names)  # may raise ClusterNotFound itself
+        names = {_cluster_name(c) for c in (found or [])}
+        missing = [c for c in self.cluster_names if c not in names]
+        if missing:
+            raise exceptions.ClusterNotFound(
+                "cluster(s) not found: " + ", ".join(repr(c) for c in missing))
+
+    def _rules(self, requirements: Requirements, valid_hosts: Mapping[str, HostState], scope: str) -> Rules:
+        return Rules(size_bytes=requirements.size_bytes, name_regex=self.name_regex,
+                     excluded=frozenset(requirements.excluded_datastores), valid_hosts=valid_hosts,
+                     allowed_types=self.allowed_types, host_scope=scope)
+
+    def _policy(self, evaluations: list[Evaluation], profile_name: str | None,
+                profile_id: str | None) -> list[Evaluation]:
+        if profile_id is None:
+            return evaluations
+        survivors = [ev.datastore for ev in evaluations if ev.eligible]
+        compliant = pbm_util.filter_compliant_datastores(self.session, profile_id, survivors) \
+            if survivors else []
+        return apply_policy(evaluations, {d.key for d in compliant}, profile_name)
+
+    # -- public API --------------------------------------------------------------------------
+
+    def profile_id(self, profile_name: str | None) -> str | None:
+        """PBM id for a policy name (None passes through); ProfileNotFound if unknown."""
+        return pbm_util.find_profile_id(self.session, profile_name) if profile_name else None
+
+    def _evaluate_all(self, requirements: Requirements) -> tuple[list[Evaluation], str, str | None]:
+        profile_id = self.profile_id(requirements.profile_name)
+        valid, scope = self._scope_hosts(requirements)
+        rules = self._rules(requirements, valid, scope)
+        evaluations = [evaluate(ds, rules) for ds in self._datastores()]
+        return self._policy(evaluations, requirements.profile_name, profile_id), scope, profile_id
+
+    def candidates(self, requirements: Requirements) -> list[Evaluation]:
+        """Every datastore with its verdict, the one ``select`` would pick marked ``selected``.
+
+        Sorted best first (eligible in rank order, then rejected ones by name).
+        """
+        evaluations, _, _ = self._evaluate_all(requirements)
+        ranked = rank(evaluations)
+        if ranked:
+            best = ranked[0]
+            ranked[0] = replace(best, selected=True)
+        rejected = sorted((ev for ev in evaluations if not ev.eligible), key=lambda e: e.datastore.name)
+        return ranked + rejected
+
+    def select(self, requirements: Requirements) -> Placement:
+        """Best datastore plus a host and resource pool to create the backing on.
+
+        Raises NoValidDatastore with every datastore's rejection reason, ProfileNotFound,
+        ClusterNotFound or NoValidHost.
+        """
+        evaluations, scope, profile_id = self._evaluate_all(requirements)
+        ranked = rank(evaluations)
+        if not ranked:
+            raise exceptions.NoValidDatastore(
+                explain(evaluations, requirements.size_bytes, requirements.profile_name,
+                        scope if (self.cluster_names or requirements.hosts is not None) else None))
+        best = ranked[0]
+        preferred = sorted(requirements.hosts) if requirements.hosts else ()
+        host = choose_host(best, preferred, self.rng)
+        pool = host.resource_pool
+        if pool is None:
+            pool = self._resource_pool_for(host)
+        ds = best.datastore
+        return Placement(host=host.moref, host_name=host.name, resource_pool=pool, datastore=ds.moref,
+                         datastore_name=ds.name, summary=ds, profile_id=profile_id)
+
+    def _resource_pool_for(self, host: HostState) -> Any:
+        getter = getattr(self.inventory, "resource_pool_for_host", None)
+        return getter(host.moref) if getter is not None else None
+
+    def evaluate_one(self, datastore: Any, requirements: Requirements) -> Evaluation:
+        """Verdict for one datastore (moref, moref value or name)."""
+        want = _ref_text(datastore)
+        profile_id = self.profile_id(requirements.profile_name)
+        valid, scope = self._scope_hosts(requirements)
+        rules = self._rules(requirements, valid, scope)
+        matches = [ds for ds in self._datastores() if want in (ds.key, ds.name)]
+        if not matches:
+            return Evaluation(DatastoreState(key=want, name=want, type="", capacity=0, free_space=0,
+                                             accessible=False), "datastore not found")
+        return self._policy([evaluate(matches[0], rules)], requirements.profile_name, profile_id)[0]
+
+    def is_usable(self, datastore: Any, requirements: Requirements) -> bool:
+        """Whether the datastore a backing is on can stay (retype/extend keep a compliant one).
+
+        Note: NoValidHost/ClusterNotFound/ProfileNotFound propagate, they are configuration errors.
+        """
+        return self.evaluate_one(datastore, requirements).eligible
+
+
+def volume_stats(selector: DatastoreSelector, profile_names: Sequence[str] | None = None) -> VolumeStats:
+    """Total/free capacity over datastores that could take a volume (Cinder's get_volume_stats).
+
+    Eligible: matches the regex, capacity > 0, usable mount on a valid host of the configured
+    clusters, supported type, accessible and not in maintenance; with ``profile_names``, also
+    compliant with at least one of those policies. Datastores are counted once.
+    """
+    req = Requirements(size_bytes=0)
+    valid, scope = selector._scope_hosts(req)
+    rules = selector._rules(req, valid, scope)
+    evaluations = [evaluate(ds, rules) for ds in selector._datastores()]
+    eligible = [ev.datastore for ev in evaluations if ev.eligible]
+    if profile_names:
+        keep: dict[str, DatastoreState] = {}
+        for name in profile_names:
+            pid = pbm_util.find_profile_id(selector.session, name)
+            for ds in pbm_util.filter_compliant_datastores(selector.session, pid, eligible):
+                keep[ds.key] = ds
+        eligible = [ds for ds in eligible if ds.key in keep]
+    return VolumeStats(total_bytes=sum(d.capacity for d in eligible),
+                       free_bytes=sum(d.free_space for d in eligible),
+                       datastores=tuple(sorted(d.name for d in eligible)))
