@@ -86,8 +86,10 @@ class HclogJSONFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["error"] = record.exc_text
         line = json.dumps(entry, default=str)
         if len(line) > MAX_LINE:
             entry["@message"] = entry["@message"][: MAX_LINE // 2] + "...(truncated)"
