@@ -1,0 +1,189 @@
+"""The provider block: how to reach vSphere and the placement policy for volumes.
+
+Settings fall back to the environment variables terraform-provider-vsphere users already have.
+Nothing here connects; see ``client``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from .. import __version__
+from ..framework.diagnostics import Diagnostics
+from ..framework.resource import DataSource, Provider, RequestContext, Resource
+from ..framework.schema import Attribute, Schema, schema
+from ..framework.types import Bool, List, Number, String
+from ..framework.validators import AtLeast, NotEmpty, OneOf, ValidRegex, WholeNumber
+from ..framework.secrets import register_secret
+from ..framework.values import is_unknown
+from ..vsphere.config import ConnectionConfig
+from .client import ProviderSettings, VSphereClient
+from .disk_types import DiskTypesDataSource
+
+__all__ = ["VmdkProvider", "PROVIDER_SCHEMA"]
+
+PROVIDER_SCHEMA: Schema = schema(
+    {
+        "vsphere_server": Attribute(
+            String, optional=True, validators=(NotEmpty(),), env_fallback=("VSPHERE_SERVER",),
+            description="vCenter or ESXi host name, as `host` or `host:port` (default port 443). "
+            "Environment: `VSPHERE_SERVER`.",
+        ),
+        "user": Attribute(
+            String, optional=True, env_fallback=("VSPHERE_USER",),
+            description="User name for vSphere. Environment: `VSPHERE_USER`.",
+        ),
+        "password": Attribute(
+            String, optional=True, sensitive=True, env_fallback=("VSPHERE_PASSWORD",),
+            description="Password for vSphere. Environment: `VSPHERE_PASSWORD`.",
+        ),
+        "allow_unverified_ssl": Attribute(
+            Bool, optional=True, env_fallback=("VSPHERE_ALLOW_UNVERIFIED_SSL",),
+            description="Skip TLS certificate verification (insecure; for labs only). Default `false`. "
+            "Environment: `VSPHERE_ALLOW_UNVERIFIED_SSL`.",
+        ),
+        "ca_file": Attribute(
+            String, optional=True, env_fallback=("VSPHERE_CA_FILE",),
+            description="PEM file of CA certificates that sign the server's certificate; default: the "
+            "system CAs. Environment: `VSPHERE_CA_FILE`.",
+        ),
+        "datacenter": Attribute(
+            String, optional=True,
+            description="Datacenter holding the volumes; required only when the server has several.",
+        ),
+        "cluster_names": Attribute(
+            List(String), optional=True,
+            description="Restrict placement to datastores mounted on hosts of these clusters.",
+        ),
+        "volume_folder": Attribute(
+            String, optional=True, validators=(NotEmpty(),),
+            description="VM folder (path below the datacenter's VM folder) for the shadow VMs. Default `Volumes`.",
+        ),
+        "datastore_regex": Attribute(
+            String, optional=True, validators=(ValidRegex(),),
+            description="Only datastores whose name matches this regular expression hold volumes.",
+        ),
+        "snapshot_format": Attribute(
+            String, optional=True, validators=(OneOf(("template", "COW")),),
+            description="Default format of `vmdk_snapshot`: `template` (a full copy that outlives its volume; "
+            "Cinder's default) or `COW` (a VM snapshot). Default `template`.",
+        ),
+        "api_retry_count": Attribute(
+            Number, optional=True, validators=(WholeNumber(), AtLeast(0)),
+            description="Retries of a vSphere call on transient faults. Default `10`.",
+        ),
+        "task_poll_interval": Attribute(
+            Number, optional=True, validators=(AtLeast(0.01),),
+            description="Seconds between polls of a running vSphere task. Default `0.5`.",
+        ),
+    },
+    description="Manages VMware VMDK volumes and their snapshots the way OpenStack Cinder's VMDK driver "
+    "does: each volume is a VMDK in a never-powered-on shadow VM.",
+)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _setting(config: dict[str, Any], name: str) -> Any:
+    value = config.get(name)
+    if value is not None:
+        return value
+    for env in PROVIDER_SCHEMA.attributes[name].env_fallback:
+        if env in os.environ:
+            return os.environ[env]
+    return None
+
+
+class VmdkProvider(Provider):
+    type_name = "vmdk"
+    version = __version__
+
+    def __init__(self, extra_resources: list[Resource] | None = None,
+                 extra_data_sources: list[DataSource] | None = None) -> None:
+        self._extra_resources = extra_resources or []
+        self._extra_data_sources = extra_data_sources or []
+        self.client: VSphereClient | None = None
+
+    def schema(self) -> Schema:
+        return PROVIDER_SCHEMA
+
+    def resources(self) -> list[Resource]:
+        return [*self._extra_resources]
+
+    def data_sources(self) -> list[DataSource]:
+        return [DiskTypesDataSource(), *self._extra_data_sources]
+
+    def configure(self, config: dict[str, Any], ctx: RequestContext) -> VSphereClient | None:
+        diags = ctx.diagnostics
+        if any(is_unknown(v) for v in config.values()):
+            diags.warning(
+                "Provider configuration not known yet",
+                "Some provider settings depend on values known only after apply; vSphere operations "
+                "cannot run until they are known.",
+            )
+            return None
+        settings = self._settings(config, diags)
+        if settings is None:
+            return None
+        register_secret(settings.connection.password)
+        self.client = VSphereClient(settings)
+        return self.client
+
+    def _settings(self, config: dict[str, Any], diags: Diagnostics) -> ProviderSettings | None:
+        server = _setting(config, "vsphere_server")
+        user = _setting(config, "user")
+        password = _setting(config, "password")
+        for name, value, env in (("vsphere_server", server, "VSPHERE_SERVER"), ("user", user, "VSPHERE_USER"),
+                                 ("password", password, "VSPHERE_PASSWORD")):
+            if value in (None, ""):
+                diags.error(
+                    f"Missing {name}",
+                    f"Set {name} in the provider block or the {env} environment variable.",
+                    name,
+                )
+        unverified = _setting(config, "allow_unverified_ssl")
+        if isinstance(unverified, str):
+            text = unverified.strip().lower()
+            if text not in _TRUE | _FALSE:
+                diags.error("Invalid VSPHERE_ALLOW_UNVERIFIED_SSL", f"Expected true or false, got {unverified!r}.",
+                            "allow_unverified_ssl")
+            unverified = text in _TRUE
+        ca_file = _setting(config, "ca_file")
+        if ca_file and not os.path.isfile(ca_file):
+            diags.error("CA file not found", f"ca_file {ca_file!r} does not exist or is not a file.", "ca_file")
+        regex = config.get("datastore_regex")
+        if regex is not None:
+            try:
+                re.compile(regex)
+            except re.error as exc:
+                diags.error("Invalid regular expression", f"datastore_regex: {exc}.", "datastore_regex")
+        if diags.has_errors:
+            return None
+        try:
+            connection = ConnectionConfig(
+                server=server, user=user, password=password, allow_unverified_ssl=bool(unverified),
+                ca_file=ca_file or None,
+                api_retry_count=int(config["api_retry_count"]) if config.get("api_retry_count") is not None else 10,
+                task_poll_interval=float(config["task_poll_interval"]) if config.get("task_poll_interval") is not None else 0.5,
+            )
+        except ValueError as exc:
+            diags.error("Invalid vsphere_server", str(exc), "vsphere_server")
+            return None
+        return ProviderSettings(
+            connection=connection,
+            datacenter=config.get("datacenter"),
+            cluster_names=tuple(config.get("cluster_names") or ()),
+            volume_folder=config.get("volume_folder") or "Volumes",
+            datastore_regex=regex,
+            snapshot_format=config.get("snapshot_format") or "template",
+        )
+
+    def stop(self) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        if self.client is not None:
+            self.client.close()
