@@ -168,3 +168,24 @@ class ConnectionFailed(VMwareDriverError):
         else:
             message = cause or self.default_message
         super().__init__(message, hint=hint)
+
+
+# ------------------------------------------------------------------ task faults mapped to driver errors
+# Each is a TaskFailed (fault_type, fault, task) *and* the matching driver error, so callers can catch either.
+
+class TaskNoDiskSpace(TaskFailed, NoDiskSpace):
+    """A task failed with vim.fault.NoDiskSpace / InsufficientStorageSpace / InsufficientDisks."""
+
+
+class FileAlreadyExists(TaskFailed):
+    """A task failed with vim.fault.FileAlreadyExists."""
+
+    hint = "Delete or rename the existing file, or choose another path"
+
+
+class FileNotFound(TaskFailed, NotFound):
+    """A task failed with vim.fault.FileNotFound."""
+
+
+class TaskNotFound(TaskFailed, NotFound):
+    """A task failed with ManagedObjectNotFound / vim.fault.NotFound, or the task itself vanished."""

@@ -1,0 +1,258 @@
+"""Build and run the vcsim simulator of ``tests/vcsim/main.go`` for tests and demos.
+
+    from tests.vcsim.harness import start_vcsim
+    sim = start_vcsim()           # HTTPS on 127.0.0.1, a fresh CA, fixed credentials
+    ...  sim.server, sim.user, sim.password, sim.ca_file, sim.datacenter
+    sim.stop()                    # SIGTERM (vcsim removes its datastore folders), then our temp folder
+
+The simulator's model is documented at the top of main.go.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as _dt
+import fcntl
+import ipaddress
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+MAIN_GO = HERE / "main.go"
+BINARY = HERE / "bin" / "vcsim"
+GOPATH = Path("/usr/share/gocode")
+GOVMOMI_SRC = GOPATH / "src" / "github.com" / "vmware" / "govmomi" / "simulator"
+
+USER = "vmdk"
+PASSWORD = "vmdk-Secr3t!pw"
+DATACENTER = "DC0"
+START_TIMEOUT = 60.0
+
+
+def _apt_install() -> None:
+    if os.geteuid() != 0:
+        raise RuntimeError("vcsim needs `go` and govmomi: apt-get install golang-go golang-github-vmware-govmomi-dev")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "golang-go",
+                    "golang-github-vmware-govmomi-dev"], check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def ensure_built() -> Path:
+    """Return the vcsim binary, installing Go/govmomi and (re)building when main.go is newer."""
+    BINARY.parent.mkdir(parents=True, exist_ok=True)
+    with open(BINARY.parent / ".build.lock", "w") as lock:  # several test runs may share the checkout
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if BINARY.exists() and BINARY.stat().st_mtime >= MAIN_GO.stat().st_mtime:
+            return BINARY
+        if shutil.which("go") is None or not GOVMOMI_SRC.is_dir():
+            _apt_install()
+        tmp = BINARY.with_name(f".vcsim.{os.getpid()}")
+        env = dict(os.environ, GOPATH=str(GOPATH), GO111MODULE="off",
+                   GOCACHE=os.environ.get("GOCACHE", str(Path.home() / ".cache" / "go-build")))
+        proc = subprocess.run(["go", "build", "-o", str(tmp), "."], cwd=HERE, env=env,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            raise RuntimeError(f"building vcsim failed:\n{proc.stderr}")
+        os.replace(tmp, BINARY)
+    return BINARY
+
+
+# ------------------------------------------------------------------------------------------ TLS
+
+def make_certificates(directory: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for ``hosts`` signed by it (RSA 2048).  Returns (ca, cert, key) paths."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = _dt.datetime.now(_dt.timezone.utc)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "terraform-provider-vmdk test CA")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _dt.timedelta(minutes=5))
+        .not_valid_after(now + _dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    names: list[x509.GeneralName] = []
+    for h in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(h)))
+        except ValueError:
+            names.append(x509.DNSName(h))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _dt.timedelta(minutes=5))
+        .not_valid_after(now + _dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_file, cert_file, key_file = directory / "ca.pem", directory / "server.pem", directory / "server-key.pem"
+    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                           serialization.NoEncryption()))
+    key_file.chmod(0o600)
+    return ca_file, cert_file, key_file
+
+
+# ------------------------------------------------------------------------------------- process
+
+@dataclass
+class Vcsim:
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    ca_file: str | None
+    datacenter: str = DATACENTER
+    workdir: Path | None = None
+    process: subprocess.Popen | None = field(default=None, repr=False)
+    log_file: Path | None = None
+
+    @property
+    def server(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """``https://host:port/sdk`` (no credentials)."""
+        return f"https://{self.server}/sdk"
+
+    @property
+    def tmpdir(self) -> Path | None:
+        """TMPDIR of the simulator: its datastore folders live below."""
+        return self.workdir / "tmp" if self.workdir else None
+
+    def connection_config(self, **overrides):
+        from terraform_provider_vmdk.vsphere.config import ConnectionConfig
+
+        kw = dict(server=self.server, user=self.user, password=self.password, ca_file=self.ca_file)
+        kw.update(overrides)
+        return ConnectionConfig(**kw)
+
+    def set_datastore(self, name: str, *, accessible: bool | None = None, maintenance: str | None = None,
+                      capacity: int | None = None, free: int | None = None) -> None:
+        """Change a datastore's state through main.go's test endpoint (not a vSphere API)."""
+        form = {"name": name}
+        if accessible is not None:
+            form["accessible"] = "true" if accessible else "false"
+        if maintenance is not None:
+            form["maintenance"] = maintenance
+        if capacity is not None:
+            form["capacity"] = str(capacity)
+        if free is not None:
+            form["free"] = str(free)
+        import ssl
+
+        ctx = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
+        req = urllib.request.Request(f"https://{self.server}/vmdk-test/datastore",
+                                     data=urllib.parse.urlencode(form).encode(), method="POST")
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+            resp.read()
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM (vcsim removes its datastore folders), then remove our work folder.  Idempotent."""
+        proc, self.process = self.process, None
+        if proc is not None:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            if proc.stdout:
+                proc.stdout.close()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def __enter__(self) -> Vcsim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_vcsim(tmpdir: str | Path | None = None, *, port: int = 0, user: str = USER, password: str = PASSWORD,
+                tls: bool = True) -> Vcsim:
+    """Start the simulator on 127.0.0.1 and wait until it listens.
+
+    ``tmpdir``: parent of the work folder (certificates, the simulator's TMPDIR, its log); default the
+    system temp dir.  The work folder is removed by ``stop()`` (and at interpreter exit as a last resort).
+    """
+    binary = ensure_built()
+    workdir = Path(tempfile.mkdtemp(prefix="vmdk-vcsim-", dir=tmpdir))
+    try:
+        sim_tmp = workdir / "tmp"
+        sim_tmp.mkdir()
+        args = [str(binary), "-port", str(port), "-user", user, "-password", password]
+        ca_file = None
+        if tls:
+            ca, cert, key = make_certificates(workdir / "tls")
+            ca_file = str(ca)
+            args += ["-cert", str(cert), "-key", str(key)]
+        log_file = workdir / "vcsim.log"
+        env = dict(os.environ, TMPDIR=str(sim_tmp))
+        with open(log_file, "wb") as log:
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, env=env, text=True,
+                                    start_new_session=True)
+        lines: queue.Queue[str] = queue.Queue()
+
+        def pump() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.put(line)
+            lines.put("")
+
+        threading.Thread(target=pump, name="vcsim-stdout", daemon=True).start()
+        try:
+            line = lines.get(timeout=START_TIMEOUT)
+        except queue.Empty:
+            line = ""
+        if not line.startswith("VCSIM_URL="):
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"vcsim did not start: {line!r}; log:\n{log_file.read_text(errors='replace')}")
+        u = urllib.parse.urlsplit(line.split("=", 1)[1].strip())
+        sim = Vcsim(host=u.hostname or "127.0.0.1", port=u.port or 443, user=user, password=password,
+                    ca_file=ca_file, workdir=workdir, process=proc, log_file=log_file)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    atexit.register(sim.stop)
+    return sim
