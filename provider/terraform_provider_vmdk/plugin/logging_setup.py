@@ -10,12 +10,11 @@ will see.
 
 from __future__ import annotations
 
-import datetime
-import json
 import logging
 import os
 import sys
 import threading
+import time
 from typing import Any, Mapping
 
 TRACE = 5
@@ -59,22 +58,30 @@ def hclog_level(levelno: int) -> str:
 
 
 def hclog_timestamp(created: float) -> str:
-    """Local time in Go's ``2006-01-02T15:04:05.000000Z07:00`` layout ('Z' for UTC)."""
-    moment = datetime.datetime.fromtimestamp(created).astimezone()
-    offset = moment.utcoffset() or datetime.timedelta(0)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    """Local time in Go's ``2006-01-02T15:04:05.000000Z07:00`` layout ('Z' for UTC).
+
+    Built with ``time`` rather than ``datetime`` to keep start-up imports small.
+    """
+    seconds = int(created)
+    micros = int(round((created - seconds) * 1_000_000))
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, micros - 1_000_000
+    local = time.localtime(seconds)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", local) + f".{micros:06d}"
+    offset = local.tm_gmtoff // 60
     if not offset:
         return text + "Z"
-    minutes = int(offset.total_seconds()) // 60
-    sign = "+" if minutes >= 0 else "-"
-    minutes = abs(minutes)
-    return f"{text}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    sign = "+" if offset > 0 else "-"
+    offset = abs(offset)
+    return f"{text}{sign}{offset // 60:02d}:{offset % 60:02d}"
 
 
 class HclogJSONFormatter(logging.Formatter):
     """One JSON object per line in go-hclog's shape; ``extra`` keys become fields."""
 
     def format(self, record: logging.LogRecord) -> str:
+        import json  # first log line pays for it, not every start
+
         entry: dict[str, Any] = {
             "@level": hclog_level(record.levelno),
             "@message": record.getMessage(),

@@ -14,7 +14,6 @@ reaches the whole process group, and Terraform cancels through StopProvider.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -223,6 +222,8 @@ def _emit_stdout_line(out: Any, line: str) -> None:
 
 
 def _print_reattach(endpoint: Endpoint) -> None:
+    import json
+
     from .. import PROVIDER_ADDRESS
 
     value = json.dumps(
