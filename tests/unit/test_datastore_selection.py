@@ -245,13 +245,10 @@ class FakeInventory:
         self._hosts, self._ds, self._clusters = hosts, datastores, clusters
 
     def hosts(self, cluster_names=None):
-        return [h for h in self._hosts if cluster_names is None or h["cluster"] in cluster_names]
-
-    def clusters(self, names):
-        missing = [n for n in names if n not in self._clusters]
+        missing = [n for n in cluster_names or () if n not in self._clusters]
         if missing:
             raise exceptions.ClusterNotFound(f"cluster not found: {missing}")
-        return [{"name": n} for n in names]
+        return [h for h in self._hosts if cluster_names is None or h["cluster"] in cluster_names]
 
     def datastores(self):
         return self._ds
@@ -362,3 +359,12 @@ def test_selector_policy_filter_uses_pbm(inv, monkeypatch):
     assert cands["shared"].compliant is False
     assert cands["shared"].reason == "does not comply with storage policy 'gold'"
     assert cands["tiny"].compliant is None
+
+
+def test_inaccessible_datastore_with_inaccessible_mounts_reports_not_accessible():
+    # Like vCenter's (and the harness's ds-gone): summary.accessible false and every mount inaccessible.
+    gone = ds("gone", accessible=False, mounts=[MountState("host-1", accessible=False)])
+    assert evaluate(gone, rules()).reason == "not accessible"
+    # Type is checked before mount usability, as in Cinder (usability only at host choice).
+    other = ds("o", type="OTHER", mounts=[MountState("host-1", read_write=False)])
+    assert evaluate(other, rules()).reason.startswith("type OTHER")

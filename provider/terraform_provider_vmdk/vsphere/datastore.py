@@ -10,13 +10,15 @@ Rules (in Cinder's order; the first failing rule is the datastore's rejection re
 1. name matches the configured regex (``re.match``, i.e. anchored at the start, as Cinder does);
 2. not excluded by the request (by name or moref value);
 3. capacity > 0 and free space >= requested size;
-4. mounted, with a usable mount (read-write, mounted, accessible), on a *valid host*: connected, not
-   in maintenance, and in the configured clusters (or in the request's ``hosts``) — no valid host at
-   all is ``NoValidHost``, an unknown cluster name ``ClusterNotFound``;
-5. type in {vmfs, nfs, nfs41, vsan, vvol}, case-insensitive. vcsim's local datastores report
-   ``OTHER``; tests widen ``allowed_types`` explicitly instead of the production default changing;
+4. mounted on a *valid host*: connected, not in maintenance, and in the configured clusters (or in
+   the request's ``hosts``) — no valid host at all is ``NoValidHost``, an unknown cluster name
+   ``ClusterNotFound``;
+5. type in {vmfs, nfs, nfs41, vsan, vvol}, case-insensitive. vcsim's own ``LocalDS_0`` reports
+   ``OTHER`` and is rejected like on vCenter; ``allowed_types`` can widen the set explicitly;
 6. accessible and not in / entering maintenance mode;
-7. complies with the storage policy (PBM), asked only for the datastores that passed 1–6.
+6b. at least one of those mounts usable (read-write, mounted, accessible) — Cinder only finds this
+   out when picking the host; we check it here so the reason is reported;
+7. complies with the storage policy (PBM), asked only for the datastores that passed 1–6b.
 
 Ranking: most usable mounts on valid hosts first (Cinder counts all mounts; we count the ones we
 could actually place on, which is the same when no clusters are configured), then lowest space
@@ -270,7 +272,7 @@ def _ref_text(x: Any) -> str:
 
 
 def evaluate(ds: DatastoreState, rules: Rules) -> Evaluation:
-    """Apply rules 1–6 in order; the first failing one becomes the reason."""
+    """Apply rules 1–6b in order; the first failing one becomes the reason."""
 
     def reject(reason: str) -> Evaluation:
         return Evaluation(ds, reason)
@@ -285,15 +287,8 @@ def evaluate(ds: DatastoreState, rules: Rules) -> Evaluation:
         return reject(f"free {format_size(ds.free_space)} < {format_size(rules.size_bytes)} needed")
 
     on_valid = [m for m in ds.mounts if m.host in rules.valid_hosts]
-    usable = [rules.valid_hosts[m.host] for m in on_valid if m.usable]
-    if not usable:
-        if not ds.mounts:
-            return reject("not mounted on any host")
-        if on_valid:
-            return reject(f"its mounts on {rules.host_scope} are not usable "
-                          "(read-only, unmounted or inaccessible)")
-        return reject(f"not mounted on {rules.host_scope}")
-
+    if not on_valid:
+        return reject(f"not mounted on {rules.host_scope}" if ds.mounts else "not mounted on any host")
     if (ds.type or "").lower() not in rules.allowed_types:
         allowed = ", ".join(sorted(rules.allowed_types))
         return reject(f"type {ds.type or 'unknown'} is not supported ({allowed})")
@@ -302,6 +297,11 @@ def evaluate(ds: DatastoreState, rules: Rules) -> Evaluation:
     if ds.in_maintenance:
         return reject(_MAINTENANCE_TEXT.get((ds.maintenance_mode or "").lower(),
                                             f"maintenance mode {ds.maintenance_mode}"))
+    # Cinder checks mount usability only when picking the host; same outcome, earlier and explained.
+    usable = [rules.valid_hosts[m.host] for m in on_valid if m.usable]
+    if not usable:
+        return reject(f"its mounts on {rules.host_scope} are not usable "
+                      "(read-only, unmounted or inaccessible)")
     return Evaluation(ds, None, hosts=tuple(sorted(usable, key=lambda h: (h.name, h.key))))
 
 
@@ -455,7 +455,7 @@ class DatastoreSelector:
         scope is connected and out of maintenance.
         """
         if self.cluster_names:
-            self._check_clusters()
+            # Inventory.hosts raises ClusterNotFound naming unknown clusters.
             hosts = [host_state(h) for h in self.inventory.hosts(self.cluster_names)]
             scope = "a usable host in cluster(s) " + ", ".join(repr(c) for c in self.cluster_names)
         else:
@@ -473,16 +473,6 @@ class DatastoreSelector:
                 f"no connected host out of maintenance mode in {where}"
                 + (f": {detail}" if detail else ": no hosts found"))
         return valid, scope
-
-    def _check_clusters(self) -> None:
-        """ClusterNotFound for names the inventory does not know (adapter over Inventory.clusters)."""
-        assert self.cluster_names
-        found = self.inventory.clusters(self.cluster_names)  # may raise ClusterNotFound itself
-        names = {_cluster_name(c) for c in (found or [])}
-        missing = [c for c in self.cluster_names if c not in names]
-        if missing:
-            raise exceptions.ClusterNotFound(
-                "cluster(s) not found: " + ", ".join(repr(c) for c in missing))
 
     def _rules(self, requirements: Requirements, valid_hosts: Mapping[str, HostState], scope: str) -> Rules:
         return Rules(size_bytes=requirements.size_bytes, name_regex=self.name_regex,
