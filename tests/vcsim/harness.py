@@ -173,13 +173,25 @@ class Vcsim:
             form["capacity"] = str(capacity)
         if free is not None:
             form["free"] = str(free)
+        self._post("/vmdk-test/datastore", form)
+
+    def start_task(self, seconds: float, fault: str | None = None) -> str:
+        """Start a vcsim task that runs ``seconds`` then succeeds (result: the root folder) or fails with
+        ``fault`` (NoDiskSpace, FileAlreadyExists, FileNotFound).  Returns the task's moref value."""
+        form = {"seconds": repr(float(seconds))}
+        if fault:
+            form["fault"] = fault
+        return self._post("/vmdk-test/task", form)
+
+    def _post(self, path: str, form: dict[str, str]) -> str:
         import ssl
 
         ctx = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
-        req = urllib.request.Request(f"https://{self.server}/vmdk-test/datastore",
+        scheme = "https" if self.ca_file else "http"
+        req = urllib.request.Request(f"{scheme}://{self.server}{path}",
                                      data=urllib.parse.urlencode(form).encode(), method="POST")
         with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
-            resp.read()
+            return resp.read().decode()
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -22,6 +22,10 @@
 // name (required), and any of accessible=true|false, maintenance=normal|enteringMaintenance|inMaintenance,
 // capacity=<bytes>, free=<bytes>.
 //
+// POST /vmdk-test/task with seconds=<float> and optional fault=NoDiskSpace|FileAlreadyExists|FileNotFound
+// starts a task on the root folder that runs that long, then succeeds (result: the root folder) or fails;
+// the answer body is the task's moref value.  vcsim's own tasks finish before the call returns.
+//
 // Once listening it prints one line to stdout: "VCSIM_URL=https://user:pass@127.0.0.1:PORT/sdk".
 package main
 
@@ -37,6 +41,7 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 
 	pbmsim "github.com/vmware/govmomi/pbm/simulator"
 	pbmtypes "github.com/vmware/govmomi/pbm/types"
@@ -67,6 +72,10 @@ func main() {
 	keyFile := flag.String("key", "", "PEM server key")
 	urlFile := flag.String("url-file", "", "also write the URL to this file once listening")
 	flag.Parse()
+
+	// Catch signals before anything exists to clean up, so an early SIGTERM still runs the defers.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 
 	model := simulator.VPX()
 	model.Cluster = 2
@@ -125,6 +134,7 @@ func main() {
 	}
 	model.Service.ServeMux = http.NewServeMux()
 	model.Service.ServeMux.HandleFunc("/vmdk-test/datastore", controlDatastore)
+	model.Service.ServeMux.HandleFunc("/vmdk-test/task", slowTask(model.ServiceContent.RootFolder))
 
 	server := model.Service.NewServer()
 	defer server.Close()
@@ -137,8 +147,6 @@ func main() {
 	}
 	fmt.Println(line)
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig
 }
 
@@ -336,4 +344,40 @@ func controlDatastore(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// slowTask starts a task that takes a while (tests of task polling and timeouts).
+func slowTask(rootRef types.ManagedObjectReference) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		seconds, err := strconv.ParseFloat(r.FormValue("seconds"), 64)
+		if err != nil {
+			http.Error(w, "seconds: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		faults := map[string]types.BaseMethodFault{
+			"":                  nil,
+			"NoDiskSpace":       &types.NoDiskSpace{Datastore: "ds-small"},
+			"FileAlreadyExists": &types.FileAlreadyExists{FileFault: types.FileFault{File: "[ds-small] x.vmdk"}},
+			"FileNotFound":      &types.FileNotFound{FileFault: types.FileFault{File: "[ds-small] x.vmdk"}},
+		}
+		fault, ok := faults[r.FormValue("fault")]
+		if !ok {
+			http.Error(w, "unknown fault", http.StatusBadRequest)
+			return
+		}
+		root := simulator.Map.Get(rootRef)
+		task := simulator.CreateTask(root, "vmdkTestSleep", func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
+			time.Sleep(time.Duration(seconds * float64(time.Second)))
+			if fault != nil {
+				return nil, fault
+			}
+			return root.Reference(), nil
+		})
+		go task.Run()
+		_, _ = fmt.Fprint(w, task.Self.Value)
+	}
 }

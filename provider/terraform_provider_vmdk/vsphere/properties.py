@@ -46,20 +46,22 @@ def view_filter_spec(view: Any, wanted: Mapping[Any, Sequence[str]]) -> vmodl.qu
         objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=view, skip=True, selectSet=[traversal])],
         propSet=[vmodl.query.PropertyCollector.PropertySpec(type=t, all=False, pathSet=list(p))
                  for t, p in wanted.items()],
-        reportMissingObjectsInResults=True,
+        reportMissingObjectsInResults=False,  # a vanished view raises ManagedObjectNotFound
     )
 
 
-def objects_filter_spec(objects: Iterable[Any], properties: Sequence[str],
-                        obj_type: Any = None) -> vmodl.query.PropertyCollector.FilterSpec:
-    """The given objects (one PropertySpec per type present, or ``obj_type`` if given)."""
+def objects_filter_spec(objects: Iterable[Any], properties: Sequence[str], obj_type: Any = None, *,
+                        report_missing: bool = True) -> vmodl.query.PropertyCollector.FilterSpec:
+    """The given objects (one PropertySpec per type present, or ``obj_type`` if given).  With
+    ``report_missing`` a deleted object is left out (vCenter lists it in missingSet, vcsim drops it);
+    without, the whole retrieve fails with ManagedObjectNotFound."""
     objects = list(objects)
     types = [obj_type] if obj_type is not None else list({type(o): None for o in objects})
     return vmodl.query.PropertyCollector.FilterSpec(
         objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=o, skip=False) for o in objects],
         propSet=[vmodl.query.PropertyCollector.PropertySpec(type=t, all=False, pathSet=list(properties))
                  for t in types],
-        reportMissingObjectsInResults=True,
+        reportMissingObjectsInResults=report_missing,
     )
 
 

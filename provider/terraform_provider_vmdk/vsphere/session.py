@@ -342,9 +342,11 @@ class Session:
         """Properties of one object (missing ones absent).  NotFound when the object no longer exists."""
         try:
             found = retrieve_all(self.call, self.content.propertyCollector,
-                                 objects_filter_spec([obj], properties))
+                                 objects_filter_spec([obj], properties, report_missing=False))
         except vmodl.fault.ManagedObjectNotFound as error:
             raise exc.NotFound(f"{type(obj).__name__} {obj._GetMoId()} not found") from error
+        if found and any(isinstance(f, vmodl.fault.ManagedObjectNotFound) for f in found[0].missing.values()):
+            raise exc.NotFound(f"{type(obj).__name__} {obj._GetMoId()} not found")
         return found[0].props if found else {}
 
     # ------------------------------------------------------------------ PBM, cookies

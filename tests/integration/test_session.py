@@ -1,0 +1,310 @@
+"""Session: TLS verification, login failures, re-login, retries, retrieve, concurrency."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import pytest
+from pyVmomi import SoapStubAdapter, vim, vmodl
+
+from terraform_provider_vmdk.vsphere import exceptions as exc
+from terraform_provider_vmdk.vsphere import session as session_mod
+from terraform_provider_vmdk.vsphere.config import ConnectionConfig
+from terraform_provider_vmdk.vsphere.inventory import Inventory
+from terraform_provider_vmdk.vsphere.session import Session
+
+
+@pytest.fixture
+def only_vcsim(is_vcsim):
+    if not is_vcsim:
+        pytest.skip("needs our vcsim (own CA on 127.0.0.1)")
+
+
+# ------------------------------------------------------------------ TLS
+
+def test_ca_file_verification_succeeds(vsphere_config, only_vcsim):
+    assert vsphere_config.ca_file and not vsphere_config.allow_unverified_ssl
+    with Session(vsphere_config) as s:
+        assert s.content.about.apiType == "VirtualCenter"
+        assert s.ssl_context.verify_mode.name == "CERT_REQUIRED" and s.ssl_context.check_hostname
+
+
+def test_localhost_name_verifies_against_certificate(vcsim, only_vcsim):
+    with Session(vcsim.connection_config(server=f"localhost:{vcsim.port}")) as s:
+        assert s.content.rootFolder is not None
+
+
+@pytest.mark.parametrize("env", [{}, {"REQUESTS_CA_BUNDLE": "ca"}, {"CURL_CA_BUNDLE": "ca"}])
+def test_system_cas_reject_self_signed_vcsim_even_on_127_0_0_1(vcsim, only_vcsim, monkeypatch, env):
+    for k in env:
+        monkeypatch.setenv(k, vcsim.ca_file)  # must not change our verification
+    s = Session(vcsim.connection_config(ca_file=None))
+    with pytest.raises(exc.ConnectionFailed) as info:
+        s.connect()
+    msg = str(info.value)
+    assert vcsim.server in msg and "certificate verification failed" in msg
+    assert "ca_file" in msg and "allow_unverified_ssl" in msg
+    assert not s.connected
+
+
+def test_wrong_ca_is_rejected(vcsim, only_vcsim, tmp_path):
+    from tests.vcsim.harness import make_certificates
+
+    other_ca, _, _ = make_certificates(tmp_path)
+    with pytest.raises(exc.ConnectionFailed, match="not signed by the CA in ca_file"):
+        Session(vcsim.connection_config(ca_file=str(other_ca))).connect()
+
+
+def test_unreadable_ca_file(vcsim, tmp_path):
+    with pytest.raises(exc.ConnectionFailed, match="cannot read ca_file"):
+        Session(vcsim.connection_config(ca_file=str(tmp_path / "missing.pem"))).connect()
+
+
+def test_allow_unverified_ssl_connects(vcsim):
+    with Session(vcsim.connection_config(ca_file=None, allow_unverified_ssl=True)) as s:
+        assert s.content.rootFolder is not None
+
+
+def test_datastore_http_uses_the_session_context(vsphere_session, only_vcsim):
+    """http_url + ssl_context + session_cookie are what transfer.py needs."""
+    name = f"probe-{uuid.uuid4().hex[:8]}.txt"
+    url = vsphere_session.http_url(f"/folder/{name}?dcPath=DC0&dsName=ds-big")
+    host, port = vsphere_session.config.host, vsphere_session.config.port
+    assert url.startswith(f"https://{host}:{port}/folder/")
+    target = url.split(f":{port}", 1)[1]
+    headers = {"Cookie": vsphere_session.session_cookie()}
+    conn = http.client.HTTPSConnection(host, port, context=vsphere_session.ssl_context, timeout=10)
+    conn.request("PUT", target, body=b"hello", headers=headers)
+    assert conn.getresponse().read() is not None
+    conn.request("GET", target, headers=headers)
+    resp = conn.getresponse()
+    assert (resp.status, resp.read()) == (200, b"hello")
+    conn.request("DELETE", target, headers=headers)
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    assert vsphere_session.session_cookie().startswith("vmware_soap_session=")
+
+
+# ------------------------------------------------------------------ login failures
+
+def test_wrong_password_fails_without_leaking_it(vcsim, caplog):
+    caplog.set_level(logging.DEBUG)
+    secret = "Wr0ng-" + uuid.uuid4().hex
+    s = Session(vcsim.connection_config(password=secret))
+    with pytest.raises(exc.ConnectionFailed) as info:
+        s.connect()
+    err = info.value
+    assert "login failed" in str(err) and vcsim.user in str(err) and vcsim.server in str(err)
+    import traceback
+
+    text = "".join(traceback.format_exception(err)) + repr(err) + repr(s) + repr(s.config)
+    text += "".join(r.getMessage() for r in caplog.records)
+    assert secret not in text
+    assert err.__cause__ is None and err.__suppress_context__
+
+
+def test_unreachable_server(vcsim):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(exc.ConnectionFailed, match=f"127.0.0.1:{port}.*refused"):
+        Session(vcsim.connection_config(server=f"127.0.0.1:{port}")).connect()
+
+
+def test_connect_is_lazy_idempotent_and_thread_safe(vsphere_config):
+    s = Session(vsphere_config)
+    assert not s.connected and s.round_trips == 0
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: s.connect(), range(16)))
+    trips = s.round_trips
+    assert trips == 2  # RetrieveServiceContent + Login, once
+    s.connect()
+    assert s.round_trips == trips
+    s.logout()
+    s.logout()
+    assert not s.connected
+    assert s.content is not None  # reconnects lazily after logout
+    s.logout()
+
+
+# ------------------------------------------------------------------ re-login
+
+def _other_handle(config):
+    other = Session(config)
+    other.connect()
+    return other
+
+
+def test_relogin_after_terminate_session(vsphere_config, caplog):
+    s = Session(vsphere_config)
+    key = s.content.sessionManager.currentSession.key
+    admin = _other_handle(vsphere_config)
+    try:
+        admin.call(admin.content.sessionManager.TerminateSession, [key])
+        with pytest.raises(vim.fault.NotAuthenticated):
+            s.content.sessionManager.currentSession.key  # noqa: B018 - raw stub: really logged out
+        caplog.set_level(logging.WARNING, logger="terraform_provider_vmdk.vsphere")
+        names = [c.props["name"] for c in s.retrieve(vim.Datacenter, ["name"])]
+        assert names
+        assert s.call(lambda: s.content.sessionManager.currentSession.key) != key
+        assert any("logging in again" in r.getMessage() for r in caplog.records)
+    finally:
+        admin.logout()
+        s.logout()
+
+
+def test_relogin_after_logout_through_another_handle(vsphere_config):
+    s = Session(vsphere_config)
+    s.connect()
+    # Log the same session out through a second stub that carries our cookie.
+    stub = SoapStubAdapter(host=vsphere_config.host, port=vsphere_config.port, version=s.si._stub.version,
+                           sslContext=s.ssl_context)
+    stub.cookie = s.si._stub.cookie
+    vim.ServiceInstance("ServiceInstance", stub).RetrieveContent().sessionManager.Logout()
+    folder = Inventory(s).get_or_create_folder(f"relogin-{uuid.uuid4().hex[:8]}")
+    assert s.get_properties(folder, ["name"])["name"].startswith("relogin-")
+    s.run_task(folder.Destroy_Task)
+    # PBM shares the session: still works after a re-login
+    assert s.pbm_content().profileManager is not None
+    s.logout()
+
+
+# ------------------------------------------------------------------ retries
+
+def test_transient_errors_are_retried_with_backoff(vsphere_config, monkeypatch, caplog):
+    monkeypatch.setattr(session_mod, "BACKOFF_BASE", 0.001)
+    s = Session(replace(vsphere_config, api_retry_count=3))
+    failures = [ConnectionResetError("reset"), http.client.HTTPException("503 Service Unavailable"),
+                vmodl.fault.HostCommunication()]
+
+    def flaky():
+        if failures:
+            raise failures.pop(0)
+        return "ok"
+
+    caplog.set_level(logging.WARNING, logger="terraform_provider_vmdk.vsphere")
+    assert s.call(flaky) == "ok"
+    assert sum("transient error" in r.getMessage() for r in caplog.records) == 3
+
+    def always():
+        raise TimeoutError("timed out")
+
+    with pytest.raises(exc.ConnectionFailed, match="gave up after 4 attempts"):
+        s.call(always)
+
+    def permanent():
+        raise vim.fault.InvalidState()
+
+    with pytest.raises(vim.fault.InvalidState):
+        s.call(permanent)
+    s.logout()
+
+
+# ------------------------------------------------------------------ retrieve
+
+def test_retrieve_many_vms_in_one_round_trip(vsphere_session, vcsim):
+    inv = Inventory(vsphere_session)
+    folder = inv.get_or_create_folder(f"many-{uuid.uuid4().hex[:8]}")
+    host = inv.hosts(["DC0_C0"])[0]
+    names = [f"m{i:02d}" for i in range(25)]
+
+    def create(name):
+        spec = vim.vm.ConfigSpec(name=name, guestId="otherGuest", numCPUs=1, memoryMB=128,
+                                 files=vim.vm.FileInfo(vmPathName="[ds-big]"))
+        return vsphere_session.run_task(folder.CreateVM_Task, spec, host.resource_pool, host.moref)
+
+    with ThreadPoolExecutor(10) as pool:
+        vms = list(pool.map(create, names))
+    try:
+        before = vsphere_session.round_trips
+        found = vsphere_session.retrieve(vim.VirtualMachine, ["name", "config.instanceUuid", "runtime.powerState"],
+                                         container=folder)
+        assert vsphere_session.round_trips - before in (1, 2)  # (CreateContainerView +) RetrievePropertiesEx
+        assert sorted(c.props["name"] for c in found) == names
+        assert all(c.props["runtime.powerState"] == "poweredOff" for c in found)
+        before = vsphere_session.round_trips
+        again = vsphere_session.retrieve(vim.VirtualMachine, ["name"], container=folder)
+        assert vsphere_session.round_trips - before == 1  # the view is reused
+        assert len(again) == 25
+        # explicit objects: one round trip, no view
+        before = vsphere_session.round_trips
+        some = vsphere_session.retrieve(vim.VirtualMachine, ["name"], objects=vms[:5])
+        assert vsphere_session.round_trips - before == 1
+        assert [c.props["name"] for c in some] == names[:5]
+    finally:
+        for vm in vms:
+            vsphere_session.run_task(vm.Destroy_Task)
+        vsphere_session.run_task(folder.Destroy_Task)
+
+
+def test_retrieve_missing_properties_are_absent(vsphere_session):
+    dc = Inventory(vsphere_session).datacenter
+    props = vsphere_session.get_properties(dc, ["name", "configuration.defaultHardwareVersionKey"])
+    assert props["name"] == "DC0"
+    assert "configuration.defaultHardwareVersionKey" not in props or props[
+        "configuration.defaultHardwareVersionKey"] is not None
+
+
+def test_get_properties_of_deleted_object_is_not_found(vsphere_session):
+    folder = Inventory(vsphere_session).get_or_create_folder(f"gone-{uuid.uuid4().hex[:8]}")
+    vsphere_session.run_task(folder.Destroy_Task)
+    with pytest.raises(exc.NotFound):
+        vsphere_session.get_properties(folder, ["name"])
+
+
+def test_retrieve_recovers_when_cached_view_is_destroyed(vsphere_config):
+    with Session(vsphere_config) as s:
+        assert s.retrieve(vim.Datastore, ["name"])
+        for view in list(s._views.values()):
+            view.DestroyView()
+        assert s.retrieve(vim.Datastore, ["name"])
+
+
+# ------------------------------------------------------------------ concurrency
+
+def test_twenty_operations_from_ten_threads_on_one_session(vsphere_session):
+    inv = Inventory(vsphere_session)
+    base = f"conc-{uuid.uuid4().hex[:8]}"
+    host = inv.hosts(["DC0_C1"])[0]
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def op(i):
+        try:
+            folder = inv.get_or_create_folder(f"{base}/f{i % 5}")
+            spec = vim.vm.ConfigSpec(name=f"vm{i}", guestId="otherGuest", numCPUs=1, memoryMB=128,
+                                     files=vim.vm.FileInfo(vmPathName="[ds-c1]"))
+            vm = vsphere_session.run_task(folder.CreateVM_Task, spec, host.resource_pool, host.moref)
+            assert vsphere_session.get_properties(vm, ["name"])["name"] == f"vm{i}"
+            assert inv.datastores()
+            vsphere_session.run_task(vm.Destroy_Task)
+        except BaseException as error:
+            with lock:
+                errors.append(error)
+
+    with ThreadPoolExecutor(10) as pool:
+        list(pool.map(op, range(20)))
+    assert errors == []
+    top = inv.get_or_create_folder(base)
+    assert len(vsphere_session.get_properties(top, ["childEntity"])["childEntity"]) == 5
+    vsphere_session.run_task(top.Destroy_Task)
+
+
+def test_config_parses_server():
+    c = ConnectionConfig(server="vc.example.com", user="u", password="p")
+    assert (c.host, c.port) == ("vc.example.com", 443)
+    c = ConnectionConfig(server="10.0.0.1:8443", user="u", password="p")
+    assert (c.host, c.port, c.netloc) == ("10.0.0.1", 8443, "10.0.0.1:8443")
+    c = ConnectionConfig(server="[::1]:9443", user="u", password="p")
+    assert (c.host, c.port, c.netloc) == ("::1", 9443, "[::1]:9443")
+    assert "s3cr3t-pw" not in repr(ConnectionConfig(server="h", user="u", password="s3cr3t-pw"))
+    with pytest.raises(ValueError):
+        ConnectionConfig(server="h:notaport", user="u", password="p")
