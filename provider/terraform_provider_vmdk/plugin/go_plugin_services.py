@@ -60,6 +60,6 @@ class BrokerServicer(grpc_broker_pb2_grpc.GRPCBrokerServicer):
                 if self._stopping.is_set():
                     break
         except Exception as exc:  # stream cancelled on shutdown
-            log.debug("broker stream ended: %s", exc)
+            log.debug("broker stream ended", extra={"reason": repr(exc)})
         return
         yield  # pragma: no cover  (makes this a generator)

@@ -75,6 +75,8 @@ class _Connection:
     def _guard(self, direction) -> None:
         try:
             direction()
+        except (BrokenPipeError, ConnectionResetError):
+            self.abort()  # the peer hung up first: the normal end at shutdown
         except (OSError, ssl.SSLError) as exc:
             log.debug("tls front: connection ended: %s", exc)
             self.abort()
