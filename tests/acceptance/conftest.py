@@ -117,3 +117,38 @@ def run(tf: tftest.TerraformTest, *args: str, env: dict[str, str] | None = None)
     """Run a terraform command and return it whatever the exit code (tftest raises on errors)."""
     return subprocess.run([tf.binary, *args, "-no-color"], cwd=tf.tfdir, env={**tf.env, **(env or {})},
                           capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def vsphere_provider_block(vcsim) -> str:
+    """A provider block pointing at the test session's vcsim (TLS verified against the harness CA)."""
+    lines = [
+        f'vsphere_server = "{vcsim.server}"',
+        f'user           = "{vcsim.user}"',
+        f'password       = "{vcsim.password}"',
+    ]
+    if getattr(vcsim, "ca_file", None):
+        lines.append(f'ca_file        = "{vcsim.ca_file}"')
+    if getattr(vcsim, "insecure", False):
+        lines.append("allow_unverified_ssl = true")
+    if getattr(vcsim, "datacenter", None):
+        lines.append(f'datacenter     = "{vcsim.datacenter}"')
+    return 'provider "vmdk" {\n  ' + "\n  ".join(lines) + "\n}\n"
+
+
+@pytest.fixture
+def scan_backings(vsphere_session):
+    """After a destroy: our backings (shadow VMs and snapshot templates) left in the inventory, by name."""
+
+    def scan() -> list[str]:
+        from pyVmomi import vim
+
+        from terraform_provider_vmdk.vsphere.backing import extra_config_dict, is_ours
+
+        found = []
+        for item in vsphere_session.retrieve(vim.VirtualMachine, ["name", "config.extraConfig"]):
+            if is_ours(extra_config_dict(item.props.get("config.extraConfig"))):
+                found.append(item.props["name"])
+        return sorted(found)
+
+    return scan

@@ -21,6 +21,7 @@ from ..framework.values import is_unknown
 from ..vsphere.config import ConnectionConfig
 from .client import ProviderSettings, VSphereClient
 from .disk_types import DiskTypesDataSource
+from .volume import VolumeResource
 
 __all__ = ["VmdkProvider", "PROVIDER_SCHEMA"]
 
@@ -111,7 +112,7 @@ class VmdkProvider(Provider):
         return PROVIDER_SCHEMA
 
     def resources(self) -> list[Resource]:
-        return [*self._extra_resources]
+        return [VolumeResource(), *self._extra_resources]
 
     def data_sources(self) -> list[DataSource]:
         return [DiskTypesDataSource(), *self._extra_data_sources]
