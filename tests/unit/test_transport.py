@@ -49,6 +49,10 @@ SERVER_SCRIPT = textwrap.dedent(
         def GetMetadata(self, request, context):
             return pb.GetMetadata.Response(resources=[pb.GetMetadata.ResourceMetadata(type_name="vmdk_volume")])
 
+        def GetProviderSchema(self, request, context):
+            import time
+            time.sleep(60)  # a handler stuck in slow I/O
+
         def on_shutdown(self):
             sys.stderr.write("ON_SHUTDOWN_CALLED\\n")
 
@@ -214,8 +218,7 @@ def test_right_client_cert_gets_health_and_provider_answers(mtls_plugin: Plugin)
                                                                          timeout=5)
             assert [r.type_name for r in meta.resources] == ["vmdk_volume"]
             with pytest.raises(grpc.RpcError) as err:
-                tfplugin6_pb2_grpc.ProviderStub(channel).GetProviderSchema(
-                    tfplugin6_pb2.GetProviderSchema.Request(), timeout=5)
+                tfplugin6_pb2_grpc.ProviderStub(channel).ReadResource(tfplugin6_pb2.ReadResource.Request(), timeout=5)
             assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     finally:
         plugin.stop()
@@ -371,3 +374,15 @@ def test_debug_mode_prints_reattach_and_stops_on_sigint() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_shutdown_exits_promptly_even_with_a_stuck_handler(plain_plugin: Plugin) -> None:
+    with grpc.insecure_channel(plain_plugin.target) as channel:
+        stuck = tfplugin6_pb2_grpc.ProviderStub(channel).GetProviderSchema.future(
+            tfplugin6_pb2.GetProviderSchema.Request())
+        time.sleep(0.2)
+        start = time.monotonic()
+        grpc_controller_pb2_grpc.GRPCControllerStub(channel).Shutdown(grpc_controller_pb2.Empty(), timeout=2)
+        assert plain_plugin.proc.wait(timeout=2) == 0
+        assert time.monotonic() - start < 1.8
+        stuck.cancel()

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 MAX_WORKERS = 32
 STOP_GRACE = 0.5  # seconds for in-flight RPCs (incl. Shutdown's own reply) to finish
-EXIT_WATCHDOG = 1.2  # hard exit if interpreter shutdown hangs on a stuck handler (Terraform kills at 2 s)
+EXIT_WATCHDOG = 0.8  # hard exit if interpreter shutdown hangs on a stuck handler (Terraform kills at 2 s)
 HEALTH_SERVICE = "plugin"
 
 
