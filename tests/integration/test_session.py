@@ -172,9 +172,26 @@ def test_relogin_after_logout_through_another_handle(vsphere_config):
     folder = Inventory(s).get_or_create_folder(f"relogin-{uuid.uuid4().hex[:8]}")
     assert s.get_properties(folder, ["name"])["name"].startswith("relogin-")
     s.run_task(folder.Destroy_Task)
-    # PBM shares the session: still works after a re-login
-    assert s.pbm_content().profileManager is not None
     s.logout()
+
+
+def test_pbm_follows_relogin(vsphere_config):
+    from pyVmomi import pbm
+
+    s = Session(vsphere_config)
+    pm = s.pbm_content().profileManager
+    kind = pbm.profile.ResourceType(resourceType="STORAGE")
+    assert s.call(pm.PbmQueryProfile, resourceType=kind)
+    admin = _other_handle(vsphere_config)
+    try:
+        admin.call(admin.content.sessionManager.TerminateSession, [s.content.sessionManager.currentSession.key])
+        gen = s._generation
+        assert s.call(pm.PbmQueryProfile, resourceType=kind)  # PBM call first: re-login, new cookie on PBM
+        assert s._generation == gen + 1  # the PBM call itself saw NotAuthenticated and logged in again
+        assert s.call(lambda: s.content.sessionManager.currentSession) is not None
+    finally:
+        admin.logout()
+        s.logout()
 
 
 # ------------------------------------------------------------------ retries

@@ -219,8 +219,9 @@ class Session:
             self._generation += 1
             with self._views_lock:
                 self._views.clear()  # the old session's views are gone
-            if self._pbm_stub is not None:
+            if self._pbm_stub is not None:  # PBM rides on the vim session: hand it the new one
                 self._pbm_stub.cookie = self._stub.cookie if self._stub else ""
+                self._pbm_stub.requestContext = {"vcSessionCookie": self._session_id()}
 
     @property
     def si(self) -> Any:
