@@ -173,9 +173,9 @@ def _serve(servicer: Any, endpoint: Endpoint, client_cert: str | None, stop: _St
             log.exception("provider on_shutdown hook failed")
     health_servicer.enter_graceful_shutdown()
     done = server.stop(STOP_GRACE)
-    if front is not None:
-        front.stop()
     done.wait(STOP_GRACE + 0.5)
+    if front is not None:  # only now: replies already queued (Shutdown's own) must get through
+        front.stop()
     executor.shutdown(wait=False, cancel_futures=True)
     return 0
 
