@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-__all__ = ["register_secret", "redact", "REDACTED"]
+__all__ = ["register_secret", "redact", "secrets_registered", "REDACTED"]
 
 REDACTED = "***"
 _lock = threading.Lock()
@@ -18,7 +18,7 @@ _secrets: tuple[str, ...] = ()
 
 def register_secret(value: str | None) -> None:
     global _secrets
-    if not value or len(value) < 3:  # redacting "a" would mangle every message
+    if not value or not isinstance(value, str):
         return
     with _lock:
         if value not in _secrets:
@@ -30,3 +30,7 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text
+
+
+def secrets_registered() -> bool:
+    return bool(_secrets)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 import time
 from typing import Any, Mapping
 
@@ -108,33 +107,16 @@ class HclogJSONFormatter(logging.Formatter):
 
 
 # ---------------------------------------------------------------- redaction
-_secrets: list[str] = []
-_secrets_lock = threading.Lock()
-REDACTED = "***"
-
-
-def register_secret(value: str | None) -> None:
-    """Never log ``value``: it is replaced by *** wherever it appears in a log line."""
-    if not value or not isinstance(value, str):
-        return
-    with _secrets_lock:
-        if value not in _secrets:
-            _secrets.append(value)
-            _secrets.sort(key=len, reverse=True)  # longest first, so overlaps redact fully
-
-
-def redact(text: str) -> str:
-    for secret in _secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
+# One registry for the whole process (the framework's), so a secret the provider registers is redacted
+# both in diagnostics and in log lines.
+from ..framework.secrets import REDACTED, redact, register_secret, secrets_registered  # noqa: E402
 
 
 class RedactingFilter(logging.Filter):
     """Rewrites the rendered message (msg % args) and string ``extra`` fields."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not _secrets:
+        if not secrets_registered():
             return True
         message = record.getMessage()
         cleaned = redact(message)

@@ -1,0 +1,61 @@
+"""The layers import only downwards, and starting the provider never imports pyvmomi."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[2] / "provider" / "terraform_provider_vmdk"
+
+# layer -> layers it must not import
+FORBIDDEN = {
+    "vsphere": {"framework", "resources", "plugin"},
+    "framework": {"resources", "vsphere", "plugin"},
+    "resources": {"plugin"},
+    "plugin": {"resources", "vsphere"},
+}
+
+
+def _imports(path: Path) -> set[str]:
+    layer_parts = path.relative_to(PKG).parts
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module and node.module.startswith("terraform_provider_vmdk."):
+                found.add(node.module.split(".")[1])
+            elif node.level >= 2 and node.module:
+                found.add(node.module.split(".")[0])
+            elif node.level >= 2:
+                found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("terraform_provider_vmdk."):
+                    found.add(alias.name.split(".")[1])
+    return found - {layer_parts[0]}
+
+
+def test_layers_import_only_downwards() -> None:
+    violations = []
+    for layer, forbidden in FORBIDDEN.items():
+        for path in (PKG / layer).rglob("*.py"):
+            bad = _imports(path) & forbidden
+            if bad:
+                violations.append(f"{path.relative_to(PKG)} imports {sorted(bad)}")
+    assert violations == []
+
+
+def test_startup_does_not_import_pyvmomi() -> None:
+    code = (
+        "import sys\n"
+        "from terraform_provider_vmdk.cli import build_provider\n"
+        "from terraform_provider_vmdk.framework.server import FrameworkServer\n"
+        "from terraform_provider_vmdk.plugin.servicer import ProviderServicer\n"
+        "import terraform_provider_vmdk.plugin.server\n"
+        "s = ProviderServicer(FrameworkServer(build_provider()))\n"
+        "s.GetProviderSchema(None, None)\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('pyVmomi', 'pyVim'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
