@@ -56,8 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     if args not in ([], ["--debug"]):
         sys.stderr.write(USAGE)
         return 2
-    from .framework.server import FrameworkServer
     from .plugin.server import serve
     from .plugin.servicer import ProviderServicer
 
-    return serve(ProviderServicer(FrameworkServer(build_provider())), debug=args == ["--debug"])
+    def load():  # type: ignore[no-untyped-def]
+        from .framework.server import FrameworkServer
+
+        return FrameworkServer(build_provider())
+
+    return serve(ProviderServicer(load), debug=args == ["--debug"])  # type: ignore[arg-type]

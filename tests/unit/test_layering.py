@@ -53,7 +53,7 @@ def test_startup_does_not_import_pyvmomi() -> None:
         "from terraform_provider_vmdk.framework.server import FrameworkServer\n"
         "from terraform_provider_vmdk.plugin.servicer import ProviderServicer\n"
         "import terraform_provider_vmdk.plugin.server\n"
-        "s = ProviderServicer(FrameworkServer(build_provider()))\n"
+        "s = ProviderServicer(lambda: FrameworkServer(build_provider()))\n"
         "s.GetProviderSchema(None, None)\n"
         "print(sorted(m for m in sys.modules if m.startswith(('pyVmomi', 'pyVim'))))\n"
     )

@@ -160,6 +160,9 @@ def _serve(servicer: Any, endpoint: Endpoint, client_cert: str | None, stop: _St
     else:
         _emit_stdout_line(real_stdout, handshake.handshake_line(endpoint.network, endpoint.address, cert_der))
     log.debug("serving", extra={"network": endpoint.network, "address": endpoint.address, "tls": front is not None})
+    serving_hook = getattr(servicer, "on_serving", None)
+    if callable(serving_hook):  # e.g. load the provider while Terraform connects
+        serving_hook()
 
     while not stop.event.wait(1.0):
         pass

@@ -1,104 +1,45 @@
 """The tfplugin6 Provider service: protobuf in, framework server call, protobuf out.
 
-This is the only module that knows both protobuf messages and the framework. Each RPC is wrapped so
-that any failure becomes a diagnostic — ``DiagnosticError`` as itself, anything unexpected as an error
-naming the RPC (and logged with its traceback on stderr) — and never a gRPC error or a Python traceback
-in front of the user.
+Each RPC is wrapped so that any failure becomes a diagnostic — ``DiagnosticError`` as itself, anything
+unexpected as an error naming the RPC (and logged with its traceback on stderr) — and never a gRPC
+error or a Python traceback in front of the user.
+
+Start-up matters (Terraform starts the provider several times per command), so this module imports only
+the generated protobuf code: the framework and the provider are built on first use, or in the background
+as soon as the handshake line is out (``on_serving``), while Terraform sets up its connection.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..framework.diagnostics import DiagnosticError, Diagnostics, Severity
-from ..framework.path import AttributeName, AttributePath, ElementKeyInt, ElementKeyString
-from ..framework.secrets import redact
-from ..framework.schema import Block, Nesting, Schema
-from ..framework.server import FrameworkServer, Result
 from ._generated import tfplugin6_pb2 as pb
 from ._generated import tfplugin6_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..framework.server import FrameworkServer
 
 __all__ = ["ProviderServicer"]
 
 log = logging.getLogger("terraform_provider_vmdk.plugin")
 
-_NESTING = {
-    Nesting.SINGLE: pb.Schema.NestedBlock.SINGLE,
-    Nesting.LIST: pb.Schema.NestedBlock.LIST,
-    Nesting.SET: pb.Schema.NestedBlock.SET,
-    Nesting.MAP: pb.Schema.NestedBlock.MAP,
-}
-
 R = TypeVar("R")
 
 
-def path_to_proto(path: AttributePath) -> pb.AttributePath:
-    steps = []
-    for step in path.steps:
-        if isinstance(step, AttributeName):
-            steps.append(pb.AttributePath.Step(attribute_name=step.name))
-        elif isinstance(step, ElementKeyString):
-            steps.append(pb.AttributePath.Step(element_key_string=step.key))
-        elif isinstance(step, ElementKeyInt):
-            steps.append(pb.AttributePath.Step(element_key_int=step.key))
-    return pb.AttributePath(steps=steps)
+def _conv() -> Any:
+    from . import convert
+
+    return convert
 
 
-def diagnostics_to_proto(diags: Iterable[Any]) -> list[pb.Diagnostic]:
-    out = []
-    for d in diags:
-        msg = pb.Diagnostic(
-            severity=pb.Diagnostic.ERROR if d.severity is Severity.ERROR else pb.Diagnostic.WARNING,
-            summary=redact(d.summary),
-            detail=redact(d.detail),
-        )
-        if d.path is not None and d.path.steps:
-            msg.attribute.CopyFrom(path_to_proto(d.path))
-        out.append(msg)
-    return out
+def _diag_error() -> Any:
+    from ..framework.diagnostics import DiagnosticError
 
-
-def block_to_proto(block: Block, version: int = 0) -> pb.Schema.Block:
-    msg = pb.Schema.Block(
-        version=version,
-        description=block.description,
-        description_kind=pb.MARKDOWN,
-        deprecated=bool(block.deprecation_message),
-    )
-    for name in sorted(block.attributes):
-        a = block.attributes[name]
-        msg.attributes.append(
-            pb.Schema.Attribute(
-                name=name,
-                type=a.type.to_json_bytes(),
-                description=a.description,
-                description_kind=pb.MARKDOWN,
-                required=a.required,
-                optional=a.optional,
-                computed=a.computed,
-                sensitive=a.sensitive,
-                deprecated=bool(a.deprecation_message),
-            )
-        )
-    for name in sorted(block.blocks):
-        nb = block.blocks[name]
-        msg.block_types.append(
-            pb.Schema.NestedBlock(
-                type_name=name,
-                block=block_to_proto(nb.block),
-                nesting=_NESTING[nb.nesting],
-                min_items=nb.min_items,
-                max_items=nb.max_items,
-            )
-        )
-    return msg
-
-
-def schema_to_proto(schema: Schema) -> pb.Schema:
-    return pb.Schema(version=schema.version, block=block_to_proto(schema.block, schema.version))
+    return DiagnosticError
 
 
 def _dv(data: bytes | None) -> pb.DynamicValue:
@@ -109,7 +50,7 @@ def _raw(dv: pb.DynamicValue) -> bytes:
     if dv.msgpack:
         return dv.msgpack
     if dv.json:
-        raise DiagnosticError("Unsupported value encoding", "Terraform sent JSON where msgpack was expected.")
+        raise _diag_error()("Unsupported value encoding", "Terraform sent JSON where msgpack was expected.")
     return b""
 
 
@@ -120,6 +61,10 @@ def rpc(name: str, response: Callable[..., Any]) -> Callable[[Callable[..., R]],
         @functools.wraps(body)
         def handler(self: "ProviderServicer", request: Any, context: Any) -> Any:
             log.debug("rpc %s", name)
+            from ..framework.diagnostics import DiagnosticError, Diagnostics
+            from ..framework.secrets import redact
+            from .convert import diagnostics_to_proto
+
             try:
                 return body(self, request, context)
             except DiagnosticError as exc:
@@ -140,13 +85,27 @@ def rpc(name: str, response: Callable[..., Any]) -> Callable[[Callable[..., R]],
 
 
 class ProviderServicer(pb_grpc.ProviderServicer):
-    def __init__(self, server: FrameworkServer) -> None:
-        self.fw = server
+    def __init__(self, server_factory: Callable[[], "FrameworkServer"]) -> None:
+        self._factory = server_factory
+        self._fw: FrameworkServer | None = None
+        self._fw_lock = threading.Lock()
         self._schema_cache: pb.GetProviderSchema.Response | None = None
 
+    @property
+    def fw(self) -> "FrameworkServer":
+        if self._fw is None:
+            with self._fw_lock:
+                if self._fw is None:
+                    self._fw = self._factory()
+        return self._fw
+
+    def on_serving(self) -> None:
+        threading.Thread(target=lambda: self.fw, name="provider-load", daemon=True).start()
+
     def on_shutdown(self) -> None:
-        self.fw.stop()
-        self.fw.provider.shutdown()
+        if self._fw is not None:
+            self._fw.stop()
+            self._fw.provider.shutdown()
 
     # -- discovery ---------------------------------------------------------------------------------
     def _capabilities(self) -> pb.ServerCapabilities:
@@ -164,14 +123,14 @@ class ProviderServicer(pb_grpc.ProviderServicer):
     def GetProviderSchema(self, request: Any, context: Any) -> Any:
         if self._schema_cache is None:
             resp = pb.GetProviderSchema.Response(
-                provider=schema_to_proto(self.fw.schema_of("provider")),
+                provider=_conv().schema_to_proto(self.fw.schema_of("provider")),
                 server_capabilities=self._capabilities(),
                 provider_meta=pb.Schema(block=pb.Schema.Block()),
             )
             for name in self.fw.resources:
-                resp.resource_schemas[name].CopyFrom(schema_to_proto(self.fw.schema_of("resource", name)))
+                resp.resource_schemas[name].CopyFrom(_conv().schema_to_proto(self.fw.schema_of("resource", name)))
             for name in self.fw.data_sources:
-                resp.data_source_schemas[name].CopyFrom(schema_to_proto(self.fw.schema_of("data", name)))
+                resp.data_source_schemas[name].CopyFrom(_conv().schema_to_proto(self.fw.schema_of("data", name)))
             self._schema_cache = resp
         return self._schema_cache
 
@@ -179,13 +138,13 @@ class ProviderServicer(pb_grpc.ProviderServicer):
     @rpc("ValidateProviderConfig", pb.ValidateProviderConfig.Response)
     def ValidateProviderConfig(self, request: Any, context: Any) -> Any:
         res = self.fw.validate_provider_config(_raw(request.config))
-        return pb.ValidateProviderConfig.Response(diagnostics=diagnostics_to_proto(res.diagnostics))
+        return pb.ValidateProviderConfig.Response(diagnostics=_conv().diagnostics_to_proto(res.diagnostics))
 
     @rpc("ConfigureProvider", pb.ConfigureProvider.Response)
     def ConfigureProvider(self, request: Any, context: Any) -> Any:
         log.info("configuring provider", extra={"terraform_version": request.terraform_version})
         res = self.fw.configure_provider(_raw(request.config))
-        return pb.ConfigureProvider.Response(diagnostics=diagnostics_to_proto(res.diagnostics))
+        return pb.ConfigureProvider.Response(diagnostics=_conv().diagnostics_to_proto(res.diagnostics))
 
     @rpc("StopProvider", pb.StopProvider.Response)
     def StopProvider(self, request: Any, context: Any) -> Any:
@@ -196,12 +155,12 @@ class ProviderServicer(pb_grpc.ProviderServicer):
     @rpc("ValidateResourceConfig", pb.ValidateResourceConfig.Response)
     def ValidateResourceConfig(self, request: Any, context: Any) -> Any:
         res = self.fw.validate_resource_config(request.type_name, _raw(request.config))
-        return pb.ValidateResourceConfig.Response(diagnostics=diagnostics_to_proto(res.diagnostics))
+        return pb.ValidateResourceConfig.Response(diagnostics=_conv().diagnostics_to_proto(res.diagnostics))
 
     @rpc("ValidateDataResourceConfig", pb.ValidateDataResourceConfig.Response)
     def ValidateDataResourceConfig(self, request: Any, context: Any) -> Any:
         res = self.fw.validate_data_source_config(request.type_name, _raw(request.config))
-        return pb.ValidateDataResourceConfig.Response(diagnostics=diagnostics_to_proto(res.diagnostics))
+        return pb.ValidateDataResourceConfig.Response(diagnostics=_conv().diagnostics_to_proto(res.diagnostics))
 
     @rpc("UpgradeResourceState", pb.UpgradeResourceState.Response)
     def UpgradeResourceState(self, request: Any, context: Any) -> Any:
@@ -209,7 +168,7 @@ class ProviderServicer(pb_grpc.ProviderServicer):
             request.type_name, request.version, request.raw_state.json, dict(request.raw_state.flatmap)
         )
         return pb.UpgradeResourceState.Response(
-            upgraded_state=_dv(res.value), diagnostics=diagnostics_to_proto(res.diagnostics)
+            upgraded_state=_dv(res.value), diagnostics=_conv().diagnostics_to_proto(res.diagnostics)
         )
 
     # -- managed resources ---------------------------------------------------------------------------
@@ -217,7 +176,7 @@ class ProviderServicer(pb_grpc.ProviderServicer):
     def ReadResource(self, request: Any, context: Any) -> Any:
         res = self.fw.read_resource(request.type_name, _raw(request.current_state), request.private)
         return pb.ReadResource.Response(
-            new_state=_dv(res.value), private=res.private, diagnostics=diagnostics_to_proto(res.diagnostics)
+            new_state=_dv(res.value), private=res.private, diagnostics=_conv().diagnostics_to_proto(res.diagnostics)
         )
 
     @rpc("PlanResourceChange", pb.PlanResourceChange.Response)
@@ -231,9 +190,9 @@ class ProviderServicer(pb_grpc.ProviderServicer):
         )
         return pb.PlanResourceChange.Response(
             planned_state=_dv(res.value),
-            requires_replace=[path_to_proto(p) for p in res.requires_replace],
+            requires_replace=[_conv().path_to_proto(p) for p in res.requires_replace],
             planned_private=res.private,
-            diagnostics=diagnostics_to_proto(res.diagnostics),
+            diagnostics=_conv().diagnostics_to_proto(res.diagnostics),
         )
 
     @rpc("ApplyResourceChange", pb.ApplyResourceChange.Response)
@@ -246,7 +205,7 @@ class ProviderServicer(pb_grpc.ProviderServicer):
             request.planned_private,
         )
         return pb.ApplyResourceChange.Response(
-            new_state=_dv(res.value), private=res.private, diagnostics=diagnostics_to_proto(res.diagnostics)
+            new_state=_dv(res.value), private=res.private, diagnostics=_conv().diagnostics_to_proto(res.diagnostics)
         )
 
     @rpc("ImportResourceState", pb.ImportResourceState.Response)
@@ -257,10 +216,10 @@ class ProviderServicer(pb_grpc.ProviderServicer):
                 pb.ImportResourceState.ImportedResource(type_name=t, state=_dv(s), private=p)
                 for t, s, p in res.imported
             ],
-            diagnostics=diagnostics_to_proto(res.diagnostics),
+            diagnostics=_conv().diagnostics_to_proto(res.diagnostics),
         )
 
     @rpc("ReadDataSource", pb.ReadDataSource.Response)
     def ReadDataSource(self, request: Any, context: Any) -> Any:
         res = self.fw.read_data_source(request.type_name, _raw(request.config))
-        return pb.ReadDataSource.Response(state=_dv(res.value), diagnostics=diagnostics_to_proto(res.diagnostics))
+        return pb.ReadDataSource.Response(state=_dv(res.value), diagnostics=_conv().diagnostics_to_proto(res.diagnostics))

@@ -725,6 +725,8 @@ class VolumeOps:
             backing, path = self._retype_by_clone(backing, new_disk_type), "clone"
         if plan.adapter_change:
             backing = self._change_adapter(backing, new_adapter_type)
+            if backing.volume_id:  # a re-attached device must keep the volume's disk UUID
+                backing = self._stamp_disk_uuid(backing, backing.volume_id)
             path = path if path != "none" else "adapter"
         if plan.profile_change:
             self._reconfig(backing.moref, specs.profile_change_spec(backing.disk, new_profile_id))
