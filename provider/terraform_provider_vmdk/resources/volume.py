@@ -251,13 +251,14 @@ class VolumeResource(Resource):
                 + ("".join(f" Note: {w}." for w in retype.warnings)),
             )
 
-        # Computed attributes stay as they are unless the disk moves or is copied.
+        # Computed attributes stay as they are unless the disk moves or is copied (a same-datastore
+        # clone keeps the datastore but gets a new VM and file).
         for name in ("backing_moref", *LOCATION_ATTRIBUTES):
             if name == "backing_moref" and is_unknown(plan.get(name)) and retype is not None and retype.path == "clone":
                 continue
             plan[name] = UNKNOWN if moves else prior.get(name)
-        if moves and not _known(ds_cfg) and not is_unknown(plan.get("datastore")):
-            plan["datastore"] = UNKNOWN
+        if _known(ds_cfg) and ds_cfg != prior.get("datastore"):
+            plan["datastore"] = ds_cfg
 
     def _plan_retype(self, req: PlanRequest) -> Any:
         plan, prior = req.plan or {}, req.prior or {}
