@@ -239,10 +239,10 @@ class FrameworkServer:
             res.diagnostics.extend(exc.diagnostics)
             new = prior_v  # a failed update keeps what was there; a failed create leaves no state
         if new is not None:
+            if not res.diagnostics.has_errors:
+                _check_known(new, ty, res.diagnostics)
             if res.diagnostics.has_errors:  # partial result: keep what is known, so nothing is lost
                 new = transform(new, ty, lambda _p, v, _t: None if is_unknown(v) else v)
-            else:
-                _check_known(new, ty, res.diagnostics)
         res.value = self._encode(new, ty, "state")
         res.private = _dump_private(req.private)
         return res
