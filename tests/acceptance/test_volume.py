@@ -203,23 +203,6 @@ def test_drift_import_and_out_of_band_delete(make_tf, vsphere_provider_block, vs
     assert set(scan_backings()) == before
 
 
-def _undo_vcsim_clone_rewrite(vsphere_session, volume_ids) -> None:
-    """vcsim bug: CloneVM_Task rewrites the SOURCE VM's disk backing to the clone's file, so afterwards
-    several shadow VMs share one VMDK and delete (rightly) refuses a disk in use. Real vSphere leaves the
-    source alone. Point each shadow VM back at its own file so the test can check destroy."""
-    from pyVmomi import vim
-
-    for vid in volume_ids:
-        vm = vsphere_session.content.searchIndex.FindByUuid(None, vid, True, True)
-        disk = backing_props(vsphere_session, vid)["disk"]
-        own = f"volume-{vid}/volume-{vid}.vmdk"
-        if disk.backing.fileName.endswith(own):
-            continue
-        disk.backing.fileName = disk.backing.fileName.split("]")[0] + "] " + own
-        spec = vim.vm.ConfigSpec(deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="edit", device=disk)])
-        vsphere_session.run_task(vm.ReconfigVM_Task, spec=spec)
-
-
 def test_clones(make_tf, vsphere_provider_block, vsphere_session, scan_backings) -> None:
     before = set(scan_backings())
     extra = """
@@ -248,6 +231,8 @@ output "linked_id" { value = vmdk_volume.linked.id }
     write_config(Path(tf.tfdir), volume(vsphere_provider_block, '  name = "origin"\n  size_gb = 1',
                                         extra.replace('clone_type       = "linked"', 'clone_type       = "full"')))
     assert actions(tf.plan(output=True), "vmdk_volume.linked") == ["delete", "create"]
-    _undo_vcsim_clone_rewrite(vsphere_session, [out["id"], out["full_id"], out["linked_id"]])
+    from tests.vcsim.harness import undo_clone_source_rewrite
+
+    undo_clone_source_rewrite(vsphere_session)  # vcsim bug: a clone rewrites its source's disk backing
     tf.destroy(auto_approve=True)
     assert set(scan_backings()) == before

@@ -225,7 +225,9 @@ def test_standalone_host_gets_its_compute_resource_pool(vsphere_session, invento
 
 def test_requested_host_is_used(selector):
     p = selector.select(Requirements(GiB, hosts=frozenset({"DC0_C1_H2"})))
-    assert (p.datastore_name, p.host_name) == ("ds-big", "DC0_C1_H2")
+    # ds-big and ds-c1 tie on mounts (one valid host) and start at equal utilisation; which wins depends
+    # on what earlier tests wrote to them (vcsim never gives space back), so only the host is fixed here.
+    assert p.host_name == "DC0_C1_H2" and p.datastore_name in ("ds-big", "ds-c1")
 
 
 def test_hosts_in_maintenance_are_not_valid(vsphere_session, inventory, host_maintenance):

@@ -268,3 +268,28 @@ def start_vcsim(tmpdir: str | Path | None = None, *, port: int = 0, user: str = 
         raise
     atexit.register(sim.stop)
     return sim
+
+
+def undo_clone_source_rewrite(session) -> list[str]:  # type: ignore[no-untyped-def]
+    """Work around a vcsim (govmomi 0.24) bug: CloneVM_Task rewrites the SOURCE VM's disk backing to the
+    clone's new file, so afterwards two shadow VMs share one VMDK (and delete rightly refuses a disk in
+    use). Real vSphere leaves the source alone. Point each of our shadow VMs (volume-*/snapshot-*) back at
+    its own file, which vcsim created and still has. Returns the names of the VMs repaired."""
+    from pyVmomi import vim
+
+    repaired = []
+    for item in session.retrieve(vim.VirtualMachine, ["name", "config.hardware.device"]):
+        name = item.props.get("name", "")
+        if not name.startswith(("volume-", "snapshot-")):
+            continue
+        for dev in item.props.get("config.hardware.device") or []:
+            if not isinstance(dev, vim.vm.device.VirtualDisk):
+                continue
+            own = f"{name}/{name}.vmdk"
+            if dev.backing.fileName.endswith(own):
+                continue
+            dev.backing.fileName = dev.backing.fileName.split("]")[0] + "] " + own
+            spec = vim.vm.ConfigSpec(deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="edit", device=dev)])
+            session.run_task(item.obj.ReconfigVM_Task, spec=spec)
+            repaired.append(name)
+    return repaired
