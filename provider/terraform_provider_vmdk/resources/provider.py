@@ -20,7 +20,11 @@ from ..framework.secrets import register_secret
 from ..framework.values import is_unknown
 from ..vsphere.config import ConnectionConfig
 from .client import ProviderSettings, VSphereClient
+from .data_datastores import DatastoresDataSource
+from .data_volume import VolumeDataSource
+from .data_volume_stats import VolumeStatsDataSource
 from .disk_types import DiskTypesDataSource
+from .snapshot import SnapshotResource
 from .volume import VolumeResource
 
 __all__ = ["VmdkProvider", "PROVIDER_SCHEMA"]
@@ -112,10 +116,11 @@ class VmdkProvider(Provider):
         return PROVIDER_SCHEMA
 
     def resources(self) -> list[Resource]:
-        return [VolumeResource(), *self._extra_resources]
+        return [VolumeResource(), SnapshotResource(), *self._extra_resources]
 
     def data_sources(self) -> list[DataSource]:
-        return [DiskTypesDataSource(), *self._extra_data_sources]
+        return [DiskTypesDataSource(), VolumeDataSource(), DatastoresDataSource(), VolumeStatsDataSource(),
+                *self._extra_data_sources]
 
     def configure(self, config: dict[str, Any], ctx: RequestContext) -> VSphereClient | None:
         diags = ctx.diagnostics

@@ -1,0 +1,440 @@
+"""Resource ``vmdk_snapshot``: a point-in-time copy of a ``vmdk_volume``, in Cinder's two formats.
+
+* ``COW``: a vSphere snapshot of the volume's shadow VM. Cheap, but it lives and dies with the volume
+  (deleting the volume deletes it; a volume with COW snapshots cannot grow).
+* ``template``: a full clone of the volume into the ``Snapshots`` folder, marked as a template. It
+  outlives its volume and is deleted by deleting the template.
+
+The default format is the provider's ``snapshot_format`` (Cinder's default: ``template``).
+``name`` and ``description`` change in place: a COW snapshot is renamed with RenameSnapshot, a
+template's display name and description live in its annotation. Import with
+``terraform import vmdk_snapshot.s <volume id>/<snapshot name>`` (a snapshot id works too).
+
+Also home of two helpers the data sources share: ``vsphere_errors`` and ``gib``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..framework.diagnostics import DiagnosticError
+from ..framework.planmodifiers import RequiresReplace, UseStateForUnknown
+from ..framework.resource import ApplyRequest, PlanRequest, ReadRequest, RequestContext, Resource
+from ..framework.schema import Attribute, Schema, schema
+from ..framework.timeouts import timeout_seconds, timeouts_block
+from ..framework.types import Number, String
+from ..framework.validators import NotEmpty, OneOf
+from ..framework.values import UNKNOWN, is_unknown
+from .backend import VolumeBackend, backend_of
+from .client import VSphereClient
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..vsphere.backing import Backing, SnapshotInfo
+
+__all__ = ["SnapshotResource", "vsphere_errors", "gib", "rfc3339", "FORMATS"]
+
+LOG = logging.getLogger(__name__)
+T = TypeVar("T")
+
+FORMAT_COW = "COW"
+FORMAT_TEMPLATE = "template"
+FORMATS = (FORMAT_COW, FORMAT_TEMPLATE)
+GiB = 1024**3
+DEFAULT_TIMEOUTS = {"create": "60m", "delete": "20m"}
+
+
+# ------------------------------------------------------------------------------------ shared helpers
+def vsphere_errors(action: str, fn: Callable[[], T], path: str | None = None) -> T:
+    """Run a vSphere operation; driver errors *and* raw vSphere faults become a diagnostic.
+
+    ``Session.call`` lets non-transient vmodl faults through unchanged (e.g. MethodNotFound,
+    InvalidState on a method that is not a task), so ``backend.driver_errors`` alone would turn them into
+    an "unexpected error" with a traceback in the log.
+    """
+    from pyVmomi import vmodl
+
+    from ..vsphere.exceptions import VMwareDriverError
+
+    try:
+        return fn()
+    except VMwareDriverError as exc:
+        raise DiagnosticError(f"Cannot {action}", str(exc), path) from None
+    except vmodl.MethodFault as fault:
+        name = type(fault).__name__
+        msg = getattr(fault, "msg", None) or name
+        raise DiagnosticError(f"Cannot {action}", f"vSphere refused the request ({name}): {msg}", path) from None
+
+
+def gib(size_bytes: int | None) -> int | float | None:
+    """Bytes as GiB for a ``number`` attribute: an int when whole, else rounded to 3 decimals."""
+    if size_bytes is None:
+        return None
+    if size_bytes % GiB == 0:
+        return size_bytes // GiB
+    return round(size_bytes / GiB, 3)
+
+
+def rfc3339(when: _dt.datetime | None) -> str | None:
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.timezone.utc)
+    return when.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _with_deadline(seconds: float, what: str, fn: Callable[[], T], on_late: Callable[[T], None] | None = None) -> T:
+    """Run ``fn`` but give up waiting after ``seconds`` (the timeouts block).
+
+    vSphere tasks cannot be abandoned half way safely, so the work goes on in the background; when it
+    finishes late, ``on_late`` gets its result (to undo a create the user no longer waits for).
+    """
+    box: dict[str, Any] = {}
+    done = threading.Event()
+    lock = threading.Lock()
+
+    def runner() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+        with lock:
+            done.set()
+            late = box.get("late", False)
+        if late and "result" in box and on_late is not None:
+            try:
+                on_late(box["result"])
+            except Exception:  # noqa: BLE001
+                LOG.exception("could not undo the late result of %s", what)
+
+    thread = threading.Thread(target=runner, name=f"vmdk-{what}", daemon=True)
+    thread.start()
+    if not done.wait(seconds):
+        with lock:
+            if not done.is_set():
+                box["late"] = True
+                raise DiagnosticError(
+                    f"Timed out: {what}",
+                    f"{what} did not finish within {seconds:g} s (the timeouts block). vSphere may still finish "
+                    "it; a late result is undone if the provider is still running. Raise the timeout for big "
+                    "volumes.",
+                )
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+# ------------------------------------------------------------------------------------ the resource
+def _known(v: Any) -> bool:
+    return v is not None and not is_unknown(v)
+
+
+class SnapshotResource(Resource):
+    type_name = "vmdk_snapshot"
+
+    def schema(self) -> Schema:
+        return schema(
+            {
+                "id": Attribute(
+                    String, computed=True, plan_modifiers=(UseStateForUnknown(),),
+                    description="Snapshot id (a UUID): the template VM's instance UUID, or recorded in the "
+                    "COW snapshot's description.",
+                ),
+                "volume_id": Attribute(
+                    String, required=True, validators=(NotEmpty(),), plan_modifiers=(RequiresReplace(),),
+                    description="Id of the `vmdk_volume` to snapshot. Changing it replaces the snapshot.",
+                ),
+                "name": Attribute(
+                    String, required=True, validators=(NotEmpty(),),
+                    description="Snapshot name. Changes in place (COW: RenameSnapshot; template: its annotation).",
+                ),
+                "description": Attribute(String, optional=True, description="Free text. Changes in place."),
+                "format": Attribute(
+                    String, optional=True, computed=True, validators=(OneOf(FORMATS),),
+                    plan_modifiers=(UseStateForUnknown(), RequiresReplace()),
+                    description="`COW` (a vSphere snapshot, deleted with its volume) or `template` (a full copy "
+                    "that outlives its volume). Default: the provider's `snapshot_format`. Changing it "
+                    "replaces the snapshot.",
+                ),
+                "size_gb": Attribute(
+                    Number, computed=True, plan_modifiers=(UseStateForUnknown(),),
+                    description="Size of the volume, in GiB, when the snapshot was taken.",
+                ),
+                "created_at": Attribute(
+                    String, computed=True, plan_modifiers=(UseStateForUnknown(),),
+                    description="When the snapshot was taken (RFC 3339, UTC).",
+                ),
+            },
+            blocks={"timeouts": timeouts_block("create", "delete", defaults=DEFAULT_TIMEOUTS)},
+            description="A snapshot of a `vmdk_volume`, as Cinder's VMDK driver makes them: a COW VM "
+            "snapshot or a template (full copy).",
+        )
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _backend(self) -> VolumeBackend:
+        return backend_of(getattr(self, "provider_data", None))
+
+    @staticmethod
+    def _find(backend: VolumeBackend, volume_id: str | None, snapshot_id: str, fmt: str | None,
+              *, fresh: bool = False) -> "SnapshotInfo | None":
+        """The snapshot by id: COW in the volume's snapshot tree, template by its instance UUID."""
+        if fmt != FORMAT_TEMPLATE and volume_id:
+            backing = backend.ops.find_backing(volume_id) if fresh else backend.get(volume_id)
+            if backing is not None:
+                for info in backing.snapshots:
+                    if info.snapshot_id == snapshot_id:
+                        return info
+        if fmt != FORMAT_COW:
+            info = backend.ops.find_snapshot(None, snapshot_id=snapshot_id)
+            if info is not None and info.format == FORMAT_TEMPLATE and (not volume_id or info.volume_id == volume_id):
+                return info
+        return None
+
+    @staticmethod
+    def _state(info: "SnapshotInfo", prior: dict[str, Any] | None, backing: "Backing | None" = None,
+               created_at: str | None = None) -> dict[str, Any]:
+        prior = prior or {}
+        size = prior.get("size_gb") if _known(prior.get("size_gb")) else None
+        if info.format == FORMAT_TEMPLATE:
+            size = gib(info.size_bytes)
+        elif size is None and backing is not None:
+            size = gib(backing.size_bytes)  # COW: a volume with snapshots cannot grow, so still its size
+        when = rfc3339(info.create_time) or (prior.get("created_at") if _known(prior.get("created_at")) else None)
+        state = {
+            "id": info.snapshot_id,
+            "volume_id": info.volume_id or prior.get("volume_id"),
+            "name": info.name,
+            "description": info.description,
+            "format": info.format,
+            "size_gb": size,
+            "created_at": when or created_at,
+            "timeouts": prior.get("timeouts"),
+        }
+        return state
+
+    @staticmethod
+    def _template_created(backend: VolumeBackend, info: "SnapshotInfo") -> str | None:
+        """A template's creation time: config.createDate where vSphere has it (6.7+; vcsim does not)."""
+        try:
+            props = backend.ops.session.get_properties(info.moref, ["config.createDate"])
+        except Exception:  # noqa: BLE001 - only a nicety
+            return None
+        return rfc3339(props.get("config.createDate"))
+
+    # -- plan --------------------------------------------------------------------------------------
+    def modify_plan(self, req: PlanRequest) -> None:
+        plan = req.plan
+        if plan is None:
+            return
+        if req.config.get("format") is None:
+            if req.prior is not None and _known(req.prior.get("format")):
+                plan["format"] = req.prior["format"]  # a changed provider default never replaces snapshots
+            elif isinstance(getattr(self, "provider_data", None), VSphereClient):
+                plan["format"] = self.provider_data.settings.snapshot_format
+            else:
+                plan["format"] = UNKNOWN
+
+    # -- create ------------------------------------------------------------------------------------
+    def create(self, req: ApplyRequest) -> dict[str, Any]:
+        plan = req.plan or {}
+        backend = self._backend()
+        volume_id = plan["volume_id"]
+        fmt = plan.get("format") if _known(plan.get("format")) else backend.settings.snapshot_format
+        name, description = plan["name"], plan.get("description")
+        snapshot_id = str(uuid.uuid4())
+        limit = timeout_seconds(plan, "create", 3600.0)
+
+        def work() -> tuple["SnapshotInfo", "Backing"]:
+            with backend.writing():
+                backing = vsphere_errors("find the volume", lambda: backend.ops.find_backing(volume_id), "volume_id")
+                if backing is None:
+                    raise DiagnosticError(
+                        "Volume not found",
+                        f"No vmdk_volume with id {volume_id!r} exists in vSphere (deleted outside Terraform?).",
+                        "volume_id",
+                    )
+                info = vsphere_errors(
+                    "create the snapshot",
+                    lambda: backend.ops.create_snapshot(backing, name, description, fmt, snapshot_id=snapshot_id),
+                )
+                return info, backing
+
+        def undo(result: tuple["SnapshotInfo", "Backing"]) -> None:
+            with backend.writing():
+                backend.ops.delete_snapshot(result[1], snapshot=result[0])
+
+        info, backing = _with_deadline(limit, f"snapshot {name!r} of volume {volume_id}", work, undo)
+        created = rfc3339(info.create_time) or (
+            self._template_created(backend, info) if info.format == FORMAT_TEMPLATE else None
+        ) or rfc3339(_dt.datetime.now(_dt.timezone.utc))
+        state = self._state(info, None, backing, created)
+        state["size_gb"] = gib(info.size_bytes if info.size_bytes is not None else backing.size_bytes)
+        state["timeouts"] = plan.get("timeouts")
+        return state
+
+    # -- read --------------------------------------------------------------------------------------
+    def read(self, req: ReadRequest) -> dict[str, Any] | None:
+        state = req.state
+        backend = self._backend()
+        snapshot_id, volume_id = state.get("id"), state.get("volume_id")
+        if not snapshot_id:
+            return None
+        fmt = state.get("format") if _known(state.get("format")) else None
+        info = vsphere_errors("read the snapshot", lambda: self._find(backend, volume_id, snapshot_id, fmt))
+        if info is None:
+            return None
+        backing = backend.get(info.volume_id) if info.format == FORMAT_COW and info.volume_id else None
+        created = None
+        if info.format == FORMAT_TEMPLATE and not _known(state.get("created_at")):
+            created = self._template_created(backend, info)  # after import
+        return self._state(info, state, backing, created)
+
+    # -- update --------------------------------------------------------------------------------------
+    def update(self, req: ApplyRequest) -> dict[str, Any]:
+        plan, prior = req.plan or {}, req.prior or {}
+        backend = self._backend()
+        name, description = plan["name"], plan.get("description")
+        with backend.writing():
+            info = vsphere_errors(
+                "find the snapshot",
+                lambda: self._find(backend, prior.get("volume_id"), prior["id"], prior.get("format"), fresh=True),
+            )
+            if info is None:
+                raise DiagnosticError(
+                    "Snapshot not found",
+                    f"Snapshot {prior.get('name')!r} ({prior['id']}) no longer exists in vSphere; run "
+                    "`terraform apply` again to create it.",
+                )
+            if info.format == FORMAT_COW:
+                self._rename_cow(backend, info, name, description)
+            else:
+                self._rename_template(backend, info, name, description)
+        fresh = vsphere_errors(
+            "read the snapshot",
+            lambda: self._find(backend, prior.get("volume_id"), prior["id"], info.format, fresh=True),
+        )
+        state = self._state(fresh or info, prior)
+        state.update(name=name, description=description, timeouts=plan.get("timeouts"))
+        if fresh is not None and (fresh.name != name or (fresh.description or None) != (description or None)):
+            raise DiagnosticError(
+                "Snapshot rename did not take effect",
+                f"vSphere accepted the rename of snapshot {prior['id']} but still reports name {fresh.name!r} "
+                f"and description {fresh.description!r}.",
+            )
+        return state
+
+    @staticmethod
+    def _rename_cow(backend: VolumeBackend, info: "SnapshotInfo", name: str, description: str | None) -> None:
+        from ..vsphere import specs
+
+        text = specs.encode_snapshot_description(info.snapshot_id, description)
+        # RenameSnapshot is a plain method (no task); VolumeOps has no wrapper for it.
+        vsphere_errors(
+            "rename the COW snapshot",
+            lambda: backend.ops.session.call(info.moref.RenameSnapshot, name=name, description=text),
+            "name",
+        )
+
+    @staticmethod
+    def _rename_template(backend: VolumeBackend, info: "SnapshotInfo", name: str, description: str | None) -> None:
+        """The name and description are the template's annotation.
+
+        vCenter may refuse to reconfigure a template; then it becomes a VM for the edit (registered on a
+        host that mounts its datastore) and a template again right after.
+        """
+        from ..vsphere.exceptions import VMwareDriverError
+
+        template = info.template if info.template is not None else backend.ops.get_backing(info.moref)
+        try:
+            backend.ops.update_annotation(template, name, description)
+            return
+        except VMwareDriverError as first:
+            LOG.info("reconfiguring template %s failed (%s); converting it to a VM for the edit", template.name, first)
+            error: Exception = first
+        except Exception as fault:  # vmodl fault raised by the call itself
+            LOG.info("reconfiguring template %s failed (%s); converting it to a VM for the edit", template.name, fault)
+            error = fault
+
+        def as_vm_edit() -> None:
+            from ..vsphere.datastore import Requirements
+
+            evaluation = backend.selector.evaluate_one(template.datastore, Requirements(size_bytes=0))
+            if not evaluation.hosts:
+                raise error
+            host = evaluation.hosts[0]
+            pool = host.resource_pool or backend.inventory.resource_pool_for_host(host.moref)
+            session = backend.ops.session
+            session.call(template.moref.MarkAsVirtualMachine, pool=pool, host=host.moref)
+            try:
+                backend.ops.update_annotation(template, name, description)
+            finally:
+                session.call(template.moref.MarkAsTemplate)
+
+        vsphere_errors("rename the template snapshot", as_vm_edit, "name")
+
+    # -- delete --------------------------------------------------------------------------------------
+    def delete(self, req: ApplyRequest) -> None:
+        prior = req.prior or {}
+        backend = self._backend()
+        snapshot_id, volume_id = prior.get("id"), prior.get("volume_id")
+        if not snapshot_id:
+            return
+        fmt = prior.get("format") if _known(prior.get("format")) else None
+        limit = timeout_seconds(prior, "delete", 1200.0)
+
+        def work() -> None:
+            with backend.writing():
+                info = vsphere_errors(
+                    "find the snapshot", lambda: self._find(backend, volume_id, snapshot_id, fmt, fresh=True)
+                )
+                if info is None:
+                    # COW snapshots went with their volume; a template deleted outside Terraform: nothing to do
+                    return
+                vsphere_errors("delete the snapshot", lambda: backend.ops.delete_snapshot(None, snapshot=info))
+
+        try:
+            _with_deadline(limit, f"deleting snapshot {prior.get('name')!r}", work)
+        except DiagnosticError as exc:
+            req.diagnostics.extend(exc.diagnostics)
+
+    # -- import --------------------------------------------------------------------------------------
+    def import_state(self, import_id: str, ctx: RequestContext) -> dict[str, Any]:
+        volume_id, sep, key = import_id.partition("/")
+        if not sep or not volume_id or not key:
+            raise DiagnosticError(
+                "Invalid import id",
+                f"Expected <volume id>/<snapshot name> (or <volume id>/<snapshot id>), got {import_id!r}.",
+            )
+        backend = self._backend()
+
+        def lookup() -> list["SnapshotInfo"]:
+            found: dict[str, SnapshotInfo] = {}
+            backing = backend.ops.find_backing(volume_id)
+            for info in backing.snapshots if backing is not None else ():
+                if info.snapshot_id and key in (info.name, info.snapshot_id):
+                    found[info.snapshot_id] = info
+            for sid, info in backend.ops.list_snapshot_templates(volume_id).items():
+                if key in (info.name, sid):
+                    found[sid] = info
+            return list(found.values())
+
+        matches = vsphere_errors("look up the snapshot", lookup)
+        if not matches:
+            raise DiagnosticError(
+                "Snapshot not found",
+                f"Volume {volume_id} has no snapshot named (or with id) {key!r} made by this provider "
+                "(COW snapshots live in the volume, template snapshots in the Snapshots folder).",
+            )
+        if len(matches) > 1:
+            listing = ", ".join(f"{m.snapshot_id} ({m.format})" for m in sorted(matches, key=lambda m: m.snapshot_id or ""))
+            raise DiagnosticError(
+                "Ambiguous snapshot name",
+                f"Volume {volume_id} has {len(matches)} snapshots named {key!r}: {listing}. Import by id: "
+                f"{volume_id}/<snapshot id>.",
+            )
+        info = matches[0]
+        return {"id": info.snapshot_id, "volume_id": volume_id, "format": info.format, "name": info.name}
