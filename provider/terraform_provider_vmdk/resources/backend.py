@@ -122,7 +122,13 @@ def driver_errors(action: str, fn: Callable[[], T], path: str | None = None) -> 
     """Run a vSphere operation; our driver exceptions become diagnostics whose text says what to do."""
     from ..vsphere.exceptions import VMwareDriverError
 
+    from pyVmomi import vmodl
+
     try:
         return fn()
     except VMwareDriverError as exc:
         raise DiagnosticError(f"Cannot {action}", str(exc), path) from None
+    except vmodl.MethodFault as exc:  # a vSphere fault our core passed through unchanged
+        message = getattr(exc, "msg", None) or getattr(exc, "localizedMessage", None) or type(exc).__name__
+        raise DiagnosticError(f"Cannot {action}", f"vSphere refused the request: {type(exc).__name__}: {message}",
+                              path) from None
