@@ -12,7 +12,8 @@ from terraform_provider_vmdk.framework.resource import PlanRequest, RequestConte
 from terraform_provider_vmdk.framework.values import UNKNOWN
 from terraform_provider_vmdk.resources.client import ProviderSettings, VSphereClient
 from terraform_provider_vmdk.resources.data_volume import VolumeDataSource
-from terraform_provider_vmdk.resources.snapshot import SnapshotResource, _with_deadline, gib, rfc3339, vsphere_errors
+from terraform_provider_vmdk.resources.backend import driver_errors
+from terraform_provider_vmdk.resources.snapshot import SnapshotResource, _with_deadline, gib, rfc3339
 from terraform_provider_vmdk.vsphere.config import ConnectionConfig
 
 
@@ -89,7 +90,7 @@ def test_helpers() -> None:
     assert rfc3339(dt.datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02T03:04:05Z" and rfc3339(None) is None
 
 
-def test_vsphere_errors_turn_driver_errors_and_raw_faults_into_diagnostics() -> None:
+def test_driver_errors_turn_driver_errors_and_raw_faults_into_diagnostics() -> None:
     from pyVmomi import vmodl
 
     from terraform_provider_vmdk.vsphere.exceptions import VolumeInUse
@@ -101,11 +102,11 @@ def test_vsphere_errors_turn_driver_errors_and_raw_faults_into_diagnostics() -> 
         raise vmodl.fault.MethodNotFound(msg="Snapshot does not implement: RenameSnapshot")
 
     with pytest.raises(DiagnosticError) as err:
-        vsphere_errors("snapshot", in_use, "volume_id")
+        driver_errors("snapshot", in_use, "volume_id")
     (d,) = list(err.value.diagnostics)
     assert d.summary == "Cannot snapshot" and "vm-a" in d.detail and str(d.path) == "volume_id"
     with pytest.raises(DiagnosticError) as err:
-        vsphere_errors("rename", no_method)
+        driver_errors("rename", no_method)
     (d,) = list(err.value.diagnostics)
     assert "MethodNotFound" in d.detail and "RenameSnapshot" in d.detail
 

@@ -109,7 +109,7 @@ class HclogJSONFormatter(logging.Formatter):
 # ---------------------------------------------------------------- redaction
 # One registry for the whole process (the framework's), so a secret the provider registers is redacted
 # both in diagnostics and in log lines.
-from ..framework.secrets import REDACTED, redact, register_secret, secrets_registered  # noqa: E402
+from ..framework.secrets import REDACTED, redact, register_secret, secrets_registered  # noqa: E402,F401 - re-exported
 
 
 class RedactingFilter(logging.Filter):

@@ -13,8 +13,7 @@ from ..framework.resource import DataSource, RequestContext
 from ..framework.schema import Attribute, Schema, schema
 from ..framework.types import Bool, List, Number, Object, String
 from ..framework.validators import AtLeast, NotEmpty
-from .backend import backend_of
-from .snapshot import vsphere_errors
+from .backend import backend_of, driver_errors
 
 __all__ = ["DatastoresDataSource", "DATASTORE_OBJECT"]
 
@@ -77,7 +76,7 @@ class DatastoresDataSource(DataSource):
         size = config.get("size_gb") or 0
         policy = config.get("storage_policy")
         requirements = Requirements(size_bytes=int(float(size) * GiB), profile_name=policy)
-        evaluations = vsphere_errors(
+        evaluations = driver_errors(
             "evaluate datastores", lambda: backend.selector.candidates(requirements),
             "storage_policy" if policy else None,
         )

@@ -17,8 +17,7 @@ from ..framework.schema import Attribute, Schema, schema
 from ..framework.types import String
 from ..framework.validators import NotEmpty
 from ..framework.values import is_unknown
-from .backend import VolumeBackend, backend_of
-from .snapshot import vsphere_errors
+from .backend import VolumeBackend, backend_of, driver_errors
 from .volume import VOLUME_ATTRIBUTES, volume_state_from_backing
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,12 +80,12 @@ class VolumeDataSource(DataSource):
         backend = backend_of(getattr(self, "provider_data", None))
         vid, name = config.get("id"), config.get("name")
         if vid is not None:
-            backing = vsphere_errors("read the volume", lambda: backend.get(vid), "id")
+            backing = driver_errors("read the volume", lambda: backend.get(vid), "id")
             if backing is None:
                 raise DiagnosticError("Volume not found",
                                       f"No volume of this provider has id {vid!r}.", "id")
         else:
-            everything = vsphere_errors("list volumes", backend.all_backings)
+            everything = driver_errors("list volumes", backend.all_backings)
             matches = sorted((b for b in everything.values() if b.display_name == name),
                              key=lambda b: b.volume_id or "")
             if not matches:
@@ -99,4 +98,4 @@ class VolumeDataSource(DataSource):
                     "name",
                 )
             backing = matches[0]
-        return vsphere_errors("read the volume", lambda: volume_state(backing, backend))
+        return driver_errors("read the volume", lambda: volume_state(backing, backend))

@@ -14,8 +14,7 @@ from ..framework.resource import DataSource, RequestContext
 from ..framework.schema import Attribute, Schema, schema
 from ..framework.types import List, Number, String
 from ..framework.validators import NotEmpty
-from .backend import backend_of
-from .snapshot import vsphere_errors
+from .backend import backend_of, driver_errors
 
 __all__ = ["VolumeStatsDataSource", "VENDOR_NAME", "DRIVER_VERSION", "STORAGE_PROTOCOL", "DEFAULT_BACKEND_NAME"]
 
@@ -68,10 +67,10 @@ class VolumeStatsDataSource(DataSource):
 
         backend = backend_of(getattr(self, "provider_data", None))
         policies = [p for p in (config.get("storage_policies") or []) if p]
-        stats = vsphere_errors("compute volume statistics",
+        stats = driver_errors("compute volume statistics",
                                lambda: volume_stats(backend.selector, policies or None),
                                "storage_policies" if policies else None)
-        count = vsphere_errors("count volumes", lambda: len(backend.all_backings()))
+        count = driver_errors("count volumes", lambda: len(backend.all_backings()))
         name = config.get("volume_backend_name") or DEFAULT_BACKEND_NAME
         return {
             "id": name,

@@ -10,7 +10,7 @@ The default format is the provider's ``snapshot_format`` (Cinder's default: ``te
 template's display name and description live in its annotation. Import with
 ``terraform import vmdk_snapshot.s <volume id>/<snapshot name>`` (a snapshot id works too).
 
-Also home of two helpers the data sources share: ``vsphere_errors`` and ``gib``.
+Also home of ``gib``, which the data sources share.
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ from ..framework.timeouts import timeout_seconds, timeouts_block
 from ..framework.types import Number, String
 from ..framework.validators import NotEmpty, OneOf
 from ..framework.values import UNKNOWN, is_unknown
-from .backend import VolumeBackend, backend_of
+from .backend import VolumeBackend, backend_of, driver_errors
 from .client import VSphereClient
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..vsphere.backing import Backing, SnapshotInfo
 
-__all__ = ["SnapshotResource", "vsphere_errors", "gib", "rfc3339", "FORMATS"]
+__all__ = ["SnapshotResource", "gib", "rfc3339", "FORMATS"]
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,27 +49,6 @@ DEFAULT_TIMEOUTS = {"create": "60m", "delete": "20m"}
 
 
 # ------------------------------------------------------------------------------------ shared helpers
-def vsphere_errors(action: str, fn: Callable[[], T], path: str | None = None) -> T:
-    """Run a vSphere operation; driver errors *and* raw vSphere faults become a diagnostic.
-
-    ``Session.call`` lets non-transient vmodl faults through unchanged (e.g. MethodNotFound,
-    InvalidState on a method that is not a task), so ``backend.driver_errors`` alone would turn them into
-    an "unexpected error" with a traceback in the log.
-    """
-    from pyVmomi import vmodl
-
-    from ..vsphere.exceptions import VMwareDriverError
-
-    try:
-        return fn()
-    except VMwareDriverError as exc:
-        raise DiagnosticError(f"Cannot {action}", str(exc), path) from None
-    except vmodl.MethodFault as fault:
-        name = type(fault).__name__
-        msg = getattr(fault, "msg", None) or name
-        raise DiagnosticError(f"Cannot {action}", f"vSphere refused the request ({name}): {msg}", path) from None
-
-
 def gib(size_bytes: int | None) -> int | float | None:
     """Bytes as GiB for a ``number`` attribute: an int when whole, else rounded to 3 decimals."""
     if size_bytes is None:
@@ -250,14 +229,14 @@ class SnapshotResource(Resource):
 
         def work() -> tuple["SnapshotInfo", "Backing"]:
             with backend.writing():
-                backing = vsphere_errors("find the volume", lambda: backend.ops.find_backing(volume_id), "volume_id")
+                backing = driver_errors("find the volume", lambda: backend.ops.find_backing(volume_id), "volume_id")
                 if backing is None:
                     raise DiagnosticError(
                         "Volume not found",
                         f"No vmdk_volume with id {volume_id!r} exists in vSphere (deleted outside Terraform?).",
                         "volume_id",
                     )
-                info = vsphere_errors(
+                info = driver_errors(
                     "create the snapshot",
                     lambda: backend.ops.create_snapshot(backing, name, description, fmt, snapshot_id=snapshot_id),
                 )
@@ -284,7 +263,7 @@ class SnapshotResource(Resource):
         if not snapshot_id:
             return None
         fmt = state.get("format") if _known(state.get("format")) else None
-        info = vsphere_errors("read the snapshot", lambda: self._find(backend, volume_id, snapshot_id, fmt))
+        info = driver_errors("read the snapshot", lambda: self._find(backend, volume_id, snapshot_id, fmt))
         if info is None:
             return None
         backing = backend.get(info.volume_id) if info.format == FORMAT_COW and info.volume_id else None
@@ -299,7 +278,7 @@ class SnapshotResource(Resource):
         backend = self._backend()
         name, description = plan["name"], plan.get("description")
         with backend.writing():
-            info = vsphere_errors(
+            info = driver_errors(
                 "find the snapshot",
                 lambda: self._find(backend, prior.get("volume_id"), prior["id"], prior.get("format"), fresh=True),
             )
@@ -313,7 +292,7 @@ class SnapshotResource(Resource):
                 self._rename_cow(backend, info, name, description)
             else:
                 self._rename_template(backend, info, name, description)
-        fresh = vsphere_errors(
+        fresh = driver_errors(
             "read the snapshot",
             lambda: self._find(backend, prior.get("volume_id"), prior["id"], info.format, fresh=True),
         )
@@ -333,7 +312,7 @@ class SnapshotResource(Resource):
 
         text = specs.encode_snapshot_description(info.snapshot_id, description)
         # RenameSnapshot is a plain method (no task); VolumeOps has no wrapper for it.
-        vsphere_errors(
+        driver_errors(
             "rename the COW snapshot",
             lambda: backend.ops.session.call(info.moref.RenameSnapshot, name=name, description=text),
             "name",
@@ -374,7 +353,7 @@ class SnapshotResource(Resource):
             finally:
                 session.call(template.moref.MarkAsTemplate)
 
-        vsphere_errors("rename the template snapshot", as_vm_edit, "name")
+        driver_errors("rename the template snapshot", as_vm_edit, "name")
 
     # -- delete --------------------------------------------------------------------------------------
     def delete(self, req: ApplyRequest) -> None:
@@ -388,13 +367,13 @@ class SnapshotResource(Resource):
 
         def work() -> None:
             with backend.writing():
-                info = vsphere_errors(
+                info = driver_errors(
                     "find the snapshot", lambda: self._find(backend, volume_id, snapshot_id, fmt, fresh=True)
                 )
                 if info is None:
                     # COW snapshots went with their volume; a template deleted outside Terraform: nothing to do
                     return
-                vsphere_errors("delete the snapshot", lambda: backend.ops.delete_snapshot(None, snapshot=info))
+                driver_errors("delete the snapshot", lambda: backend.ops.delete_snapshot(None, snapshot=info))
 
         try:
             _with_deadline(limit, f"deleting snapshot {prior.get('name')!r}", work)
@@ -422,7 +401,7 @@ class SnapshotResource(Resource):
                     found[sid] = info
             return list(found.values())
 
-        matches = vsphere_errors("look up the snapshot", lookup)
+        matches = driver_errors("look up the snapshot", lookup)
         if not matches:
             raise DiagnosticError(
                 "Snapshot not found",
