@@ -12,8 +12,8 @@ from terraform_provider_vmdk.framework.resource import PlanRequest, RequestConte
 from terraform_provider_vmdk.framework.values import UNKNOWN
 from terraform_provider_vmdk.resources.client import ProviderSettings, VSphereClient
 from terraform_provider_vmdk.resources.data_volume import VolumeDataSource
-from terraform_provider_vmdk.resources.backend import driver_errors
-from terraform_provider_vmdk.resources.snapshot import SnapshotResource, _with_deadline, gib, rfc3339
+from terraform_provider_vmdk.resources.backend import driver_errors, with_deadline
+from terraform_provider_vmdk.resources.snapshot import SnapshotResource, gib, rfc3339
 from terraform_provider_vmdk.vsphere.config import ConnectionConfig
 
 
@@ -121,12 +121,12 @@ def test_deadline_gives_up_and_undoes_a_late_result() -> None:
         return "made"
 
     with pytest.raises(DiagnosticError, match="Timed out"):
-        _with_deadline(0.05, "slow thing", slow, lambda result: undone.set() if result == "made" else None)
+        with_deadline(0.05, "slow thing", slow, lambda result: undone.set() if result == "made" else None)
     release.set()
     assert undone.wait(5)
-    assert _with_deadline(5, "quick", lambda: 42) == 42
+    assert with_deadline(5, "quick", lambda: 42) == 42
     with pytest.raises(ValueError):
-        _with_deadline(5, "failing", lambda: (_ for _ in ()).throw(ValueError("x")))
+        with_deadline(5, "failing", lambda: (_ for _ in ()).throw(ValueError("x")))
 
 
 @pytest.mark.parametrize("cfg, ok", [({"id": "a", "name": None}, True), ({"id": None, "name": "n"}, True),

@@ -8,6 +8,7 @@ so a read after a write in the same process sees vSphere again.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,9 +23,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..vsphere.inventory import Inventory
     from ..vsphere.volumeops import VolumeOps
 
-__all__ = ["VolumeBackend", "backend_of", "driver_errors"]
+__all__ = ["VolumeBackend", "backend_of", "driver_errors", "with_deadline"]
 
 T = TypeVar("T")
+LOG = logging.getLogger("terraform_provider_vmdk.resources")
 GiB = 1024**3
 
 
@@ -132,3 +134,44 @@ def driver_errors(action: str, fn: Callable[[], T], path: str | None = None) -> 
         message = getattr(exc, "msg", None) or getattr(exc, "localizedMessage", None) or type(exc).__name__
         raise DiagnosticError(f"Cannot {action}", f"vSphere refused the request: {type(exc).__name__}: {message}",
                               path) from None
+
+
+def with_deadline(seconds: float, what: str, fn: Callable[[], T], on_late: Callable[[T], None] | None = None) -> T:
+    """Run ``fn`` but give up waiting after ``seconds`` (the timeouts block).
+
+    vSphere tasks cannot be abandoned half way safely, so the work goes on in the background; when it
+    finishes late, ``on_late`` gets its result (to undo a create the user no longer waits for).
+    """
+    box: dict[str, Any] = {}
+    done = threading.Event()
+    lock = threading.Lock()
+
+    def runner() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+        with lock:
+            done.set()
+            late = box.get("late", False)
+        if late and "result" in box and on_late is not None:
+            try:
+                on_late(box["result"])
+            except Exception:  # noqa: BLE001
+                LOG.exception("could not undo the late result of %s", what)
+
+    thread = threading.Thread(target=runner, name=f"vmdk-{what}", daemon=True)
+    thread.start()
+    if not done.wait(seconds):
+        with lock:
+            if not done.is_set():
+                box["late"] = True
+                raise DiagnosticError(
+                    f"Timed out: {what}",
+                    f"{what} did not finish within {seconds:g} s (the timeouts block). vSphere may still finish "
+                    "it; a late result is undone if the provider is still running. Raise the timeout for big "
+                    "volumes.",
+                )
+    if "error" in box:
+        raise box["error"]
+    return box["result"]

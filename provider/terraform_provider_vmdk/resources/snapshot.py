@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import threading
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from ..framework.diagnostics import DiagnosticError
 from ..framework.planmodifiers import RequiresReplace, UseStateForUnknown
@@ -30,7 +28,7 @@ from ..framework.timeouts import timeout_seconds, timeouts_block
 from ..framework.types import Number, String
 from ..framework.validators import NotEmpty, OneOf
 from ..framework.values import UNKNOWN, is_unknown
-from .backend import VolumeBackend, backend_of, driver_errors
+from .backend import VolumeBackend, backend_of, driver_errors, with_deadline
 from .client import VSphereClient
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,7 +37,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["SnapshotResource", "gib", "rfc3339", "FORMATS"]
 
 LOG = logging.getLogger(__name__)
-T = TypeVar("T")
 
 FORMAT_COW = "COW"
 FORMAT_TEMPLATE = "template"
@@ -64,47 +61,6 @@ def rfc3339(when: _dt.datetime | None) -> str | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=_dt.timezone.utc)
     return when.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _with_deadline(seconds: float, what: str, fn: Callable[[], T], on_late: Callable[[T], None] | None = None) -> T:
-    """Run ``fn`` but give up waiting after ``seconds`` (the timeouts block).
-
-    vSphere tasks cannot be abandoned half way safely, so the work goes on in the background; when it
-    finishes late, ``on_late`` gets its result (to undo a create the user no longer waits for).
-    """
-    box: dict[str, Any] = {}
-    done = threading.Event()
-    lock = threading.Lock()
-
-    def runner() -> None:
-        try:
-            box["result"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            box["error"] = exc
-        with lock:
-            done.set()
-            late = box.get("late", False)
-        if late and "result" in box and on_late is not None:
-            try:
-                on_late(box["result"])
-            except Exception:  # noqa: BLE001
-                LOG.exception("could not undo the late result of %s", what)
-
-    thread = threading.Thread(target=runner, name=f"vmdk-{what}", daemon=True)
-    thread.start()
-    if not done.wait(seconds):
-        with lock:
-            if not done.is_set():
-                box["late"] = True
-                raise DiagnosticError(
-                    f"Timed out: {what}",
-                    f"{what} did not finish within {seconds:g} s (the timeouts block). vSphere may still finish "
-                    "it; a late result is undone if the provider is still running. Raise the timeout for big "
-                    "volumes.",
-                )
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
 
 
 # ------------------------------------------------------------------------------------ the resource
@@ -246,7 +202,7 @@ class SnapshotResource(Resource):
             with backend.writing():
                 backend.ops.delete_snapshot(result[1], snapshot=result[0])
 
-        info, backing = _with_deadline(limit, f"snapshot {name!r} of volume {volume_id}", work, undo)
+        info, backing = with_deadline(limit, f"snapshot {name!r} of volume {volume_id}", work, undo)
         created = rfc3339(info.create_time) or (
             self._template_created(backend, info) if info.format == FORMAT_TEMPLATE else None
         ) or rfc3339(_dt.datetime.now(_dt.timezone.utc))
@@ -376,7 +332,7 @@ class SnapshotResource(Resource):
                 driver_errors("delete the snapshot", lambda: backend.ops.delete_snapshot(None, snapshot=info))
 
         try:
-            _with_deadline(limit, f"deleting snapshot {prior.get('name')!r}", work)
+            with_deadline(limit, f"deleting snapshot {prior.get('name')!r}", work)
         except DiagnosticError as exc:
             req.diagnostics.extend(exc.diagnostics)
 
