@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..vsphere.inventory import Inventory
     from ..vsphere.volumeops import VolumeOps
 
-__all__ = ["VolumeBackend", "backend_of", "driver_errors", "with_deadline"]
+__all__ = ["VolumeBackend", "backend_of", "driver_errors", "with_deadline", "DeadlineExceeded"]
 
 T = TypeVar("T")
 LOG = logging.getLogger("terraform_provider_vmdk.resources")
@@ -49,6 +49,7 @@ class VolumeBackend:
 
                 session = self.client.session()
                 inventory = Inventory(session, self.settings.datacenter)
+                self._check_settings(inventory)
                 selector = DatastoreSelector(
                     session, inventory, name_regex=self.settings.datastore_regex,
                     cluster_names=list(self.settings.cluster_names) or None,
@@ -56,6 +57,22 @@ class VolumeBackend:
                 ops = VolumeOps(session, inventory, volume_folder=self.settings.volume_folder)
                 self._objects = (inventory, selector, ops)
             return self._objects
+
+    def _check_settings(self, inventory: "Inventory") -> None:
+        """Settings only vSphere can judge (datacenter, clusters): an error that names the provider setting."""
+        from ..vsphere.exceptions import ClusterNotFound, DatacenterNotFound
+
+        try:
+            inventory.datacenter
+        except DatacenterNotFound as exc:
+            raise DiagnosticError("Invalid provider setting: datacenter",
+                                  f"{exc}\n\nFix `datacenter` in the provider block.") from None
+        if self.settings.cluster_names:
+            try:
+                inventory.clusters(list(self.settings.cluster_names))
+            except ClusterNotFound as exc:
+                raise DiagnosticError("Invalid provider setting: cluster_names",
+                                      f"{exc}\n\nFix `cluster_names` in the provider block.") from None
 
     @property
     def inventory(self) -> "Inventory":
@@ -136,6 +153,10 @@ def driver_errors(action: str, fn: Callable[[], T], path: str | None = None) -> 
                               path) from None
 
 
+class DeadlineExceeded(DiagnosticError):
+    """The timeouts block ran out while vSphere was still working."""
+
+
 def with_deadline(seconds: float, what: str, fn: Callable[[], T], on_late: Callable[[T], None] | None = None) -> T:
     """Run ``fn`` but give up waiting after ``seconds`` (the timeouts block).
 
@@ -166,7 +187,7 @@ def with_deadline(seconds: float, what: str, fn: Callable[[], T], on_late: Calla
         with lock:
             if not done.is_set():
                 box["late"] = True
-                raise DiagnosticError(
+                raise DeadlineExceeded(
                     f"Timed out: {what}",
                     f"{what} did not finish within {seconds:g} s (the timeouts block). vSphere may still finish "
                     "it; a late result is undone if the provider is still running. Raise the timeout for big "

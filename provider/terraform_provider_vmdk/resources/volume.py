@@ -21,11 +21,11 @@ from ..framework.diagnostics import DiagnosticError, Diagnostics
 from ..framework.planmodifiers import RequiresReplace, UseStateForUnknown
 from ..framework.resource import ApplyRequest, PlanRequest, ReadRequest, RequestContext, Resource
 from ..framework.schema import Attribute, Schema, schema
-from ..framework.timeouts import timeouts_block
+from ..framework.timeouts import timeout_seconds, timeouts_block
 from ..framework.types import Map, Number, String
 from ..framework.validators import AtLeast, NotEmpty, OneOf, WholeNumber
 from ..framework.values import UNKNOWN, is_unknown
-from .backend import GiB, VolumeBackend, backend_of, driver_errors
+from .backend import DeadlineExceeded, GiB, VolumeBackend, backend_of, driver_errors, with_deadline
 from .disk_types import ADAPTER_TYPES, VOLUME_DISK_TYPES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["VolumeResource", "volume_state_from_backing", "VOLUME_ATTRIBUTES"]
 
 CLONE_TYPES = ("full", "linked")
+DEFAULT_TIMEOUTS = {"create": "30m", "update": "30m", "delete": "10m"}
+_DEFAULT_SECONDS = {"create": 1800.0, "update": 1800.0, "delete": 600.0}
 # Computed attributes that describe where the disk lives; they change when the disk moves.
 LOCATION_ATTRIBUTES = ("vmdk_path", "connection_info")
 
@@ -149,8 +151,7 @@ class VolumeResource(Resource):
     def schema(self) -> Schema:
         return schema(
             VOLUME_ATTRIBUTES,
-            blocks={"timeouts": timeouts_block("create", "update", "delete",
-                                               defaults={"create": "30m", "update": "30m", "delete": "10m"})},
+            blocks={"timeouts": timeouts_block("create", "update", "delete", defaults=DEFAULT_TIMEOUTS)},
             description="A VMDK volume: one virtual disk in a never-powered-on shadow VM, placed, cloned, "
             "extended and retyped the way OpenStack Cinder's VMware VMDK driver does it.",
         )
@@ -285,9 +286,19 @@ class VolumeResource(Resource):
 
     # -- apply ---------------------------------------------------------------------------------------
     def create(self, req: ApplyRequest) -> dict[str, Any]:
-        plan = req.plan or {}
         backend = backend_of(self.provider_data)
         volume_id = str(uuid.uuid4())
+        limit = timeout_seconds(req.plan, "create", _DEFAULT_SECONDS["create"])
+        try:
+            return with_deadline(limit, "creating the volume", lambda: self._create(req, backend, volume_id))
+        except DeadlineExceeded as exc:
+            # vSphere goes on creating: record the id so Terraform keeps the volume (tainted) and the next
+            # apply replaces it, or the next refresh drops it if the create failed. Nothing leaks.
+            req.diagnostics.extend(exc.diagnostics)
+            return {**(req.plan or {}), "id": volume_id, "backing_name": f"volume-{volume_id}"}
+
+    def _create(self, req: ApplyRequest, backend: VolumeBackend, volume_id: str) -> dict[str, Any]:
+        plan = req.plan or {}
         size_bytes = int(plan["size_gb"]) * GiB
         policy = plan.get("storage_policy")
         with backend.writing():
@@ -375,8 +386,12 @@ class VolumeResource(Resource):
         return state
 
     def update(self, req: ApplyRequest) -> dict[str, Any]:
-        plan, prior = req.plan or {}, req.prior or {}
         backend = backend_of(self.provider_data)
+        limit = timeout_seconds(req.plan, "update", _DEFAULT_SECONDS["update"])
+        return with_deadline(limit, "updating the volume", lambda: self._update(req, backend))
+
+    def _update(self, req: ApplyRequest, backend: VolumeBackend) -> dict[str, Any]:
+        plan, prior = req.plan or {}, req.prior or {}
         ops = backend.ops
         with backend.writing():
             backing = driver_errors("read volume", lambda: backend.ops.find_backing(prior["id"]))
@@ -412,11 +427,15 @@ class VolumeResource(Resource):
     def delete(self, req: ApplyRequest) -> None:
         prior = req.prior or {}
         backend = backend_of(self.provider_data)
-        with backend.writing():
-            backing = driver_errors("read volume", lambda: backend.ops.find_backing(prior["id"]))
-            if backing is None:
-                return  # already gone: deleting is idempotent
-            driver_errors("delete volume", lambda: backend.ops.delete_backing(backing))
+
+        def work() -> None:
+            with backend.writing():
+                backing = driver_errors("read volume", lambda: backend.ops.find_backing(prior["id"]))
+                if backing is None:
+                    return  # already gone: deleting is idempotent
+                driver_errors("delete volume", lambda: backend.ops.delete_backing(backing))
+
+        with_deadline(timeout_seconds(prior, "delete", _DEFAULT_SECONDS["delete"]), "deleting the volume", work)
 
     def import_state(self, import_id: str, ctx: RequestContext) -> dict[str, Any]:
         backend = backend_of(self.provider_data)
