@@ -119,3 +119,45 @@ def test_create_timeout_keeps_the_volume_tainted(make_tf, vsphere_provider_block
     assert actions(plan) in (["delete", "create"], ["create"])  # tainted → replace (or create if it never appeared)
     tf.destroy(auto_approve=True)
     assert set(scan_backings()) == before
+
+
+def test_relocation_and_move_before_grow(make_tf, vsphere_provider_block, vsphere_session, scan_backings) -> None:
+    before = set(scan_backings())
+    pinned = '  name = "mover"\n  size_gb = 1\n  disk_type = "thick"\n  datastore = "ds-small"'
+    tf = make_tf(volume(vsphere_provider_block, pinned))
+    tf.apply()
+    out = tf.output()
+    vid = out["id"]
+    assert out["datastore"] == "ds-small"
+
+    # datastore set and changed: relocate in place; the plan warns and the disk's path is not known yet.
+    # vcsim gap: RelocateVM_Task only adds the target to vm.datastore and leaves the disk file where it is,
+    # so the relocation itself is asserted at the request level (tests/integration/test_volumeops_changes.py).
+    write_config(Path(tf.tfdir), volume(vsphere_provider_block, pinned.replace("ds-small", "ds-c1")))
+    plan = tf.plan(output=True)
+    assert actions(plan) == ["update"]
+    change = plan.resource_changes["vmdk_volume.v"]["change"]
+    assert change["after"]["datastore"] == "ds-c1" and change["after_unknown"].get("vmdk_path") is True
+    text = run(tf, "plan")
+    assert "Volume will be relocated" in text.stdout + text.stderr and "to ds-c1" in text.stdout + text.stderr
+
+    # growing a thick disk beyond the pinned datastore's free space: refused at plan, on size_gb
+    write_config(Path(tf.tfdir), volume(vsphere_provider_block, pinned.replace("size_gb = 1", "size_gb = 40")))
+    result = run(tf, "plan")
+    assert result.returncode == 1 and "Datastore lacks room to extend" in result.stderr and "size_gb" in result.stderr
+
+    # not pinned any more: the plan says it moves first, and apply relocates, then grows
+    unpinned = pinned.replace('\n  datastore = "ds-small"', "").replace("size_gb = 1", "size_gb = 40")
+    write_config(Path(tf.tfdir), volume(vsphere_provider_block, unpinned))
+    plan = tf.plan(output=True)
+    assert actions(plan) == ["update"]
+    assert plan.resource_changes["vmdk_volume.v"]["change"]["after_unknown"].get("datastore") is True
+    text = run(tf, "plan")
+    assert "Volume will move before it grows" in text.stdout + text.stderr
+    tf.apply()
+    props = backing_props(vsphere_session, vid)
+    assert props["disk"].capacityInKB == 40 * 1024 * 1024
+    names = {vsphere_session.get_properties(ds, ["name"])["name"] for ds in props["datastore"]}
+    assert names - {"ds-small"}, "apply relocated the volume to another datastore before growing it"
+    tf.destroy(auto_approve=True)
+    assert set(scan_backings()) == before
