@@ -57,11 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(USAGE)
         return 2
     from .plugin.server import serve
-    from .plugin.servicer import ProviderServicer
+    from .plugin.lazy_service import LazyProviderService
 
     def load():  # type: ignore[no-untyped-def]
         from .framework.server import FrameworkServer
 
         return FrameworkServer(build_provider())
 
-    return serve(ProviderServicer(load), debug=args == ["--debug"])  # type: ignore[arg-type]
+    return serve(LazyProviderService(load), debug=args == ["--debug"])

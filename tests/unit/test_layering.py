@@ -59,3 +59,19 @@ def test_startup_does_not_import_pyvmomi() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_provider_service_loads_after_registration() -> None:
+    """Before the handshake line only the transport is imported: tfplugin6 descriptors and the framework
+    load afterwards (lazy_service), which is what keeps start-up near `import grpc`."""
+    code = (
+        "import sys\n"
+        "import terraform_provider_vmdk.plugin.server\n"
+        "from terraform_provider_vmdk.plugin.lazy_service import LazyProviderService\n"
+        "svc = LazyProviderService(lambda: None)\n"
+        "heavy = ('terraform_provider_vmdk.plugin._generated.tfplugin6_pb2', 'terraform_provider_vmdk.framework.server',"
+        " 'terraform_provider_vmdk.framework.values')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -53,7 +53,8 @@ def serve(
     env: Mapping[str, str] | None = None,
     hard_exit_after: float | None = EXIT_WATCHDOG,
 ) -> int:
-    """Serve ``provider_servicer`` (a ``tfplugin6_pb2_grpc.ProviderServicer``) until told to stop.
+    """Serve ``provider_servicer`` (a ``tfplugin6_pb2_grpc.ProviderServicer``, or an object with
+    ``rpc_handlers()`` returning generic handlers, e.g. ``LazyProviderService``) until told to stop.
 
     Returns the process exit code: 0 after a clean stop, 1 when the handshake
     environment is wrong (a message has been written to stderr). If the servicer
@@ -125,7 +126,6 @@ def _serve(servicer: Any, endpoint: Endpoint, client_cert: str | None, stop: _St
 
     from . import go_plugin_services as gps
     from ._generated import grpc_broker_pb2_grpc, grpc_controller_pb2_grpc, grpc_stdio_pb2_grpc
-    from ._generated import tfplugin6_pb2_grpc
 
     executor = futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="grpc")
     server = grpc.server(
@@ -136,7 +136,13 @@ def _serve(servicer: Any, endpoint: Endpoint, client_cert: str | None, stop: _St
             ("grpc.so_reuseport", 0),
         ],
     )
-    tfplugin6_pb2_grpc.add_ProviderServicer_to_server(servicer, server)
+    rpc_handlers = getattr(servicer, "rpc_handlers", None)
+    if callable(rpc_handlers):  # a lazily loaded service (see lazy_service.py)
+        server.add_generic_rpc_handlers(rpc_handlers())
+    else:
+        from ._generated import tfplugin6_pb2_grpc
+
+        tfplugin6_pb2_grpc.add_ProviderServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_servicer.set(HEALTH_SERVICE, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -4,9 +4,8 @@ Each RPC is wrapped so that any failure becomes a diagnostic — ``DiagnosticErr
 unexpected as an error naming the RPC (and logged with its traceback on stderr) — and never a gRPC
 error or a Python traceback in front of the user.
 
-Start-up matters (Terraform starts the provider several times per command), so this module imports only
-the generated protobuf code: the framework and the provider are built on first use, or in the background
-as soon as the handshake line is out (``on_serving``), while Terraform sets up its connection.
+Start-up matters (Terraform starts the provider several times per command): this module is loaded after
+the handshake line (``lazy_service``), and the framework and the provider are built on first use.
 """
 
 from __future__ import annotations
@@ -98,9 +97,6 @@ class ProviderServicer(pb_grpc.ProviderServicer):
                 if self._fw is None:
                     self._fw = self._factory()
         return self._fw
-
-    def on_serving(self) -> None:
-        threading.Thread(target=lambda: self.fw, name="provider-load", daemon=True).start()
 
     def on_shutdown(self) -> None:
         if self._fw is not None:
