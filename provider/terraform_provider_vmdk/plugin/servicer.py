@@ -16,8 +16,11 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..framework.diagnostics import DiagnosticError, Diagnostics
+from ..framework.secrets import redact
 from ._generated import tfplugin6_pb2 as pb
 from ._generated import tfplugin6_pb2_grpc as pb_grpc
+from .convert import diagnostics_to_proto, path_to_proto, schema_to_proto
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..framework.server import FrameworkServer
@@ -29,18 +32,6 @@ log = logging.getLogger("terraform_provider_vmdk.plugin")
 R = TypeVar("R")
 
 
-def _conv() -> Any:
-    from . import convert
-
-    return convert
-
-
-def _diag_error() -> Any:
-    from ..framework.diagnostics import DiagnosticError
-
-    return DiagnosticError
-
-
 def _dv(data: bytes | None) -> pb.DynamicValue:
     return pb.DynamicValue(msgpack=data or b"")
 
@@ -49,7 +40,7 @@ def _raw(dv: pb.DynamicValue) -> bytes:
     if dv.msgpack:
         return dv.msgpack
     if dv.json:
-        raise _diag_error()("Unsupported value encoding", "Terraform sent JSON where msgpack was expected.")
+        raise DiagnosticError("Unsupported value encoding", "Terraform sent JSON where msgpack was expected.")
     return b""
 
 
@@ -60,10 +51,6 @@ def rpc(name: str, response: Callable[..., Any]) -> Callable[[Callable[..., R]],
         @functools.wraps(body)
         def handler(self: "ProviderServicer", request: Any, context: Any) -> Any:
             log.debug("rpc %s", name)
-            from ..framework.diagnostics import DiagnosticError, Diagnostics
-            from ..framework.secrets import redact
-            from .convert import diagnostics_to_proto
-
             try:
                 return body(self, request, context)
             except DiagnosticError as exc:
@@ -119,14 +106,14 @@ class ProviderServicer(pb_grpc.ProviderServicer):
     def GetProviderSchema(self, request: Any, context: Any) -> Any:
         if self._schema_cache is None:
             resp = pb.GetProviderSchema.Response(
-                provider=_conv().schema_to_proto(self.fw.schema_of("provider")),
+                provider=schema_to_proto(self.fw.schema_of("provider")),
                 server_capabilities=self._capabilities(),
                 provider_meta=pb.Schema(block=pb.Schema.Block()),
             )
             for name in self.fw.resources:
-                resp.resource_schemas[name].CopyFrom(_conv().schema_to_proto(self.fw.schema_of("resource", name)))
+                resp.resource_schemas[name].CopyFrom(schema_to_proto(self.fw.schema_of("resource", name)))
             for name in self.fw.data_sources:
-                resp.data_source_schemas[name].CopyFrom(_conv().schema_to_proto(self.fw.schema_of("data", name)))
+                resp.data_source_schemas[name].CopyFrom(schema_to_proto(self.fw.schema_of("data", name)))
             self._schema_cache = resp
         return self._schema_cache
 
@@ -134,13 +121,13 @@ class ProviderServicer(pb_grpc.ProviderServicer):
     @rpc("ValidateProviderConfig", pb.ValidateProviderConfig.Response)
     def ValidateProviderConfig(self, request: Any, context: Any) -> Any:
         res = self.fw.validate_provider_config(_raw(request.config))
-        return pb.ValidateProviderConfig.Response(diagnostics=_conv().diagnostics_to_proto(res.diagnostics))
+        return pb.ValidateProviderConfig.Response(diagnostics=diagnostics_to_proto(res.diagnostics))
 
     @rpc("ConfigureProvider", pb.ConfigureProvider.Response)
     def ConfigureProvider(self, request: Any, context: Any) -> Any:
         log.info("configuring provider", extra={"terraform_version": request.terraform_version})
         res = self.fw.configure_provider(_raw(request.config))
-        return pb.ConfigureProvider.Response(diagnostics=_conv().diagnostics_to_proto(res.diagnostics))
+        return pb.ConfigureProvider.Response(diagnostics=diagnostics_to_proto(res.diagnostics))
 
     @rpc("StopProvider", pb.StopProvider.Response)
     def StopProvider(self, request: Any, context: Any) -> Any:
@@ -151,12 +138,12 @@ class ProviderServicer(pb_grpc.ProviderServicer):
     @rpc("ValidateResourceConfig", pb.ValidateResourceConfig.Response)
     def ValidateResourceConfig(self, request: Any, context: Any) -> Any:
         res = self.fw.validate_resource_config(request.type_name, _raw(request.config))
-        return pb.ValidateResourceConfig.Response(diagnostics=_conv().diagnostics_to_proto(res.diagnostics))
+        return pb.ValidateResourceConfig.Response(diagnostics=diagnostics_to_proto(res.diagnostics))
 
     @rpc("ValidateDataResourceConfig", pb.ValidateDataResourceConfig.Response)
     def ValidateDataResourceConfig(self, request: Any, context: Any) -> Any:
         res = self.fw.validate_data_source_config(request.type_name, _raw(request.config))
-        return pb.ValidateDataResourceConfig.Response(diagnostics=_conv().diagnostics_to_proto(res.diagnostics))
+        return pb.ValidateDataResourceConfig.Response(diagnostics=diagnostics_to_proto(res.diagnostics))
 
     @rpc("UpgradeResourceState", pb.UpgradeResourceState.Response)
     def UpgradeResourceState(self, request: Any, context: Any) -> Any:
@@ -164,7 +151,7 @@ class ProviderServicer(pb_grpc.ProviderServicer):
             request.type_name, request.version, request.raw_state.json, dict(request.raw_state.flatmap)
         )
         return pb.UpgradeResourceState.Response(
-            upgraded_state=_dv(res.value), diagnostics=_conv().diagnostics_to_proto(res.diagnostics)
+            upgraded_state=_dv(res.value), diagnostics=diagnostics_to_proto(res.diagnostics)
         )
 
     # -- managed resources ---------------------------------------------------------------------------
@@ -172,7 +159,7 @@ class ProviderServicer(pb_grpc.ProviderServicer):
     def ReadResource(self, request: Any, context: Any) -> Any:
         res = self.fw.read_resource(request.type_name, _raw(request.current_state), request.private)
         return pb.ReadResource.Response(
-            new_state=_dv(res.value), private=res.private, diagnostics=_conv().diagnostics_to_proto(res.diagnostics)
+            new_state=_dv(res.value), private=res.private, diagnostics=diagnostics_to_proto(res.diagnostics)
         )
 
     @rpc("PlanResourceChange", pb.PlanResourceChange.Response)
@@ -186,9 +173,9 @@ class ProviderServicer(pb_grpc.ProviderServicer):
         )
         return pb.PlanResourceChange.Response(
             planned_state=_dv(res.value),
-            requires_replace=[_conv().path_to_proto(p) for p in res.requires_replace],
+            requires_replace=[path_to_proto(p) for p in res.requires_replace],
             planned_private=res.private,
-            diagnostics=_conv().diagnostics_to_proto(res.diagnostics),
+            diagnostics=diagnostics_to_proto(res.diagnostics),
         )
 
     @rpc("ApplyResourceChange", pb.ApplyResourceChange.Response)
@@ -201,7 +188,7 @@ class ProviderServicer(pb_grpc.ProviderServicer):
             request.planned_private,
         )
         return pb.ApplyResourceChange.Response(
-            new_state=_dv(res.value), private=res.private, diagnostics=_conv().diagnostics_to_proto(res.diagnostics)
+            new_state=_dv(res.value), private=res.private, diagnostics=diagnostics_to_proto(res.diagnostics)
         )
 
     @rpc("ImportResourceState", pb.ImportResourceState.Response)
@@ -212,10 +199,10 @@ class ProviderServicer(pb_grpc.ProviderServicer):
                 pb.ImportResourceState.ImportedResource(type_name=t, state=_dv(s), private=p)
                 for t, s, p in res.imported
             ],
-            diagnostics=_conv().diagnostics_to_proto(res.diagnostics),
+            diagnostics=diagnostics_to_proto(res.diagnostics),
         )
 
     @rpc("ReadDataSource", pb.ReadDataSource.Response)
     def ReadDataSource(self, request: Any, context: Any) -> Any:
         res = self.fw.read_data_source(request.type_name, _raw(request.config))
-        return pb.ReadDataSource.Response(state=_dv(res.value), diagnostics=_conv().diagnostics_to_proto(res.diagnostics))
+        return pb.ReadDataSource.Response(state=_dv(res.value), diagnostics=diagnostics_to_proto(res.diagnostics))
