@@ -84,6 +84,7 @@ resource "vmdk_volume" "clone" {
   size_gb          = var.size_gb
   source_volume_id = vmdk_volume.data.id
   clone_type       = "full"
+  depends_on       = [vmdk_snapshot.snap] # one copy at a time: the simulator's clone is not thread-safe
 }
 
 output "volume_id" { value = vmdk_volume.data.id }

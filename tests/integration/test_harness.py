@@ -82,7 +82,7 @@ def test_model_has_the_promised_shape(vsphere_session, only_vcsim):
     assert len({len(d.host_mounts) for d in usable}) >= 3  # mounted on host sets of different sizes
     # free space only shrinks as tests write (vcsim never gives it back), so: at most what we set
     assert ds["ds-big"].capacity == 4096 * GiB and 0 < ds["ds-big"].free_space <= 3072 * GiB
-    assert ds["ds-small"].free_space == 20 * GiB and len(ds["ds-small"].host_mounts) == 1
+    assert 0 < ds["ds-small"].free_space <= 20 * GiB and len(ds["ds-small"].host_mounts) == 1
     assert ds["ds-maint"].maintenance_mode == "inMaintenance" and ds["ds-maint"].accessible
     assert not ds["ds-gone"].accessible
     assert all(not m.accessible for m in ds["ds-gone"].host_mounts)

@@ -273,26 +273,34 @@ def start_vcsim(tmpdir: str | Path | None = None, *, port: int = 0, user: str = 
 def undo_clone_source_rewrite(session) -> list[str]:  # type: ignore[no-untyped-def]
     """Work around a vcsim (govmomi 0.24) bug: CloneVM_Task rewrites the SOURCE VM's disk backing to the
     clone's new file, so afterwards two shadow VMs share one VMDK (and delete rightly refuses a disk in
-    use). Real vSphere leaves the source alone. Point each of our shadow VMs (volume-*/snapshot-*) back at
-    its own file, which vcsim created and still has (templates are left alone). Returns the names of the VMs repaired."""
+    use). Real vSphere leaves the source alone. Point each of our shadow VMs (volume-*, and snapshot-*
+    templates, which vcsim only lets us edit as VMs) back at its own file, which vcsim created and still
+    has. Returns the names of the VMs repaired."""
     from pyVmomi import vim
 
     repaired = []
-    for item in session.retrieve(vim.VirtualMachine, ["name", "config.hardware.device"]):
+    props = ["name", "config.hardware.device", "config.template", "runtime.host"]
+    for item in session.retrieve(vim.VirtualMachine, props):
         name = item.props.get("name", "")
-        if not name.startswith("volume-"):  # templates (snapshot-*) cannot be reconfigured
+        if not name.startswith(("volume-", "snapshot-")):
             continue
-        for dev in item.props.get("config.hardware.device") or []:
-            if not isinstance(dev, vim.vm.device.VirtualDisk):
-                continue
-            own = f"{name}/{name}.vmdk"
-            if dev.backing.fileName.endswith(own):
-                continue
-            dev.backing.fileName = dev.backing.fileName.split("]")[0] + "] " + own
-            spec = vim.vm.ConfigSpec(deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="edit", device=dev)])
-            try:
+        own = f"{name}/{name}.vmdk"
+        disks = [d for d in item.props.get("config.hardware.device") or []
+                 if isinstance(d, vim.vm.device.VirtualDisk) and not d.backing.fileName.endswith(own)]
+        if not disks:
+            continue
+        template = bool(item.props.get("config.template"))
+        if template:  # vcsim refuses to reconfigure a template
+            host = item.props["runtime.host"]
+            pool = session.get_properties(host.parent, ["resourcePool"])["resourcePool"]
+            session.call(item.obj.MarkAsVirtualMachine, pool=pool, host=host)
+        try:
+            for dev in disks:
+                dev.backing.fileName = dev.backing.fileName.split("]")[0] + "] " + own
+                spec = vim.vm.ConfigSpec(deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="edit", device=dev)])
                 session.run_task(item.obj.ReconfigVM_Task, spec=spec)
-            except Exception:  # noqa: BLE001 - best effort: a VM vcsim will not reconfigure stays as it is
-                continue
             repaired.append(name)
+        finally:
+            if template:
+                session.call(item.obj.MarkAsTemplate)
     return repaired
