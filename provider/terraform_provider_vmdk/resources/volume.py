@@ -53,7 +53,9 @@ VOLUME_ATTRIBUTES: dict[str, Attribute] = {
     "size_gb": Attribute(
         Number, required=True, validators=(WholeNumber(), AtLeast(1)),
         description="Size in GiB, a whole number ≥ 1. Growing extends the disk in place (moving the volume "
-        "to a datastore with room first when its own lacks it); shrinking is refused at plan time.",
+        "to a datastore with room first when its own lacks it, which the plan warns about); shrinking is refused at "
+        "plan time, and so is growing a volume that has COW snapshots or is a linked clone (vSphere cannot extend "
+        "those disks): delete the COW snapshots, or recreate the volume as a full clone, first.",
     ),
     "disk_type": Attribute(
         String, optional=True, default="thin", validators=(OneOf(VOLUME_DISK_TYPES),),
