@@ -46,32 +46,34 @@ def test_layers_import_only_downwards() -> None:
     assert violations == []
 
 
+def _loaded_after(setup: str, candidates: str) -> list[str]:
+    """Which modules (``candidates``: a Python expression over ``sys.modules``) a fresh interpreter has
+    loaded after running ``setup``."""
+    code = f"import sys\n{setup}\nprint(sorted({candidates}))\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return ast.literal_eval(out)
+
+
 def test_startup_does_not_import_pyvmomi() -> None:
-    code = (
-        "import sys\n"
+    setup = (
         "from terraform_provider_vmdk.cli import build_provider\n"
         "from terraform_provider_vmdk.framework.server import FrameworkServer\n"
         "from terraform_provider_vmdk.plugin.servicer import ProviderServicer\n"
         "import terraform_provider_vmdk.plugin.server\n"
         "s = ProviderServicer(lambda: FrameworkServer(build_provider()))\n"
-        "s.GetProviderSchema(None, None)\n"
-        "print(sorted(m for m in sys.modules if m.startswith(('pyVmomi', 'pyVim'))))\n"
+        "s.GetProviderSchema(None, None)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert _loaded_after(setup, "m for m in sys.modules if m.startswith(('pyVmomi', 'pyVim'))") == []
 
 
 def test_provider_service_loads_after_registration() -> None:
     """Before the handshake line only the transport is imported: tfplugin6 descriptors and the framework
     load afterwards (lazy_service), which is what keeps start-up near `import grpc`."""
-    code = (
-        "import sys\n"
+    setup = (
         "import terraform_provider_vmdk.plugin.server\n"
         "from terraform_provider_vmdk.plugin.lazy_service import LazyProviderService\n"
-        "svc = LazyProviderService(lambda: None)\n"
-        "heavy = ('terraform_provider_vmdk.plugin._generated.tfplugin6_pb2', 'terraform_provider_vmdk.framework.server',"
-        " 'terraform_provider_vmdk.framework.values')\n"
-        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "svc = LazyProviderService(lambda: None)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    heavy = ("terraform_provider_vmdk.plugin._generated.tfplugin6_pb2", "terraform_provider_vmdk.framework.server",
+             "terraform_provider_vmdk.framework.values")
+    assert _loaded_after(setup, f"m for m in {heavy!r} if m in sys.modules") == []
