@@ -61,7 +61,7 @@ output "gold" { value = data.vmdk_datastores.gold }
     assert ds["ds-maint"]["maintenance"] == "inMaintenance" and not ds["ds-maint"]["eligible"]
     assert "maintenance" in ds["ds-maint"]["reason"]
     assert ds["ds-gone"]["accessible"] is False and ds["ds-gone"]["reason"] == "not accessible"
-    assert ds["LocalDS_0"]["type"] == "OTHER" and "not supported" in ds["LocalDS_0"]["reason"]
+    assert ds["LocalDS_0"]["type"] == "OTHER" and "not in datastore_types" in ds["LocalDS_0"]["reason"]
 
     big = by_name(out["big"]["datastores"])
     assert out["big"]["selected"] == "ds-big"
@@ -98,7 +98,7 @@ output "s" { value = data.vmdk_volume_stats.s }
     out = tf.output()
     d = by_name(out["d"]["datastores"])
     assert out["d"]["selected"] == "ds-c1"  # ds-c1 is less full than ds-c0
-    assert "does not match regex" in d["ds-big"]["reason"]
+    assert "does not match datastore_regex" in d["ds-big"]["reason"]
     assert out["s"]["datastores"] == ["ds-c0", "ds-c1"]
     assert out["s"]["total_capacity_gb"] == 1024 + 2048
     assert out["s"]["free_capacity_gb"] == pytest.approx(d["ds-c0"]["free_gb"] + d["ds-c1"]["free_gb"], abs=0.01)

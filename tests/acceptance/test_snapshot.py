@@ -187,7 +187,7 @@ def test_cow_snapshot_lifecycle(make_tf, vsphere_provider_block, vsphere_session
 
     # a COW snapshot goes with its volume: delete the volume outside Terraform, both leave the state
     ops = VolumeOps(vsphere_session, Inventory(vsphere_session, getattr(vcsim, "datacenter", None)))
-    ops.delete_backing(vid)
+    ops.delete_backing(ops.find_backing(vid))
     plan = tf.plan(output=True)
     assert actions(plan) == ["create"] and actions(plan, "vmdk_volume.v") == ["create"]
     # deleting the snapshot after its volume is gone (state not refreshed) is a no-op success

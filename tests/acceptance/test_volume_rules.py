@@ -111,7 +111,7 @@ def test_create_timeout_keeps_the_volume_tainted(make_tf, vsphere_provider_block
     body = '  name = "slow"\n  size_gb = 1\n  timeouts {\n    create = "1ns"\n  }'
     tf = make_tf(volume(vsphere_provider_block, body))
     result = run(tf, "apply", "-auto-approve")
-    assert result.returncode == 1 and "Timed out: creating the volume" in result.stderr
+    assert result.returncode == 1 and "Timed out: create the volume" in result.stderr
     state = json.loads(run(tf, "state", "pull").stdout)
     instance = state["resources"][0]["instances"][0]
     assert instance.get("status") == "tainted" and instance["attributes"]["id"]

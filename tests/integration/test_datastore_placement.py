@@ -114,7 +114,7 @@ def test_candidates_give_each_datastore_a_verdict(selector):
     cands = {c.name: c for c in selector.candidates(Requirements(10 * GiB))}
     assert {n for n, c in cands.items() if c.eligible} == ELIGIBLE
     assert [c.name for c in cands.values() if c.selected] == ["ds-big"]
-    assert cands["LocalDS_0"].reason == "type OTHER is not supported (nfs, nfs41, vmfs, vsan, vvol)"
+    assert cands["LocalDS_0"].reason == "type OTHER is not in datastore_types (nfs, nfs41, vmfs, vsan, vvol)"
     assert cands["ds-maint"].reason == "in maintenance mode"
     assert cands["ds-gone"].reason == "not accessible"
     assert {n: cands[n].host_count for n in ELIGIBLE} == {"ds-big": 6, "ds-c0": 3, "ds-c1": 3, "ds-small": 1}
@@ -176,7 +176,7 @@ def test_regex_restricts_candidates(vsphere_session, inventory):
     assert sel.select(Requirements(GiB)).datastore_name == "ds-c0"
     with pytest.raises(exceptions.NoValidDatastore) as e:
         DatastoreSelector(vsphere_session, inventory, name_regex="nfs-").select(Requirements(GiB))
-    assert "ds-big: name does not match regex 'nfs-'" in e.value.message
+    assert "ds-big: name does not match datastore_regex 'nfs-'" in e.value.message
 
 
 def test_exclusion_by_name_and_by_moref(selector, live):
@@ -219,7 +219,7 @@ def test_standalone_host_gets_its_compute_resource_pool(vsphere_session, invento
     # With the production type set, the standalone host has nothing to offer.
     with pytest.raises(exceptions.NoValidDatastore) as e:
         DatastoreSelector(vsphere_session, inventory).select(Requirements(GiB, hosts=frozenset({"DC0_H0"})))
-    assert "LocalDS_0: type OTHER is not supported" in e.value.message
+    assert "LocalDS_0: type OTHER is not in datastore_types" in e.value.message
     assert "ds-big: not mounted on requested host(s) DC0_H0" in e.value.message
 
 

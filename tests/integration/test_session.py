@@ -280,7 +280,7 @@ def test_get_properties_of_deleted_object_is_not_found(vsphere_session):
 def test_retrieve_recovers_when_cached_view_is_destroyed(vsphere_config):
     with Session(vsphere_config) as s:
         assert s.retrieve(vim.Datastore, ["name"])
-        for view in list(s._views.values()):
+        for _generation, view in list(s._views.values()):
             view.DestroyView()
         assert s.retrieve(vim.Datastore, ["name"])
 

@@ -60,7 +60,7 @@ def test_regex_is_anchored_at_start_like_cinder():
     r = rules(name_regex=re.compile("gold-"))
     assert evaluate(ds("gold-1"), r).eligible
     ev = evaluate(ds("old-gold-1"), r)
-    assert ev.reason == "name does not match regex 'gold-'"
+    assert ev.reason == "name does not match datastore_regex 'gold-'"
 
 
 @pytest.mark.parametrize("excluded", [{"a"}, {"ds-a"}])
@@ -109,7 +109,7 @@ def test_supported_types_case_insensitive(t):
 @pytest.mark.parametrize("t", ["OTHER", "cifs", "PMEM", ""])
 def test_unsupported_types_rejected(t):
     ev = evaluate(ds("a", type=t), rules())
-    assert ev.reason.startswith(f"type {t or 'unknown'} is not supported (")
+    assert ev.reason.startswith(f"type {t or 'unknown'} is not in datastore_types (") and ev.rule == "type"
 
 
 def test_allowed_types_can_be_widened_explicitly():
@@ -212,7 +212,7 @@ def test_explain_lists_each_rejection_with_reason():
     assert msg.startswith("No datastore can hold a 10 GiB volume with storage policy 'gold': ")
     assert "ds-small: free 2 GiB < 10 GiB needed" in msg
     assert "ds-maint: in maintenance mode" in msg
-    assert "ds3: name does not match regex '^ds-'" in msg
+    assert "ds3: name does not match datastore_regex '^ds-'" in msg
 
 
 def test_explain_without_datastores():
@@ -309,7 +309,7 @@ def test_selector_no_valid_datastore_message(inv):
         DatastoreSelector(None, inv, name_regex="^(shared|tiny|c2)$").select(Requirements(85 * GiB))
     msg = str(e.value)
     assert "shared: free 30 GiB < 85 GiB needed" in msg
-    assert "local1: name does not match regex '^(shared|tiny|c2)$'" in msg
+    assert "local1: name does not match datastore_regex '^(shared|tiny|c2)$'" in msg
     assert "tiny: free 1 GiB < 85 GiB needed" in msg
 
 

@@ -12,7 +12,7 @@ from terraform_provider_vmdk.framework.resource import PlanRequest, RequestConte
 from terraform_provider_vmdk.framework.values import UNKNOWN
 from terraform_provider_vmdk.resources.client import ProviderSettings, VSphereClient
 from terraform_provider_vmdk.resources.data_volume import VolumeDataSource
-from terraform_provider_vmdk.resources.backend import driver_errors, with_deadline
+from terraform_provider_vmdk.resources.backend import driver_errors, run_bounded
 from terraform_provider_vmdk.resources.snapshot import SnapshotResource, gib, rfc3339
 from terraform_provider_vmdk.vsphere.config import ConnectionConfig
 
@@ -111,22 +111,47 @@ def test_driver_errors_turn_driver_errors_and_raw_faults_into_diagnostics() -> N
     assert "MethodNotFound" in d.detail and "RenameSnapshot" in d.detail
 
 
-def test_deadline_gives_up_and_undoes_a_late_result() -> None:
+def test_run_bounded_returns_at_once_when_time_runs_out_and_the_work_sees_it() -> None:
     import threading
+    import time
 
-    release, undone = threading.Event(), threading.Event()
+    from terraform_provider_vmdk.vsphere import budget
+    from terraform_provider_vmdk.vsphere import exceptions as vexc
+
+    seen: list[str] = []
+    finished = threading.Event()
 
     def slow():
-        release.wait(5)
+        try:
+            budget.current().sleep(5)  # a task poll's wait: wakes when the budget ends
+        except vexc.OperationTimedOut:
+            seen.append("timed out")
+        finally:
+            finished.set()
         return "made"
 
+    started = time.monotonic()
     with pytest.raises(DiagnosticError, match="Timed out"):
-        with_deadline(0.05, "slow thing", slow, lambda result: undone.set() if result == "made" else None)
-    release.set()
-    assert undone.wait(5)
-    assert with_deadline(5, "quick", lambda: 42) == 42
+        run_bounded("slow thing", 0.05, threading.Event(), slow)
+    assert time.monotonic() - started < 1
+    assert finished.wait(5) and seen == ["timed out"]
+    assert run_bounded("quick", 5, threading.Event(), lambda: 42) == 42
     with pytest.raises(ValueError):
-        with_deadline(5, "failing", lambda: (_ for _ in ()).throw(ValueError("x")))
+        run_bounded("failing", 5, threading.Event(), lambda: (_ for _ in ()).throw(ValueError("x")))
+
+
+def test_run_bounded_stops_on_stop_provider() -> None:
+    import threading
+    import time
+
+    from terraform_provider_vmdk.vsphere import budget
+
+    stop = threading.Event()
+    threading.Timer(0.1, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(DiagnosticError, match="Cancelled"):
+        run_bounded("long thing", None, stop, lambda: budget.current().sleep(30))
+    assert time.monotonic() - started < 1
 
 
 @pytest.mark.parametrize("cfg, ok", [({"id": "a", "name": None}, True), ({"id": None, "name": "n"}, True),

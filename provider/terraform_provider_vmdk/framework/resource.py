@@ -49,6 +49,10 @@ class ApplyRequest(RequestContext):
     prior: dict[str, Any] | None = None
     plan: dict[str, Any] | None = None
     private: dict[str, Any] = field(default_factory=dict)  # mutable; persisted with the new state
+    # The state to save if the request fails from here on: a create sets it as soon as the new object's
+    # identity is fixed (before vSphere is asked), so a failed create still leaves its id in the state
+    # (Terraform keeps it tainted) and nothing vSphere made is forgotten.
+    partial: dict[str, Any] | None = None
 
 
 @dataclass

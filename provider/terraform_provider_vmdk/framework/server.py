@@ -194,7 +194,14 @@ class FrameworkServer:
             res.value = encode(None, ty)
             return res
         req = ReadRequest(diagnostics=res.diagnostics, stop=self.stop_event, state=current, private=priv)
-        new = resource.read(req)
+        try:
+            new = resource.read(req)
+        except DiagnosticError as exc:
+            res.diagnostics.extend(exc.diagnostics)
+            new = current  # a failed refresh keeps the state as it was
+        except Exception:  # noqa: BLE001
+            _unexpected(res.diagnostics, type_name, "read")
+            new = current
         res.value = self._encode(new, ty, "state")
         res.private = _dump_private(req.private if new is not None else {})
         return res
@@ -227,17 +234,26 @@ class FrameworkServer:
                            plan=planned_v, private=_load_private(planned_private))
         if planned_v is None:
             if prior_v is not None:
-                resource.delete(req)
+                try:
+                    resource.delete(req)
+                except DiagnosticError as exc:
+                    res.diagnostics.extend(exc.diagnostics)
+                except Exception:  # noqa: BLE001
+                    _unexpected(res.diagnostics, type_name, "delete")
             if res.diagnostics.has_errors:  # keep the object in state: nothing was lost
                 res.value = self._encode(prior_v, ty, "state")
                 return res
             res.value = encode(None, ty)
             return res
+        operation = "create" if prior_v is None else "update"
         try:
             new = resource.create(req) if prior_v is None else resource.update(req)
         except DiagnosticError as exc:
             res.diagnostics.extend(exc.diagnostics)
-            new = prior_v  # a failed update keeps what was there; a failed create leaves no state
+            new = req.partial if req.partial is not None else prior_v  # failed create: only what was made
+        except Exception:  # noqa: BLE001 - a bug: the user gets a diagnostic, the log the traceback
+            _unexpected(res.diagnostics, type_name, operation)
+            new = req.partial if req.partial is not None else prior_v
         if new is not None:
             if not res.diagnostics.has_errors:
                 _check_known(new, ty, res.diagnostics)
@@ -270,6 +286,17 @@ class FrameworkServer:
         _check_known(merged, ty, res.diagnostics)
         res.value = self._encode(merged, ty, "data source result")
         return res
+
+
+def _unexpected(diags: Diagnostics, type_name: str, operation: str) -> None:
+    """An error we did not foresee: named by resource and operation, its text only in the log."""
+    log.exception("unexpected error in %s %s", type_name, operation)
+    diags.error(
+        f"Unexpected error in {type_name} ({operation})",
+        f"The provider failed unexpectedly while running the {operation} of a {type_name}. Nothing was lost: the "
+        "state keeps what vSphere is known to hold, and the next terraform apply checks vSphere again. The "
+        "provider log (TF_LOG_PROVIDER=DEBUG) has the details; please report this as a bug.",
+    )
 
 
 def _check_known(value: dict[str, Any], ty: Object, diags: Diagnostics) -> None:

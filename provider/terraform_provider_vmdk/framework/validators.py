@@ -80,7 +80,7 @@ class NotEmpty:
     description: str = "not empty"
 
     def validate(self, value: Any, path: AttributePath, diags: Diagnostics) -> None:
-        if isinstance(value, str) and not value.strip():
+        if (isinstance(value, str) and not value.strip()) or (isinstance(value, (list, tuple)) and not value):
             diags.error("Invalid attribute value", f"{path} must not be empty.", path)
 
 

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..framework.diagnostics import DiagnosticError, Diagnostics
-from ..framework.secrets import redact
 from ._generated import tfplugin6_pb2 as pb
 from ._generated import tfplugin6_pb2_grpc as pb_grpc
 from .convert import diagnostics_to_proto, path_to_proto, schema_to_proto
@@ -55,13 +54,15 @@ def rpc(name: str, response: Callable[..., Any]) -> Callable[[Callable[..., R]],
                 return body(self, request, context)
             except DiagnosticError as exc:
                 diags = exc.diagnostics
-            except Exception as exc:  # noqa: BLE001 - the user gets a diagnostic, the log gets the traceback
+            except Exception:  # noqa: BLE001 - the user gets a diagnostic, the log gets the traceback
                 log.exception("unexpected error in %s", name)
+                subject = getattr(request, "type_name", "") or "the provider"
                 diags = Diagnostics()
                 diags.error(
-                    f"Unexpected error in {name}",
-                    f"{type(exc).__name__}: {redact(str(exc))}\n\nThe provider log (TF_LOG=DEBUG) has the "
-                    "details. This is a bug in terraform-provider-vmdk; please report it.",
+                    f"Unexpected error in {name} ({subject})",
+                    f"The provider failed unexpectedly in {name} for {subject}. The provider log "
+                    "(TF_LOG_PROVIDER=DEBUG) has the details. This is a bug in terraform-provider-vmdk; please "
+                    "report it.",
                 )
             return response(diagnostics=diagnostics_to_proto(diags))
 

@@ -1,17 +1,19 @@
-"""The resources' view of vSphere: the core objects wired from provider settings, plus a read cache.
+"""The resources' view of vSphere: the core objects wired from provider settings, the batched index of
+backings, and how an apply's vSphere work is run (bounded, cancellable, its faults made diagnostics).
 
-Terraform refreshes every resource with its own ReadResource call. Reading each backing on its own
-would cost O(N) SOAP round trips; instead the first read in a process loads *all* our backings with
-one PropertyCollector call and later reads are served from that snapshot. Every write invalidates it,
-so a read after a write in the same process sees vSphere again.
+Terraform refreshes every resource with its own ReadResource call. Reading each backing on its own would
+cost O(N) SOAP round trips; instead the first read in a process loads *every* VM with one PropertyCollector
+call (the index) and later reads are served from it — while one thread loads it the others wait for that
+same read, nobody holds a lock across it. Writes keep the index true by recording what they made or
+removed (never by throwing it away), so in-use checks and lookups stay O(1) per volume during an apply.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..framework.diagnostics import DiagnosticError
@@ -21,49 +23,50 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..vsphere.backing import Backing
     from ..vsphere.datastore import DatastoreSelector
     from ..vsphere.inventory import Inventory
+    from ..vsphere.lookup import BackingIndex, Choice
     from ..vsphere.volumeops import VolumeOps
 
-__all__ = ["VolumeBackend", "backend_of", "driver_errors", "with_deadline", "DeadlineExceeded"]
+__all__ = ["VolumeBackend", "backend_of", "driver_errors", "run_bounded", "GiB"]
 
 T = TypeVar("T")
 LOG = logging.getLogger("terraform_provider_vmdk.resources")
 GiB = 1024**3
+INDEX_TTL = 20.0  # seconds a batched read serves lookups in a long-lived (debug) process
+_WAIT_SLICE = 0.1
 
 
 class VolumeBackend:
     def __init__(self, client: VSphereClient) -> None:
+        from ..vsphere.once import Once
+
         self.client = client
         self.settings = client.settings
-        self._lock = threading.Lock()
-        self._objects: tuple[Inventory, DatastoreSelector, VolumeOps] | None = None
-        self._backings: dict[str, Backing] | None = None
-        self._datastores: dict[str, int] | None = None
-        self._generation = 0
+        self._core: Once[tuple[Inventory, DatastoreSelector, VolumeOps]] = Once(self._build)
+        self._index: Once[BackingIndex] = Once(self._load_index)
+        self._free: Once[dict[str, int]] = Once(self._load_free)
+        self._index_lock = threading.Lock()  # guards index edits (in memory only)
 
-    def _core(self) -> tuple["Inventory", "DatastoreSelector", "VolumeOps"]:
-        with self._lock:
-            if self._objects is None:
-                from ..vsphere.datastore import DatastoreSelector
-                from ..vsphere.inventory import Inventory
-                from ..vsphere.volumeops import VolumeOps
+    def _build(self) -> tuple["Inventory", "DatastoreSelector", "VolumeOps"]:
+        from ..vsphere.datastore import DatastoreSelector
+        from ..vsphere.inventory import Inventory
+        from ..vsphere.volumeops import VolumeOps
 
-                session = self.client.session()
-                inventory = Inventory(session, self.settings.datacenter)
-                self._check_settings(inventory)
-                selector = DatastoreSelector(
-                    session, inventory, name_regex=self.settings.datastore_regex,
-                    cluster_names=list(self.settings.cluster_names) or None,
-                )
-                ops = VolumeOps(session, inventory, volume_folder=self.settings.volume_folder)
-                self._objects = (inventory, selector, ops)
-            return self._objects
+        session = self.client.session()
+        inventory = Inventory(session, self.settings.datacenter)
+        self._check_settings(inventory)
+        selector = DatastoreSelector(
+            session, inventory, name_regex=self.settings.datastore_regex,
+            cluster_names=list(self.settings.cluster_names) or None,
+            allowed_types=self.settings.datastore_types,
+        )
+        return inventory, selector, VolumeOps(session, inventory, volume_folder=self.settings.volume_folder)
 
     def _check_settings(self, inventory: "Inventory") -> None:
         """Settings only vSphere can judge (datacenter, clusters): an error that names the provider setting."""
         from ..vsphere.exceptions import ClusterNotFound, DatacenterNotFound
 
         try:
-            inventory.datacenter
+            inventory.datacenter  # noqa: B018 - resolves it
         except DatacenterNotFound as exc:
             raise DiagnosticError("Invalid provider setting: datacenter",
                                   f"{exc}\n\nFix `datacenter` in the provider block.") from None
@@ -76,54 +79,103 @@ class VolumeBackend:
 
     @property
     def inventory(self) -> "Inventory":
-        return self._core()[0]
+        return self._core.get()[0]
 
     @property
     def selector(self) -> "DatastoreSelector":
-        return self._core()[1]
+        return self._core.get()[1]
 
     @property
     def ops(self) -> "VolumeOps":
-        return self._core()[2]
+        return self._core.get()[2]
 
-    # -- cached reads ------------------------------------------------------------------------------
-    def all_backings(self) -> dict[str, "Backing"]:
-        """Every volume backing of ours, keyed by id: one PropertyCollector call per process and write."""
-        ops = self.ops
-        with self._lock:
-            if self._backings is None:
-                self._backings = ops.list_backings()
-            return self._backings
+    # -- the index -----------------------------------------------------------------------------------
+    def _load_index(self) -> "BackingIndex":
+        return self.ops.load_index()
 
-    def get(self, volume_id: str) -> "Backing | None":
-        found = self.all_backings().get(volume_id)
-        if found is None:  # created by another process after our snapshot: ask for it alone
+    def index(self) -> "BackingIndex":
+        """The batched read of every VM (one per process, renewed after INDEX_TTL)."""
+        index = self._index.get()
+        if time.monotonic() - index.loaded_at > INDEX_TTL:
+            self._index.reset()
+            index = self._index.get()
+        return index
+
+    def choice(self, volume_id: str, *, fresh: bool = False) -> "Choice":
+        """The VMs carrying ``volume_id`` and which of them is the volume. ``fresh``: re-read each (writes)."""
+        from ..vsphere.lookup import choose
+
+        records = list(self.index().volumes.get(volume_id, ()))
+        if fresh:
+            records = [r for r in (self._reread(r) for r in records) if r is not None]
+        if not records:  # made by another process after our read, or an id our read did not see
             found = self.ops.find_backing(volume_id)
-        return found
+            if found is not None:
+                self.remember(found)
+                records = [found]
+        return choose(records)
+
+    def _reread(self, record: "Backing") -> "Backing | None":
+        from ..vsphere.ops_base import is_gone
+
+        try:
+            return self.ops.refresh(record)
+        except Exception as error:
+            if is_gone(error):
+                self.forget(record)
+                return None
+            raise
+
+    def get(self, volume_id: str | None) -> "Backing | None":
+        """The volume's backing as the index saw it (reads)."""
+        if not volume_id:
+            return None
+        return self.choice(volume_id).primary
+
+    def users_of(self, backing: "Backing") -> list[str]:
+        """Other VMs that have the volume's VMDK attached (from the index: no per-volume scan)."""
+        return self.index().users_of(backing)
+
+    def remember(self, backing: "Backing") -> None:
+        if self._index.ready:
+            with self._index_lock:
+                self._index.get().put(backing)
+
+    def forget(self, backing: "Backing") -> None:
+        if self._index.ready:
+            with self._index_lock:
+                self._index.get().drop(backing.moref_value)
+
+    def all_backings(self) -> dict[str, "Backing"]:
+        """Every volume of ours by id (its chosen backing)."""
+        index = self.index()
+        return {vid: primary for vid in list(index.volumes) if (primary := index.primary(vid)) is not None}
+
+    def policy_name(self, profile_id: str | None) -> str | None:
+        """The storage policy name of a PBM profile id (one PBM listing per process); the id itself when
+        vCenter has no policy by that id any more."""
+        if not profile_id:
+            return None
+
+        def load() -> dict[str, str]:
+            from ..vsphere import pbm
+
+            return {p.profileId.uniqueId: p.name for p in pbm.list_profiles(self.ops.session)}
+
+        names: dict[str, str] = self.client.cached("pbm-profile-names", load)
+        return names.get(profile_id, profile_id)
+
+    # -- datastores ----------------------------------------------------------------------------------
+    def _load_free(self) -> dict[str, int]:
+        return {d.name: d.free_space for d in self.inventory.datastores()}
 
     def datastore_free(self, name: str | None) -> int | None:
-        """Free bytes of a datastore, from one inventory read per process and write."""
-        if name is None:
-            return None
-        inventory = self.inventory
-        with self._lock:
-            if self._datastores is None:
-                self._datastores = {d.name: d.free_space for d in inventory.datastores()}
-            return self._datastores.get(name)
+        """Free bytes of a datastore, from one inventory read per process."""
+        return None if name is None else self._free.get().get(name)
 
     def invalidate(self) -> None:
-        with self._lock:
-            self._backings = None
-            self._datastores = None
-            self._generation += 1
-
-    @contextmanager
-    def writing(self) -> Iterator[None]:
-        """Around every write: whatever happens, later reads go back to vSphere."""
-        try:
-            yield
-        finally:
-            self.invalidate()
+        self._index.reset()
+        self._free.reset()
 
 
 def backend_of(provider_data: Any) -> VolumeBackend:
@@ -137,62 +189,80 @@ def backend_of(provider_data: Any) -> VolumeBackend:
     return provider_data.cached("volume-backend", lambda: VolumeBackend(provider_data))
 
 
+# ---------------------------------------------------------------------------------------------- faults
+def _describe_fault(fault: Any) -> str:
+    message = getattr(fault, "msg", None) or getattr(fault, "localizedMessage", None) or ""
+    return f"{type(fault).__name__}: {message}".rstrip(": ")
+
+
 def driver_errors(action: str, fn: Callable[[], T], path: str | None = None) -> T:
-    """Run a vSphere operation; our driver exceptions become diagnostics whose text says what to do."""
-    from ..vsphere.exceptions import VMwareDriverError
+    """Run a vSphere operation; whatever goes wrong becomes a diagnostic that says what to do."""
+    import http.client
 
     from pyVmomi import vmodl
 
+    from ..vsphere import exceptions as vexc
+
     try:
         return fn()
-    except VMwareDriverError as exc:
+    except vexc.Cancelled:
+        raise DiagnosticError(f"Cancelled: {action}", f"The provider was asked to stop while it was trying to "
+                              f"{action}. The state records what vSphere holds; run terraform apply again to "
+                              "finish.", path) from None
+    except vexc.OperationTimedOut:
+        raise DiagnosticError(f"Timed out: {action}", f"Could not {action} within the time the resource's "
+                              "timeouts block allows. vSphere may still finish the work; the next refresh sees "
+                              "what it did. Raise the timeout for big volumes.", path) from None
+    except vexc.OutcomeUnknown as exc:
+        raise DiagnosticError(f"Cannot {action}", f"vSphere did not answer ({exc.message}), and what it did could "
+                              "not be established. Run terraform apply again: the provider looks the object up "
+                              "before doing anything.", path) from None
+    except vexc.VMwareDriverError as exc:
         raise DiagnosticError(f"Cannot {action}", str(exc), path) from None
-    except vmodl.MethodFault as exc:  # a vSphere fault our core passed through unchanged
-        message = getattr(exc, "msg", None) or getattr(exc, "localizedMessage", None) or type(exc).__name__
-        raise DiagnosticError(f"Cannot {action}", f"vSphere refused the request: {type(exc).__name__}: {message}",
+    except vmodl.MethodFault as exc:  # a vSphere fault the core passed through unchanged
+        raise DiagnosticError(f"Cannot {action}", f"vSphere refused the request: {_describe_fault(exc)}",
                               path) from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise DiagnosticError(f"Cannot {action}", f"The connection to vSphere failed ({type(exc).__name__}) and "
+                              "retries did not help. Run terraform apply again.", path) from None
 
 
-class DeadlineExceeded(DiagnosticError):
-    """The timeouts block ran out while vSphere was still working."""
+# ---------------------------------------------------------------------------------------------- running
+def run_bounded(what: str, seconds: float | None, stop: threading.Event, fn: Callable[[], T]) -> T:
+    """Run ``fn`` (an apply's vSphere work) within ``seconds`` (the timeouts block) and until StopProvider.
 
+    The work runs in a worker thread under a budget that every wait inside it honours; when time runs out or
+    Terraform asks to stop, this returns at once with Cancelled / timed-out diagnostics, and the worker,
+    seeing the same budget, cancels its task and stops at its next wait. Nothing relies on the worker
+    finishing: whatever it created already has its id in the partial state the caller returns."""
+    from ..vsphere import budget
+    from ..vsphere import exceptions as vexc
 
-def with_deadline(seconds: float, what: str, fn: Callable[[], T], on_late: Callable[[T], None] | None = None) -> T:
-    """Run ``fn`` but give up waiting after ``seconds`` (the timeouts block).
-
-    vSphere tasks cannot be abandoned half way safely, so the work goes on in the background; when it
-    finishes late, ``on_late`` gets its result (to undo a create the user no longer waits for).
-    """
+    allowance = budget.Budget.within(seconds, stop, what)
     box: dict[str, Any] = {}
     done = threading.Event()
-    lock = threading.Lock()
 
     def runner() -> None:
         try:
-            box["result"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            with budget.scoped(allowance):
+                box["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             box["error"] = exc
-        with lock:
+        finally:
             done.set()
-            late = box.get("late", False)
-        if late and "result" in box and on_late is not None:
-            try:
-                on_late(box["result"])
-            except Exception:  # noqa: BLE001
-                LOG.exception("could not undo the late result of %s", what)
 
-    thread = threading.Thread(target=runner, name=f"vmdk-{what}", daemon=True)
-    thread.start()
-    if not done.wait(seconds):
-        with lock:
-            if not done.is_set():
-                box["late"] = True
-                raise DeadlineExceeded(
-                    f"Timed out: {what}",
-                    f"{what} did not finish within {seconds:g} s (the timeouts block). vSphere may still finish "
-                    "it; a late result is undone if the provider is still running. Raise the timeout for big "
-                    "volumes.",
-                )
+    threading.Thread(target=runner, name=f"vmdk-{what[:40]}", daemon=True).start()
+    while not done.wait(allowance.bound(_WAIT_SLICE) or 0.0):
+        if allowance.cancelled() or allowance.expired():
+            error = vexc.Cancelled(what) if allowance.cancelled() else vexc.OperationTimedOut(what)
+            return driver_errors(what, lambda: _raise(error))
     if "error" in box:
-        raise box["error"]
-    return box["result"]
+        error = box["error"]
+        if isinstance(error, (vexc.Cancelled, vexc.OperationTimedOut)):
+            return driver_errors(what, lambda: _raise(error))
+        raise error
+    return box["result"]  # type: ignore[no-any-return]
+
+
+def _raise(error: BaseException) -> Any:
+    raise error

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..framework.diagnostics import DiagnosticError
@@ -20,6 +21,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["ProviderSettings", "VSphereClient"]
 
 
+# Cinder's datastore types (DatastoreSummary.type, compared case-insensitively).
+DEFAULT_DATASTORE_TYPES: tuple[str, ...] = ("vmfs", "nfs", "nfs41", "vsan", "vvol")
+
+
 @dataclass(frozen=True)
 class ProviderSettings:
     connection: ConnectionConfig
@@ -28,46 +33,58 @@ class ProviderSettings:
     volume_folder: str = "Volumes"
     datastore_regex: str | None = None
     snapshot_format: str = "template"
+    datastore_types: tuple[str, ...] = DEFAULT_DATASTORE_TYPES
 
 
 @dataclass
 class VSphereClient:
+    """Settings, the session (connected at first use) and per-process values built once (``cached``).
+
+    Nothing here holds a lock while it connects or builds: each value is computed by one thread while the
+    others wait for it (``Once``), so a factory may itself ask for the session or another cached value."""
+
     settings: ProviderSettings
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _session: "Session | None" = field(default=None, repr=False)
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # guards the dicts only
+    _session: Any = field(default=None, repr=False)
+    _onces: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def _once(self, key: str, factory: Callable[[], Any]) -> Any:
+        from ..vsphere.once import Once
+
+        with self._lock:
+            once = self._onces.get(key)
+            if once is None:
+                once = self._onces[key] = Once(factory)
+        return once
 
     def session(self) -> "Session":
         """The shared, connected session; connection problems become a provider-configuration error."""
-        with self._lock:
-            if self._session is None:
-                from ..vsphere.exceptions import ConnectionFailed
-                from ..vsphere.session import Session
+        session: Session = self._once("\0session", self._connect).get()
+        return session
 
-                session = Session(self.settings.connection)
-                try:
-                    session.connect()
-                except ConnectionFailed as exc:
-                    raise DiagnosticError(
-                        "Cannot connect to vSphere",
-                        f"{exc}\n\nCheck the provider settings vsphere_server, user, password, ca_file and "
-                        "allow_unverified_ssl (or VSPHERE_SERVER, VSPHERE_USER, VSPHERE_PASSWORD, VSPHERE_CA_FILE, "
-                        "VSPHERE_ALLOW_UNVERIFIED_SSL).",
-                        "vsphere_server",
-                    ) from None
-                self._session = session
-            return self._session
+    def _connect(self) -> "Session":
+        from ..vsphere.exceptions import ConnectionFailed
+        from ..vsphere.session import Session
 
-    def cached(self, key: str, factory: Any) -> Any:
-        with self._lock:
-            if key not in self._cache:
-                self._cache[key] = factory()
-            return self._cache[key]
+        session = Session(self.settings.connection)
+        try:
+            session.connect()
+        except ConnectionFailed as exc:
+            raise DiagnosticError(
+                "Cannot connect to vSphere",
+                f"{exc}\n\nCheck the provider settings vsphere_server, user, password, ca_file and "
+                "allow_unverified_ssl (or VSPHERE_SERVER, VSPHERE_USER, VSPHERE_PASSWORD, VSPHERE_CA_FILE, "
+                "VSPHERE_ALLOW_UNVERIFIED_SSL).",
+                "vsphere_server",
+            ) from None
+        self._session = session
+        return session
+
+    def cached(self, key: str, factory: Callable[[], Any]) -> Any:
+        """``factory()`` once per process and key (a failure is retried by the next caller)."""
+        return self._once(key, factory).get()
 
     def close(self) -> None:
-        with self._lock:
-            if self._session is not None:
-                try:
-                    self._session.logout()
-                finally:
-                    self._session = None
+        session, self._session = self._session, None
+        if session is not None:
+            session.logout()

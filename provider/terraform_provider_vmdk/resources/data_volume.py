@@ -18,7 +18,7 @@ from ..framework.types import String
 from ..framework.validators import NotEmpty
 from ..framework.values import is_unknown
 from .backend import VolumeBackend, backend_of, driver_errors
-from .volume import VOLUME_ATTRIBUTES, volume_state_from_backing
+from .volume_schema import VOLUME_ATTRIBUTES, volume_state_from_backing
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..vsphere.backing import Backing
@@ -26,24 +26,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["VolumeDataSource"]
 
 
-def _profile_name(backend: VolumeBackend, profile_id: str | None) -> str | None:
-    """The storage policy name for a PBM profile id (one PBM query per process)."""
-    if not profile_id:
-        return None
-
-    def load() -> dict[str, str]:
-        from ..vsphere import pbm
-
-        return {p.profileId.uniqueId: p.name for p in pbm.list_profiles(backend.ops.session)}
-
-    names = backend.client.cached("pbm-profile-names", load)
-    return names.get(profile_id)
-
-
 def volume_state(backing: "Backing", backend: VolumeBackend) -> dict[str, Any]:
     """The ``vmdk_volume`` resource's own mapping, plus the policy name (which the resource keeps from config)."""
     state = volume_state_from_backing(backing, backend.inventory.datacenter_name)
-    state["storage_policy"] = _profile_name(backend, backing.profile_id)
+    state["storage_policy"] = backend.policy_name(backing.profile_id)
     return state
 
 

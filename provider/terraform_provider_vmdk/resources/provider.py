@@ -19,7 +19,7 @@ from ..framework.validators import AtLeast, NotEmpty, OneOf, ValidRegex, WholeNu
 from ..framework.secrets import register_secret
 from ..framework.values import is_unknown
 from ..vsphere.config import ConnectionConfig
-from .client import ProviderSettings, VSphereClient
+from .client import DEFAULT_DATASTORE_TYPES, ProviderSettings, VSphereClient
 from .data_datastores import DatastoresDataSource
 from .data_volume import VolumeDataSource
 from .data_volume_stats import VolumeStatsDataSource
@@ -68,7 +68,14 @@ PROVIDER_SCHEMA: Schema = schema(
         ),
         "datastore_regex": Attribute(
             String, optional=True, validators=(ValidRegex(),),
-            description="Only datastores whose name matches this regular expression hold volumes.",
+            description="Only datastores whose name matches this regular expression (from its start, as "
+            "Python's `re.match`) hold volumes, whether placement picks them or a volume names one.",
+        ),
+        "datastore_types": Attribute(
+            List(String), optional=True, validators=(NotEmpty(),),
+            description="Datastore types (`DatastoreSummary.type`) placement may use, case-insensitive. "
+            "Default: Cinder's `[\"vmfs\", \"nfs\", \"nfs41\", \"vsan\", \"vvol\"]`. A vCenter simulator "
+            "(vcsim) reports its datastores as `OTHER`: add `\"OTHER\"` to run against one.",
         ),
         "snapshot_format": Attribute(
             String, optional=True, validators=(OneOf(("template", "COW")),),
@@ -82,6 +89,12 @@ PROVIDER_SCHEMA: Schema = schema(
         "task_poll_interval": Attribute(
             Number, optional=True, validators=(AtLeast(0.01),),
             description="Seconds between polls of a running vSphere task. Default `0.5`.",
+        ),
+        "api_timeout": Attribute(
+            Number, optional=True, validators=(AtLeast(1),),
+            description="Seconds to wait for vSphere to answer one request before the request counts as lost "
+            "(reads are sent again; a lost write is looked up before anything else). Default `300`. Whole "
+            "operations are bounded by each resource's `timeouts` block.",
         ),
     },
     description="Manages VMware VMDK volumes and their snapshots the way OpenStack Cinder's VMDK driver "
@@ -174,6 +187,7 @@ class VmdkProvider(Provider):
                 ca_file=ca_file or None,
                 api_retry_count=int(config["api_retry_count"]) if config.get("api_retry_count") is not None else 10,
                 task_poll_interval=float(config["task_poll_interval"]) if config.get("task_poll_interval") is not None else 0.5,
+                api_timeout=float(config["api_timeout"]) if config.get("api_timeout") is not None else 300.0,
             )
         except ValueError as exc:
             diags.error("Invalid vsphere_server", str(exc), "vsphere_server")
@@ -185,6 +199,7 @@ class VmdkProvider(Provider):
             volume_folder=config.get("volume_folder") or "Volumes",
             datastore_regex=regex,
             snapshot_format=config.get("snapshot_format") or "template",
+            datastore_types=tuple(t.lower() for t in config.get("datastore_types") or DEFAULT_DATASTORE_TYPES),
         )
 
     def stop(self) -> None:

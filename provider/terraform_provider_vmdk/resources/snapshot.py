@@ -28,8 +28,9 @@ from ..framework.timeouts import timeout_seconds, timeouts_block
 from ..framework.types import Number, String
 from ..framework.validators import NotEmpty, OneOf
 from ..framework.values import UNKNOWN, is_unknown
-from .backend import VolumeBackend, backend_of, driver_errors, with_deadline
+from .backend import VolumeBackend, backend_of, driver_errors, run_bounded
 from .client import VSphereClient
+from .volume_policy import refuse_in_use
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..vsphere.backing import Backing, SnapshotInfo
@@ -118,13 +119,17 @@ class SnapshotResource(Resource):
               *, fresh: bool = False) -> "SnapshotInfo | None":
         """The snapshot by id: COW in the volume's snapshot tree, template by its instance UUID."""
         if fmt != FORMAT_TEMPLATE and volume_id:
-            backing = backend.ops.find_backing(volume_id) if fresh else backend.get(volume_id)
+            backing = backend.choice(volume_id, fresh=fresh).primary
             if backing is not None:
                 for info in backing.snapshots:
                     if info.snapshot_id == snapshot_id:
                         return info
         if fmt != FORMAT_COW:
-            info = backend.ops.find_snapshot(None, snapshot_id=snapshot_id)
+            from ..vsphere.backing import template_snapshot
+
+            record = None if fresh else backend.index().templates.get(snapshot_id)
+            info = template_snapshot(record) if record is not None else backend.ops.find_snapshot(
+                None, snapshot_id=snapshot_id)
             if info is not None and info.format == FORMAT_TEMPLATE and (not volume_id or info.volume_id == volume_id):
                 return info
         return None
@@ -154,11 +159,7 @@ class SnapshotResource(Resource):
     @staticmethod
     def _template_created(backend: VolumeBackend, info: "SnapshotInfo") -> str | None:
         """A template's creation time: config.createDate where vSphere has it (6.7+; vcsim does not)."""
-        try:
-            props = backend.ops.session.get_properties(info.moref, ["config.createDate"])
-        except Exception:  # noqa: BLE001 - only a nicety
-            return None
-        return rfc3339(props.get("config.createDate"))
+        return rfc3339(info.template.create_date) if info.template is not None else None
 
     # -- plan --------------------------------------------------------------------------------------
     def modify_plan(self, req: PlanRequest) -> None:
@@ -181,28 +182,29 @@ class SnapshotResource(Resource):
         fmt = plan.get("format") if _known(plan.get("format")) else backend.settings.snapshot_format
         name, description = plan["name"], plan.get("description")
         snapshot_id = str(uuid.uuid4())
+        # The identity is fixed before vSphere is asked: a failed or cancelled create keeps it in the state.
+        req.partial = {**plan, "id": snapshot_id, "format": fmt}
         limit = timeout_seconds(plan, "create", 3600.0)
 
         def work() -> tuple["SnapshotInfo", "Backing"]:
-            with backend.writing():
-                backing = driver_errors("find the volume", lambda: backend.ops.find_backing(volume_id), "volume_id")
-                if backing is None:
-                    raise DiagnosticError(
-                        "Volume not found",
-                        f"No vmdk_volume with id {volume_id!r} exists in vSphere (deleted outside Terraform?).",
-                        "volume_id",
-                    )
-                info = driver_errors(
-                    "create the snapshot",
-                    lambda: backend.ops.create_snapshot(backing, name, description, fmt, snapshot_id=snapshot_id),
+            backing = driver_errors("find the volume", lambda: backend.choice(volume_id, fresh=True).primary,
+                                    "volume_id")
+            if backing is None:
+                raise DiagnosticError(
+                    "Volume not found",
+                    f"No vmdk_volume with id {volume_id!r} exists in vSphere (deleted outside Terraform?).",
+                    "volume_id",
                 )
-                return info, backing
+            refuse_in_use(backend.users_of(backing), "snapshot it", "volume_id")
+            info = driver_errors(
+                "create the snapshot",
+                lambda: backend.ops.create_snapshot(backing, name, description, fmt, snapshot_id=snapshot_id),
+            )
+            if info.template is not None:
+                backend.remember(info.template)
+            return info, backing
 
-        def undo(result: tuple["SnapshotInfo", "Backing"]) -> None:
-            with backend.writing():
-                backend.ops.delete_snapshot(result[1], snapshot=result[0])
-
-        info, backing = with_deadline(limit, f"snapshot {name!r} of volume {volume_id}", work, undo)
+        info, backing = run_bounded(f"snapshot {name!r} of volume {volume_id}", limit, req.stop, work)
         created = rfc3339(info.create_time) or (
             self._template_created(backend, info) if info.format == FORMAT_TEMPLATE else None
         ) or rfc3339(_dt.datetime.now(_dt.timezone.utc))
@@ -233,83 +235,54 @@ class SnapshotResource(Resource):
         plan, prior = req.plan or {}, req.prior or {}
         backend = self._backend()
         name, description = plan["name"], plan.get("description")
-        with backend.writing():
-            info = driver_errors(
-                "find the snapshot",
-                lambda: self._find(backend, prior.get("volume_id"), prior["id"], prior.get("format"), fresh=True),
+        info = driver_errors(
+            "find the snapshot",
+            lambda: self._find(backend, prior.get("volume_id"), prior["id"], prior.get("format"), fresh=True),
+        )
+        if info is None:
+            raise DiagnosticError(
+                "Snapshot not found",
+                f"Snapshot {prior.get('name')!r} ({prior['id']}) no longer exists in vSphere; run "
+                "`terraform apply` again to create it.",
             )
-            if info is None:
-                raise DiagnosticError(
-                    "Snapshot not found",
-                    f"Snapshot {prior.get('name')!r} ({prior['id']}) no longer exists in vSphere; run "
-                    "`terraform apply` again to create it.",
-                )
-            if info.format == FORMAT_COW:
-                self._rename_cow(backend, info, name, description)
-            else:
-                self._rename_template(backend, info, name, description)
+        if info.format == FORMAT_COW:
+            driver_errors("rename the COW snapshot",
+                          lambda: backend.ops.rename_cow_snapshot(info, name, description), "name")
+        else:
+            self._rename_template(backend, info, name, description)
         fresh = driver_errors(
             "read the snapshot",
             lambda: self._find(backend, prior.get("volume_id"), prior["id"], info.format, fresh=True),
         )
         state = self._state(fresh or info, prior)
-        state.update(name=name, description=description, timeouts=plan.get("timeouts"))
-        if fresh is not None and (fresh.name != name or (fresh.description or None) != (description or None)):
-            raise DiagnosticError(
-                "Snapshot rename did not take effect",
-                f"vSphere accepted the rename of snapshot {prior['id']} but still reports name {fresh.name!r} "
-                f"and description {fresh.description!r}.",
-            )
+        state["timeouts"] = plan.get("timeouts")
+        req.partial = state
+        if fresh is not None and fresh.name != name:
+            req.diagnostics.error("vSphere did not apply name", f"The plan asked for name = {name!r}, but vSphere "
+                                  f"reports {fresh.name!r} after the rename; the state records {fresh.name!r}.", "name")
+        if fresh is not None and (fresh.description or None) != (description or None):
+            req.diagnostics.error("vSphere did not apply description", f"The plan asked for description = "
+                                  f"{description!r}, but vSphere reports {fresh.description!r} after the rename.",
+                                  "description")
         return state
 
     @staticmethod
-    def _rename_cow(backend: VolumeBackend, info: "SnapshotInfo", name: str, description: str | None) -> None:
-        from ..vsphere import specs
-
-        text = specs.encode_snapshot_description(info.snapshot_id, description)
-        # RenameSnapshot is a plain method (no task); VolumeOps has no wrapper for it.
-        driver_errors(
-            "rename the COW snapshot",
-            lambda: backend.ops.session.call(info.moref.RenameSnapshot, name=name, description=text),
-            "name",
-        )
-
-    @staticmethod
     def _rename_template(backend: VolumeBackend, info: "SnapshotInfo", name: str, description: str | None) -> None:
-        """The name and description are the template's annotation.
-
-        vCenter may refuse to reconfigure a template; then it becomes a VM for the edit (registered on a
-        host that mounts its datastore) and a template again right after.
-        """
-        from ..vsphere.exceptions import VMwareDriverError
-
+        """The name and description are the template's annotation (see VolumeOps.update_template_annotation)."""
         template = info.template if info.template is not None else backend.ops.get_backing(info.moref)
-        try:
-            backend.ops.update_annotation(template, name, description)
-            return
-        except VMwareDriverError as first:
-            LOG.info("reconfiguring template %s failed (%s); converting it to a VM for the edit", template.name, first)
-            error: Exception = first
-        except Exception as fault:  # vmodl fault raised by the call itself
-            LOG.info("reconfiguring template %s failed (%s); converting it to a VM for the edit", template.name, fault)
-            error = fault
 
-        def as_vm_edit() -> None:
+        def host_and_pool() -> tuple[Any, Any]:
             from ..vsphere.datastore import Requirements
 
             evaluation = backend.selector.evaluate_one(template.datastore, Requirements(size_bytes=0))
             if not evaluation.hosts:
-                raise error
+                raise DiagnosticError("Cannot rename the template snapshot",
+                                      f"No usable host mounts datastore {template.datastore_name}.", "name")
             host = evaluation.hosts[0]
-            pool = host.resource_pool or backend.inventory.resource_pool_for_host(host.moref)
-            session = backend.ops.session
-            session.call(template.moref.MarkAsVirtualMachine, pool=pool, host=host.moref)
-            try:
-                backend.ops.update_annotation(template, name, description)
-            finally:
-                session.call(template.moref.MarkAsTemplate)
+            return host.moref, host.resource_pool or backend.inventory.resource_pool_for_host(host.moref)
 
-        driver_errors("rename the template snapshot", as_vm_edit, "name")
+        driver_errors("rename the template snapshot",
+                      lambda: backend.ops.update_template_annotation(template, name, description, host_and_pool), "name")
 
     # -- delete --------------------------------------------------------------------------------------
     def delete(self, req: ApplyRequest) -> None:
@@ -322,19 +295,16 @@ class SnapshotResource(Resource):
         limit = timeout_seconds(prior, "delete", 1200.0)
 
         def work() -> None:
-            with backend.writing():
-                info = driver_errors(
-                    "find the snapshot", lambda: self._find(backend, volume_id, snapshot_id, fmt, fresh=True)
-                )
-                if info is None:
-                    # COW snapshots went with their volume; a template deleted outside Terraform: nothing to do
-                    return
-                driver_errors("delete the snapshot", lambda: backend.ops.delete_snapshot(None, snapshot=info))
+            info = driver_errors(
+                "find the snapshot", lambda: self._find(backend, volume_id, snapshot_id, fmt, fresh=True)
+            )
+            if info is None:
+                return  # COW snapshots went with their volume; a template deleted outside Terraform: nothing to do
+            driver_errors("delete the snapshot", lambda: backend.ops.delete_snapshot(None, snapshot=info))
+            if info.template is not None:
+                backend.forget(info.template)
 
-        try:
-            with_deadline(limit, f"deleting snapshot {prior.get('name')!r}", work)
-        except DiagnosticError as exc:
-            req.diagnostics.extend(exc.diagnostics)
+        run_bounded(f"delete snapshot {prior.get('name')!r}", limit, req.stop, work)
 
     # -- import --------------------------------------------------------------------------------------
     def import_state(self, import_id: str, ctx: RequestContext) -> dict[str, Any]:

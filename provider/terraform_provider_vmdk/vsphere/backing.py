@@ -1,4 +1,4 @@
-"""Records describing volume backings (shadow VMs), their snapshots, and retype plans.
+"""Records describing volume backings (shadow VMs) and their snapshots.
 
 Parsing is pure (from the property dict one PropertyCollector call returns), so the
 batch listing and the single lookups share one code path and unit tests can feed it
@@ -28,6 +28,7 @@ BACKING_PROPERTIES: tuple[str, ...] = (
     "snapshot",
     "resourcePool",
     "parent",
+    "config.createDate",
 )
 
 FORMAT_COW = "COW"
@@ -53,6 +54,11 @@ class SnapshotInfo:
     backing: Any = field(default=None, compare=False, repr=False)
     template: Backing | None = field(default=None, compare=False, repr=False)
     size_bytes: int | None = None
+
+    @property
+    def temporary(self) -> bool:
+        """A linked clone's snapshot point that outlived its clone (removed at the next write)."""
+        return self.format == FORMAT_COW and (self.description or "").startswith(specs.TEMPORARY_SNAPSHOT)
 
 
 @dataclass(frozen=True)
@@ -85,10 +91,30 @@ class Backing:
     disk: Any = field(default=None, compare=False, repr=False)  # vim.vm.device.VirtualDisk
     devices: tuple[Any, ...] = field(default=(), compare=False, repr=False)
     extra_config: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    create_date: _dt.datetime | None = field(default=None, compare=False)
 
     @property
     def has_snapshots(self) -> bool:
         return bool(self.snapshots)
+
+    @property
+    def user_snapshots(self) -> tuple[SnapshotInfo, ...]:
+        """COW snapshots a user made (not a linked clone's leftover snapshot point)."""
+        return tuple(s for s in self.snapshots if not s.temporary)
+
+    @property
+    def temporary_snapshots(self) -> tuple[SnapshotInfo, ...]:
+        return tuple(s for s in self.snapshots if s.temporary)
+
+    @property
+    def is_retype_copy(self) -> bool:
+        return self.kind == specs.KIND_RETYPE
+
+    @property
+    def complete(self) -> bool:
+        """Has its disk and owns its identity: what a finished create leaves."""
+        return (self.disk is not None and self.volume_id is not None
+                and (self.instance_uuid or "").lower() == self.volume_id.lower())
 
     @property
     def is_linked_clone(self) -> bool:
@@ -97,32 +123,6 @@ class Backing:
     @property
     def disk_key(self) -> int | None:
         return None if self.disk is None else self.disk.key
-
-
-@dataclass(frozen=True)
-class RetypePlan:
-    """What a retype will do, computed without touching vSphere (for plan-time warnings)."""
-
-    disk_type_change: bool
-    adapter_change: bool
-    profile_change: bool
-    relocate: bool | None  # None: depends on whether the current datastore complies
-    path: str  # "none" | "clone" | "relocate" | "policy" | "adapter" | "relocate-or-policy"
-    steps: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-    exclude_current_datastore: bool = False
-
-    @property
-    def noop(self) -> bool:
-        return self.path == "none"
-
-
-@dataclass(frozen=True)
-class RetypeResult:
-    plan: RetypePlan
-    path: str  # the path actually taken
-    backing: Backing
-    relocated_to: str | None = None
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -227,6 +227,7 @@ def backing_from_props(obj: Any, props: Mapping[str, Any]) -> Backing:
         disk=disk,
         devices=devices,
         extra_config=ec,
+        create_date=props.get("config.createDate"),
     )
 
 
@@ -241,74 +242,4 @@ def template_snapshot(template: Backing) -> SnapshotInfo:
         snapshot_id=template.snapshot_id,
         template=template,
         size_bytes=template.size_bytes,
-    )
-
-
-# ---------------------------------------------------------------------------- planning
-def plan_retype(
-    backing: Backing,
-    new_disk_type: str,
-    new_adapter_type: str,
-    new_profile_id: str | None = None,
-    *,
-    current_datastore_compliant: bool | None = None,
-) -> RetypePlan:
-    """Decide Cinder's retype path without vSphere.
-
-    Order as Cinder: a disk type change with snapshots can only be done by relocating
-    (a clone would lose the snapshots), so the current datastore is excluded; a policy
-    change keeps a compliant datastore, else relocates; a type change on the same
-    datastore is a full clone; an adapter change detaches and re-attaches the disk;
-    the VM/disk policy is set last.  ``current_datastore_compliant`` None (unknown at
-    plan time) makes ``relocate`` None for a policy change.
-    """
-    specs.validate_disk_type(new_disk_type)
-    specs.validate_adapter_type(new_adapter_type)
-    type_change = backing.disk_type is not None and backing.disk_type != new_disk_type
-    adapter_change = backing.adapter_type is not None and backing.adapter_type != new_adapter_type
-    profile_change = (backing.profile_id or None) != (new_profile_id or None)
-    steps: list[str] = []
-    warnings: list[str] = []
-
-    relocate: bool | None = False
-    exclude_current = False
-    if type_change and backing.has_snapshots:
-        relocate, exclude_current = True, True
-        warnings.append(
-            f"disk type {backing.disk_type} -> {new_disk_type} with {len(backing.snapshots)} snapshot(s): "
-            "the volume will be moved to another datastore (a clone would drop the snapshots)"
-        )
-    elif profile_change and new_profile_id:
-        if current_datastore_compliant is False:
-            relocate = True
-        elif current_datastore_compliant is None:
-            relocate = None
-            warnings.append("the volume moves to another datastore if its datastore does not comply with the new policy")
-
-    if relocate:
-        steps.append("relocate" + (f" converting to {new_disk_type}" if type_change else ""))
-        path = "relocate"
-    elif type_change:
-        steps.append(f"full clone on the same datastore converting {backing.disk_type} -> {new_disk_type}")
-        warnings.append("the disk is copied in full to convert its type; this takes time and space")
-        path = "clone"
-    else:
-        path = "none"
-    if adapter_change:
-        steps.append(f"re-attach the disk on a {new_adapter_type} controller")
-        if path == "none":
-            path = "adapter"
-    if profile_change:
-        steps.append("set storage policy" if new_profile_id else "clear storage policy")
-        if path == "none":
-            path = "relocate-or-policy" if relocate is None else "policy"
-    return RetypePlan(
-        disk_type_change=type_change,
-        adapter_change=adapter_change,
-        profile_change=profile_change,
-        relocate=relocate,
-        path=path,
-        steps=tuple(steps),
-        warnings=tuple(warnings),
-        exclude_current_datastore=exclude_current,
     )

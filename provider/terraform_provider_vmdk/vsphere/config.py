@@ -40,7 +40,8 @@ class ConnectionConfig:
     ca_file: str | None = None
     api_retry_count: int = 10
     task_poll_interval: float = 0.5  # seconds
-    task_timeout: float | None = None  # default per task wait; None = wait forever
+    task_timeout: float | None = None  # default per task wait; None = the operation's budget decides
+    api_timeout: float = 300.0  # seconds without an answer before a request counts as lost
 
     def __post_init__(self) -> None:
         split_server(self.server)  # validate early
@@ -48,6 +49,8 @@ class ConnectionConfig:
             raise ValueError("api_retry_count must be >= 0")
         if self.task_poll_interval <= 0:
             raise ValueError("task_poll_interval must be > 0")
+        if self.api_timeout <= 0:
+            raise ValueError("api_timeout must be > 0")
 
     @property
     def host(self) -> str:

@@ -149,6 +149,7 @@ class Rules:
     valid_hosts: Mapping[str, HostState] = field(default_factory=dict)
     allowed_types: frozenset[str] = SUPPORTED_TYPES
     host_scope: str = "a connected host not in maintenance"  # for messages
+    only: str | None = None  # the one datastore a volume names (by name or moref value)
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ class Evaluation:
     hosts: tuple[HostState, ...] = ()  # valid hosts with a usable mount
     compliant: bool | None = None  # None: no policy asked, or rejected before the policy check
     selected: bool = False
+    rule: str | None = None  # which rule rejected it ("only", "type", ...), for messages
 
     @property
     def eligible(self) -> bool:
@@ -201,13 +203,15 @@ class Requirements:
 
     ``excluded_datastores`` holds names or moref values (or vim.Datastore objects). ``hosts`` (names or
     moref values) replaces the configured clusters as the set of valid hosts, like Cinder's instance
-    host on attach: the backing must be reachable from those hosts.
+    host on attach: the backing must be reachable from those hosts. ``datastore``: the one datastore
+    the volume names (every rule still applies to it, the regex included).
     """
 
     size_bytes: int
     profile_name: str | None = None
     excluded_datastores: frozenset[Any] = frozenset()
     hosts: frozenset[str] | None = None
+    datastore: str | None = None
 
     def __post_init__(self) -> None:
         if self.size_bytes < 0:
@@ -274,11 +278,13 @@ def _ref_text(x: Any) -> str:
 def evaluate(ds: DatastoreState, rules: Rules) -> Evaluation:
     """Apply rules 1–6b in order; the first failing one becomes the reason."""
 
-    def reject(reason: str) -> Evaluation:
-        return Evaluation(ds, reason)
+    def reject(reason: str, rule: str | None = None) -> Evaluation:
+        return Evaluation(ds, reason, rule=rule)
 
+    if rules.only is not None and rules.only not in (ds.name, ds.key):
+        return reject("not the datastore the volume names", "only")
     if rules.name_regex is not None and not rules.name_regex.match(ds.name):
-        return reject(f"name does not match regex {rules.name_regex.pattern!r}")
+        return reject(f"name does not match datastore_regex {rules.name_regex.pattern!r}")
     if ds.name in rules.excluded or ds.key in rules.excluded:
         return reject("excluded by the request")
     if ds.capacity <= 0:
@@ -291,7 +297,7 @@ def evaluate(ds: DatastoreState, rules: Rules) -> Evaluation:
         return reject(f"not mounted on {rules.host_scope}" if ds.mounts else "not mounted on any host")
     if (ds.type or "").lower() not in rules.allowed_types:
         allowed = ", ".join(sorted(rules.allowed_types))
-        return reject(f"type {ds.type or 'unknown'} is not supported ({allowed})")
+        return reject(f"type {ds.type or 'unknown'} is not in datastore_types ({allowed})", "type")
     if not ds.accessible:
         return reject("not accessible")
     if ds.in_maintenance:
@@ -355,12 +361,21 @@ def explain(evaluations: Sequence[Evaluation], size_bytes: int, policy_name: str
         wanted += f" with storage policy {policy_name!r}"
     if scope:
         wanted += f" on {scope}"
-    if not evaluations:
-        return f"No datastore can hold {wanted}: no datastores found"
+    named = [ev for ev in evaluations if ev.rule != "only"]
+    if not named:
+        return (f"No datastore can hold {wanted}: the datastore the volume names does not exist"
+                if evaluations else f"No datastore can hold {wanted}: no datastores found")
     reasons = "; ".join(f"{ev.datastore.name}: {ev.reason}"
-                        for ev in sorted(evaluations, key=lambda e: e.datastore.name)
+                        for ev in sorted(named, key=lambda e: e.datastore.name)
                         if ev.reason)
-    return f"No datastore can hold {wanted}: {reasons}"
+    message = f"No datastore can hold {wanted}: {reasons}"
+    by_type = [ev for ev in named if ev.rule == "type"]
+    if by_type and len(by_type) == len([ev for ev in named if ev.reason]):
+        seen = ", ".join(sorted({ev.datastore.type or "unknown" for ev in by_type}))
+        message += (f". Every datastore was rejected for its type (seen: {seen}); the provider setting "
+                    f"datastore_types admits other types: add {seen} to datastore_types to use them "
+                    "(a vCenter simulator reports OTHER)")
+    return message
 
 
 # ---------------------------------------------------------------------------------------------
@@ -477,7 +492,7 @@ class DatastoreSelector:
     def _rules(self, requirements: Requirements, valid_hosts: Mapping[str, HostState], scope: str) -> Rules:
         return Rules(size_bytes=requirements.size_bytes, name_regex=self.name_regex,
                      excluded=frozenset(requirements.excluded_datastores), valid_hosts=valid_hosts,
-                     allowed_types=self.allowed_types, host_scope=scope)
+                     allowed_types=self.allowed_types, host_scope=scope, only=requirements.datastore)
 
     def _policy(self, evaluations: list[Evaluation], profile_name: str | None,
                 profile_id: str | None) -> list[Evaluation]:

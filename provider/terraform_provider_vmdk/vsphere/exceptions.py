@@ -170,6 +170,29 @@ class ConnectionFailed(VMwareDriverError):
         super().__init__(message, hint=hint)
 
 
+class OutcomeUnknown(VMwareDriverError):
+    """A request that changes vSphere was sent but no answer came back: vSphere may or may not have acted.
+
+    Never answered by sending the request again; the caller looks the object up by the identity it fixed
+    before the call (see ``reconcile``)."""
+
+    default_message = "vSphere did not answer a request that changes the inventory"
+    hint = "Run terraform apply again: the provider looks the object up and continues"
+
+
+class Cancelled(VMwareDriverError):
+    """StopProvider (Ctrl-C in Terraform) cancelled the operation."""
+
+    default_message = "the operation was cancelled"
+
+
+class OperationTimedOut(VMwareDriverError):
+    """The operation's time (the resource's timeouts block) ran out."""
+
+    default_message = "the operation ran out of time"
+    hint = "Raise the timeout in the resource's timeouts block"
+
+
 # ------------------------------------------------------------------ task faults mapped to driver errors
 # Each is a TaskFailed (fault_type, fault, task) *and* the matching driver error, so callers can catch either.
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyVmomi import vim
 
 from . import exceptions as exc
+from .once import Once
 from .session import Session
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
@@ -77,39 +77,39 @@ class Inventory:
     def __init__(self, session: Session, datacenter: str | None = None) -> None:
         self.session = session
         self.datacenter_name_requested = datacenter
-        self._lock = threading.Lock()
         self._datacenter: Any = None
         self._datacenter_name: str | None = None
-        self._folders: dict[str, Any] | None = None
+        self._folders: dict[str, Any] = {}
+        self._resolved: Once[None] = Once(self._find_datacenter)
 
     # ------------------------------------------------------------------ datacenter
     def _resolve_datacenter(self) -> None:
-        with self._lock:
-            if self._datacenter is not None:
-                return
-            found = self.session.retrieve(vim.Datacenter, ["name", "vmFolder", "hostFolder", "datastoreFolder"])
-            names = sorted(c.props.get("name", "") for c in found)
-            wanted = self.datacenter_name_requested
-            if wanted:
-                leaf = wanted.rstrip("/").rsplit("/", 1)[-1]
-                match = [c for c in found if c.props.get("name") in (wanted, leaf, _escape(leaf))]
-                if not match:
-                    raise exc.DatacenterNotFound(
-                        f"datacenter {wanted!r} not found (available: {', '.join(names) or 'none'})")
-                if len(match) > 1:
-                    raise exc.DatacenterNotFound(f"several datacenters are named {wanted!r}",
-                                                 hint="Give the datacenter's inventory path")
-            else:
-                if len(found) != 1:
-                    raise exc.DatacenterNotFound(
-                        "no datacenter found" if not found else
-                        f"{len(found)} datacenters found ({', '.join(names)}); set `datacenter` to choose one")
-                match = found
-            dc = match[0]
-            self._folders = {"vm": dc.props.get("vmFolder"), "host": dc.props.get("hostFolder"),
-                             "datastore": dc.props.get("datastoreFolder")}
-            self._datacenter_name = dc.props.get("name")
-            self._datacenter = dc.obj
+        self._resolved.get()
+
+    def _find_datacenter(self) -> None:
+        found = self.session.retrieve(vim.Datacenter, ["name", "vmFolder", "hostFolder", "datastoreFolder"])
+        names = sorted(c.props.get("name", "") for c in found)
+        wanted = self.datacenter_name_requested
+        if wanted:
+            leaf = wanted.rstrip("/").rsplit("/", 1)[-1]
+            match = [c for c in found if c.props.get("name") in (wanted, leaf, _escape(leaf))]
+            if not match:
+                raise exc.DatacenterNotFound(
+                    f"datacenter {wanted!r} not found (available: {', '.join(names) or 'none'})")
+            if len(match) > 1:
+                raise exc.DatacenterNotFound(f"several datacenters are named {wanted!r}",
+                                             hint="Give the datacenter's inventory path")
+        else:
+            if len(found) != 1:
+                raise exc.DatacenterNotFound(
+                    "no datacenter found" if not found else
+                    f"{len(found)} datacenters found ({', '.join(names)}); set `datacenter` to choose one")
+            match = found
+        dc = match[0]
+        self._folders = {"vm": dc.props.get("vmFolder"), "host": dc.props.get("hostFolder"),
+                         "datastore": dc.props.get("datastoreFolder")}
+        self._datacenter_name = dc.props.get("name")
+        self._datacenter = dc.obj
 
     @property
     def datacenter(self) -> Any:

@@ -24,71 +24,60 @@ from collections.abc import Callable, Iterable, Sequence
 from http.cookies import SimpleCookie
 from typing import Any
 
-from pyVmomi import SoapStubAdapter, VmomiSupport, pbm, vim, vmodl
+from pyVmomi import VmomiSupport, pbm, vim, vmodl
 
+from . import budget as _budget
 from . import exceptions as exc
 from . import tasks as _tasks
 from .config import ConnectionConfig
 from .properties import ObjectContent, objects_filter_spec, retrieve_all, type_of, view_filter_spec
+from .transport import FATAL, NOT_SENT, UNKNOWN, Stub, classify, request_sent
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
 
 SOAP_PATH = "/sdk"
 PBM_PATHS = ("/pbm/sdk", "/pbm")  # vCenter, then vcsim
 PBM_VERSION = "pbm.version.version11"
-HTTP_TIMEOUT = 300.0  # seconds per HTTP request on the SOAP connection
 BACKOFF_BASE = 0.1
 BACKOFF_MAX = 10.0
 MAX_CACHED_VIEWS = 32
-
-
-def _classes(holder: Any, *names: str) -> tuple[type, ...]:
-    return tuple(t for t in (getattr(holder, n, None) for n in names) if t is not None)
-
-
-TRANSIENT_FAULTS = _classes(vmodl.fault, "HostCommunication", "HostNotConnected", "HostNotReachable") + _classes(
-    vim.fault, "HostCommunication", "TaskInProgress")
 NOT_AUTHENTICATED = vim.fault.NotAuthenticated
+# At the first login these mean a wrong server setting, not a passing fault: report at once.
+_NO_SERVER = (ConnectionRefusedError, socket.gaierror)
 
 
-def _is_transient(error: BaseException) -> bool:
-    if isinstance(error, ssl.SSLCertVerificationError):
-        return False
-    if isinstance(error, (ConnectionError, TimeoutError, socket.timeout, ssl.SSLEOFError,
-                          ssl.SSLZeroReturnError, http.client.IncompleteRead,
-                          http.client.BadStatusLine, http.client.CannotSendRequest,
-                          http.client.ResponseNotReady)):
-        return True
-    if isinstance(error, http.client.HTTPException):  # pyVmomi: HTTPException("503 Service Unavailable")
-        return str(error)[:3] in ("502", "503", "504")
-    return isinstance(error, TRANSIENT_FAULTS)
+def _direct(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """A call without retries: inside a thunk that ``Session.read`` retries as a whole."""
+    return fn(*args, **kwargs)
 
 
-class _Stub(SoapStubAdapter):
-    """SoapStubAdapter that counts requests (``Session.round_trips``)."""
-
-    def __init__(self, *args: Any, on_request: Callable[[], None], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._on_request = on_request
-
-    def InvokeMethod(self, mo: Any, info: Any, args: Any, outerStub: Any = None) -> Any:  # noqa: N802
-        self._on_request()
-        return super().InvokeMethod(mo, info, args, outerStub)
+def _name_of(fn: Any) -> str:
+    return getattr(fn, "__name__", None) or getattr(getattr(fn, "info", None), "name", None) or "call"
 
 
 class Session:
+    """One login, shared by every thread of the provider process.
+
+    Calls go through ``read`` (idempotent: retried on any transport failure) or ``write`` (changes vSphere:
+    retried only when vSphere provably never saw it, else ``OutcomeUnknown``). Both log in again when the
+    server says the session ended: the cookie is dropped first, so Login opens a new session, and every
+    session-bound object (container views, the PBM cookie) is rebuilt from the new one. Managed object
+    references stay valid: they are bound to this session's stub, which lives as long as the Session.
+    """
+
     def __init__(self, config: ConnectionConfig) -> None:
         self.config = config
         self._lock = threading.RLock()  # connect / relogin / logout
         self._count_lock = threading.Lock()
         self._round_trips = 0
-        self._stub: _Stub | None = None
+        self._logins = 0
+        self._stub: Stub | None = None
         self._si: Any = None
         self._content: Any = None
         self._generation = 0  # bumped at every (re)login
-        self._pbm_stub: _Stub | None = None
+        self._pbm_stub: Stub | None = None
         self._pbm_content: Any = None
-        self._views: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._views: OrderedDict[tuple[str, str], tuple[int, Any]] = OrderedDict()
         self._views_lock = threading.Lock()
         self._ssl_context: ssl.SSLContext | None = None
 
@@ -130,11 +119,21 @@ class Session:
         """SOAP requests sent by this session (vim and PBM), including logins."""
         return self._round_trips
 
+    @property
+    def logins(self) -> int:
+        """Successful logins of this Session (the first one and every re-login)."""
+        return self._logins
+
+    @property
+    def generation(self) -> int:
+        """Bumped at every (re)login: session-bound objects of an older generation are gone."""
+        return self._generation
+
     def _scrub(self, text: str) -> str:
         pw = self.config.password
-        return text.replace(pw, "***") if pw and len(pw) >= 3 else text
+        return text.replace(pw, "***") if pw and len(pw) >= 4 else text
 
-    def _fail(self, cause: str, error: BaseException | None = None) -> exc.ConnectionFailed:
+    def _fail(self, cause: str) -> exc.ConnectionFailed:
         return exc.ConnectionFailed(self.config.netloc, self._scrub(cause))
 
     def _describe(self, error: BaseException) -> str:
@@ -155,14 +154,18 @@ class Session:
         if isinstance(error, ConnectionRefusedError):
             return "connection refused (is the server running and the port right?)"
         if isinstance(error, (TimeoutError, socket.timeout)):
-            return "connection timed out"
+            return f"no answer within {self.config.api_timeout:g} s (api_timeout)"
+        if isinstance(error, ConnectionResetError):
+            return "connection reset by the server or a proxy"
+        if isinstance(error, http.client.HTTPException):
+            return f"bad HTTP answer ({type(error).__name__}: {error})"
         if isinstance(error, OSError):
             return f"server unreachable ({error.strerror or error})"
         return f"{type(error).__name__}: {error}"
 
     def _api_version(self) -> str:
         """The newest vim API version both pyVmomi and the server know (GET /sdk/vimServiceVersions.xml)."""
-        conn = http.client.HTTPSConnection(self.config.host, self.config.port, timeout=60,
+        conn = http.client.HTTPSConnection(self.config.host, self.config.port, timeout=self.config.api_timeout,
                                            context=self.ssl_context)
         try:
             conn.request("GET", SOAP_PATH + "/vimServiceVersions.xml")
@@ -172,6 +175,8 @@ class Session:
             conn.close()
         known = VmomiSupport.GetServiceVersions("vim25")
         if resp.status != 200:
+            if resp.status == 503:
+                raise http.client.HTTPException("503 Service Unavailable")
             return known[0]
         root = ET.fromstring(body)
         offered = {v.text for ns in root.iter("namespace") if (ns.findtext("name") or "") == "urn:vim25"
@@ -181,46 +186,68 @@ class Session:
                 return version
         raise exc.ConnectionFailed(self.config.netloc, f"no common API version (server offers {sorted(offered)})")
 
+    def _new_stub(self, path: str, version: str, **kwargs: Any) -> Stub:
+        return Stub(host=self.config.host, port=self.config.port, path=path, version=version,
+                    sslContext=self.ssl_context, httpConnectionTimeout=self.config.api_timeout,
+                    on_request=self._count, **kwargs)
+
+    def _login(self, content: Any) -> None:
+        content.sessionManager.Login(self.config.user, self.config.password, None)
+        self._logins += 1
+
     def connect(self) -> None:
-        """Log in (once; later calls return at once).  ConnectionFailed on TLS, login or network failure."""
+        """Log in (once; later calls return at once).  ConnectionFailed on TLS, login or network failure;
+        transport failures are retried like any read."""
         if self._content is not None:
             return
         with self._lock:
             if self._content is not None:
                 return
             started = time.monotonic()
-            try:
+
+            def attempt() -> tuple[Stub, Any, Any]:
                 version = self._api_version()
-                stub = _Stub(host=self.config.host, port=self.config.port, path=SOAP_PATH, version=version,
-                             sslContext=self.ssl_context, httpConnectionTimeout=HTTP_TIMEOUT,
-                             poolSize=20, on_request=self._count)
+                stub = self._new_stub(SOAP_PATH, version, poolSize=20)
                 si = vim.ServiceInstance("ServiceInstance", stub)
                 content = si.RetrieveContent()
-                content.sessionManager.Login(self.config.user, self.config.password, None)
-            except exc.ConnectionFailed:
+                self._login(content)  # a lost answer only leaves an unused session behind
+                return stub, si, content
+
+            try:
+                stub, si, content = self._retry(attempt, what="Login", idempotent=True, relogin=False,
+                                                fail_fast=_NO_SERVER)
+            except exc.VMwareDriverError:
                 raise
             except Exception as error:
                 raise self._fail(self._describe(error)) from None
             self._stub, self._si, self._content = stub, si, content
             self._generation += 1
             LOG.debug("connected to %s as %s (API %s) in %.3f s", self.config.netloc, self.config.user,
-                      version, time.monotonic() - started)
+                      stub.versionId, time.monotonic() - started)
 
     def _relogin(self, generation: int) -> None:
-        """Log in again on the same stub, unless another thread already did since ``generation``."""
+        """Open a new session on the same stub, unless another thread already did since ``generation``."""
         with self._lock:
-            if self._generation != generation or self._content is None:
+            if self._generation != generation or self._content is None or self._stub is None:
                 return
             LOG.warning("vSphere session on %s is no longer authenticated; logging in again", self.config.netloc)
+            stub, content = self._stub, self._content
+
+            def login() -> None:
+                stub.forget_session()  # Login on a live session is refused: start a new one
+                self._login(content)
+
             try:
-                self._content.sessionManager.Login(self.config.user, self.config.password, None)
+                self._retry(login, what="Login", idempotent=True, relogin=False)
+            except exc.VMwareDriverError:
+                raise
             except Exception as error:
                 raise self._fail(self._describe(error)) from None
             self._generation += 1
             with self._views_lock:
                 self._views.clear()  # the old session's views are gone
             if self._pbm_stub is not None:  # PBM rides on the vim session: hand it the new one
-                self._pbm_stub.cookie = self._stub.cookie if self._stub else ""
+                self._pbm_stub.cookie = stub.cookie
                 self._pbm_stub.requestContext = {"vcSessionCookie": self._session_id()}
 
     @property
@@ -238,87 +265,130 @@ class Session:
         return self._content is not None
 
     # ------------------------------------------------------------------ calls
-    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """``fn(*args, **kwargs)`` with up to ``api_retry_count`` retries (exponential backoff) on transient
-        faults and one re-login on NotAuthenticated.  Other faults propagate unchanged; exhausted retries
-        on connection errors raise ConnectionFailed."""
-        self.connect()
+    def _retry(self, thunk: Callable[[], Any], *, what: str, idempotent: bool, relogin: bool = True,
+               fail_fast: tuple[type[BaseException], ...] = ()) -> Any:
+        """Run ``thunk`` (raw pyVmomi calls) with the retry and re-login policy of its kind.
+
+        NotAuthenticated: the server refused the call, so after a new login it is sent again. Transport
+        failures: NOT_SENT is sent again; UNKNOWN is sent again only when ``idempotent``, else it becomes
+        OutcomeUnknown. Backoff sleeps honour the thread's budget (timeouts block, StopProvider)."""
+        budget = _budget.current()
         attempt = 0
-        relogged = False
         while True:
+            budget.check()
             generation = self._generation
             try:
-                return fn(*args, **kwargs)
+                return thunk()
             except NOT_AUTHENTICATED:
-                if relogged:
-                    raise
-                relogged = True
-                self._relogin(generation)
-            except Exception as error:
-                if not _is_transient(error):
+                if not relogin or attempt >= self.config.api_retry_count:
                     raise
                 attempt += 1
-                what = getattr(fn, "__name__", None) or getattr(getattr(fn, "info", None), "name", "call")
+                self._relogin(generation)
+                continue
+            except Exception as error:
+                kind = classify(error, request_sent())
+                if kind == FATAL or isinstance(error, fail_fast):
+                    raise
+                if kind == UNKNOWN and not idempotent:
+                    LOG.warning("no answer to %s (%s); its outcome is unknown", what, self._describe(error))
+                    raise exc.OutcomeUnknown(f"{what}: {self._scrub(self._describe(error))}") from None
+                attempt += 1
                 if attempt > self.config.api_retry_count:
                     if isinstance(error, vmodl.MethodFault):
                         raise
-                    raise self._fail(f"{what}: {self._describe(error)} (gave up after {attempt} attempts)") from error
+                    raise self._fail(f"{what}: {self._describe(error)} (gave up after {attempt} attempts)") from None
                 delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-                LOG.warning("transient error in %s (attempt %d of %d): %s; retrying in %.2f s", what, attempt,
-                            self.config.api_retry_count + 1, self._scrub(self._describe(error)), delay)
-                time.sleep(delay)
+                LOG.warning("transient error in %s (attempt %d of %d, %s): %s; retrying in %.2f s", what, attempt,
+                            self.config.api_retry_count + 1, "not sent" if kind == NOT_SENT else "outcome unknown",
+                            self._scrub(self._describe(error)), delay)
+                budget.sleep(delay)
+
+    def read(self, thunk: Callable[[], Any], what: str = "read") -> Any:
+        """An idempotent request (or several, as one unit): retried on any transport failure and re-login."""
+        self.connect()
+        return self._retry(thunk, what=what, idempotent=True)
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` as a read (``read``).  Only for calls that change nothing, or that are
+        safe to repeat (absolute settings); changes that must not happen twice go through ``write``."""
+        self.connect()
+        return self._retry(lambda: fn(*args, **kwargs), what=_name_of(fn), idempotent=True)
+
+    def write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` that changes vSphere: sent again only when vSphere provably never saw it
+        (or refused it for an ended session); a lost answer raises OutcomeUnknown."""
+        self.connect()
+        return self._retry(lambda: fn(*args, **kwargs), what=_name_of(fn), idempotent=False)
+
+    def send(self, thunk: Callable[[], Any], *, what: str, idempotent: bool) -> Any:
+        """Run ``thunk`` (raw pyVmomi calls) under the read (``idempotent``) or write policy."""
+        self.connect()
+        return self._retry(thunk, what=what, idempotent=idempotent)
 
     def wait_for_task(self, task: Any, timeout: float | None = None) -> Any:
         """Poll ``task``: success → ``info.result``; error → TaskFailed (or a mapped subclass such as
-        TaskNoDiskSpace); past ``timeout`` (default ``config.task_timeout``) → TaskTimeout after CancelTask."""
+        TaskNoDiskSpace); past ``timeout`` (default ``config.task_timeout``) → TaskTimeout after CancelTask;
+        cancelled or out of budget → Cancelled / OperationTimedOut after CancelTask."""
         return _tasks.wait_for_task(self, task, timeout)
 
-    def run_task(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
-        """``call(fn, ...)`` (which returns a Task) then ``wait_for_task``."""
-        task = self.call(fn, *args, **kwargs)
+    def run_task(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None, idempotent: bool = False,
+                 **kwargs: Any) -> Any:
+        """Start a task and wait for it.  ``idempotent`` (a task that sets absolute values, or deletes): a
+        lost answer sends it again; otherwise OutcomeUnknown, for the caller to reconcile."""
+        self.connect()
+        task = self._retry(lambda: fn(*args, **kwargs), what=_name_of(fn), idempotent=idempotent)
         return self.wait_for_task(task, timeout=timeout)
 
     # ------------------------------------------------------------------ properties
+    @staticmethod
+    def _view_key(container: Any, obj_types: Sequence[Any]) -> tuple[str, str]:
+        return container._GetMoId(), ",".join(sorted(t._wsdlName for t in obj_types))
+
     def _view(self, container: Any, obj_types: Sequence[Any]) -> Any:
-        key = (container._GetMoId(), ",".join(sorted(t._wsdlName for t in obj_types)))
+        """A container view of this session generation (raw calls: used inside a retried thunk)."""
+        key = self._view_key(container, obj_types)
+        generation = self._generation
         with self._views_lock:
-            view = self._views.get(key)
-            if view is not None:
+            cached = self._views.get(key)
+            if cached is not None and cached[0] == generation:
                 self._views.move_to_end(key)
-                return view
-        view = self.call(self.content.viewManager.CreateContainerView, container, list(obj_types), True)
+                return cached[1]
+        view = self._content.viewManager.CreateContainerView(container, list(obj_types), True)
         evicted = None
         with self._views_lock:
-            if key in self._views:  # another thread made one meanwhile
-                evicted, view = view, self._views[key]
+            other = self._views.get(key)
+            if other is not None and other[0] == generation:  # another thread made one meanwhile
+                evicted, view = view, other[1]
             else:
-                self._views[key] = view
+                self._views[key] = (generation, view)
                 if len(self._views) > MAX_CACHED_VIEWS:
-                    _, evicted = self._views.popitem(last=False)
+                    _, (old_generation, evicted) = self._views.popitem(last=False)
+                    if old_generation != generation:
+                        evicted = None  # gone with its session
         if evicted is not None:
             try:
-                self.call(evicted.DestroyView)
-            except Exception as error:
+                evicted.DestroyView()
+            except Exception as error:  # noqa: BLE001 - a leaked view dies with the session
                 LOG.debug("DestroyView failed: %s", error)
         return view
 
     def _drop_view(self, container: Any, obj_types: Sequence[Any]) -> None:
-        key = (container._GetMoId(), ",".join(sorted(t._wsdlName for t in obj_types)))
         with self._views_lock:
-            self._views.pop(key, None)
+            self._views.pop(self._view_key(container, obj_types), None)
 
     def retrieve(self, obj_type: Any, properties: Sequence[str], *, container: Any = None,
                  objects: Iterable[Any] | None = None) -> list[ObjectContent]:
         """Properties of every ``obj_type`` below ``container`` (default rootFolder, recursive), or of the
         given ``objects``, in one RetrievePropertiesEx (+ continuation pages).  Container views are created
-        once per (container, types) and reused, so repeated retrieves cost one round trip."""
+        once per (container, types) and session, so repeated retrieves cost one round trip."""
         obj_type = type_of(obj_type)
         if objects is not None:
             objects = list(objects)
             if not objects:
                 return []
-            return retrieve_all(self.call, self.content.propertyCollector,
-                                objects_filter_spec(objects, properties, obj_type))
+            spec = objects_filter_spec(objects, properties, obj_type)
+            return self.read(lambda: retrieve_all(_direct, self._content.propertyCollector, spec),
+                             "RetrievePropertiesEx")
         return self.retrieve_types({obj_type: properties}, container=container)
 
     def retrieve_types(self, wanted: dict[Any, Sequence[str]], *, container: Any = None) -> list[ObjectContent]:
@@ -326,24 +396,28 @@ class Session:
         ``{vim.HostSystem: ["name"], vim.ComputeResource: ["name", "resourcePool"]}``.  A type's
         properties apply to its subtypes too (ClusterComputeResource is a ComputeResource)."""
         wanted = {type_of(t): list(p) for t, p in wanted.items()}
-        container = container if container is not None else self.content.rootFolder
-        collector = self.content.propertyCollector
+        root = container if container is not None else self.content.rootFolder
         types = list(wanted)
-        for attempt in range(2):
-            view = self._view(container, types)
-            try:
-                return retrieve_all(self.call, collector, view_filter_spec(view, wanted))
-            except vmodl.fault.ManagedObjectNotFound:
-                self._drop_view(container, types)  # view or container gone: make a fresh view once
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
+
+        def attempt() -> list[ObjectContent]:
+            for retry in range(2):
+                view = self._view(root, types)
+                try:
+                    return retrieve_all(_direct, self._content.propertyCollector, view_filter_spec(view, wanted))
+                except vmodl.fault.ManagedObjectNotFound:
+                    self._drop_view(root, types)  # view (or container) gone: a fresh view, once
+                    if retry:
+                        raise
+            raise AssertionError("unreachable")
+
+        return self.read(attempt, "RetrievePropertiesEx")
 
     def get_properties(self, obj: Any, properties: Sequence[str]) -> dict[str, Any]:
         """Properties of one object (missing ones absent).  NotFound when the object no longer exists."""
+        spec = objects_filter_spec([obj], properties, report_missing=False)
         try:
-            found = retrieve_all(self.call, self.content.propertyCollector,
-                                 objects_filter_spec([obj], properties, report_missing=False))
+            found = self.read(lambda: retrieve_all(_direct, self.content.propertyCollector, spec),
+                              "RetrievePropertiesEx")
         except vmodl.fault.ManagedObjectNotFound as error:
             raise exc.NotFound(f"{type(obj).__name__} {obj._GetMoId()} not found") from error
         if found and any(isinstance(f, vmodl.fault.ManagedObjectNotFound) for f in found[0].missing.values()):
@@ -357,16 +431,16 @@ class Session:
         raw = self._stub.cookie if self._stub else ""
         if not raw:
             return ""
-        jar = SimpleCookie()
+        jar: SimpleCookie = SimpleCookie()
         try:
             jar.load(raw)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a cookie we cannot parse is passed on as is
             return raw.split(";", 1)[0]
         return "; ".join(f"{m.key}={m.coded_value}" for m in jar.values())
 
     def _session_id(self) -> str:
-        jar = SimpleCookie()
-        jar.load(self._stub.cookie or "")
+        jar: SimpleCookie = SimpleCookie()
+        jar.load((self._stub.cookie if self._stub else "") or "")
         morsel = jar.get("vmware_soap_session")
         return morsel.value if morsel else ""
 
@@ -380,10 +454,8 @@ class Session:
                 return self._pbm_content
             last: BaseException | None = None
             for path in PBM_PATHS:
-                stub = _Stub(host=self.config.host, port=self.config.port, path=path, version=PBM_VERSION,
-                             sslContext=self.ssl_context, httpConnectionTimeout=HTTP_TIMEOUT,
-                             requestContext={"vcSessionCookie": self._session_id()}, on_request=self._count)
-                stub.cookie = self._stub.cookie
+                stub = self._new_stub(path, PBM_VERSION, requestContext={"vcSessionCookie": self._session_id()})
+                stub.cookie = self._stub.cookie if self._stub else ""
                 try:
                     content = self.call(pbm.ServiceInstance("ServiceInstance", stub).RetrieveContent)
                 except http.client.HTTPException as error:  # 404: not this path
@@ -402,22 +474,22 @@ class Session:
             if content is None:
                 return
             with self._views_lock:
-                views = list(self._views.values())
+                views = [view for generation, view in self._views.values() if generation == self._generation]
                 self._views.clear()
             for view in views:
                 try:
                     view.DestroyView()
-                except Exception:
+                except Exception:  # noqa: BLE001, S110 - the session is going away anyway
                     pass
             try:
                 content.sessionManager.Logout()
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001
                 LOG.debug("logout from %s: %s", self.config.netloc, self._scrub(str(error)))
             for s in (stub, self._pbm_stub):
                 if s is not None:
                     try:
                         s.DropConnections()
-                    except Exception:
+                    except Exception:  # noqa: BLE001, S110
                         pass
             self._stub = self._si = self._content = None
             self._pbm_stub = self._pbm_content = None

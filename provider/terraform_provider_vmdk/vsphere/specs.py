@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid as _uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -71,6 +72,13 @@ KEY_PROFILE_ID = "vmdk.profile_id"
 MANAGED_BY = "terraform-provider-vmdk"
 KIND_VOLUME = "volume"
 KIND_SNAPSHOT = "snapshot"  # a template-format snapshot (a template VM)
+KIND_RETYPE = "volume-retype"  # the converted copy a same-datastore retype makes, until it replaces the volume
+
+# A retype's copy has an instanceUuid derived from the volume id, so a lost answer is reconciled with one
+# FindByUuid, and a volume whose old backing is already gone is still found by its id.
+_RETYPE_NAMESPACE = _uuid.UUID("5b0f1c55-6a43-4f0e-9d0b-9f1d2c8a7e31")
+# Temporary COW snapshots (a linked clone's snapshot point) carry this description prefix.
+TEMPORARY_SNAPSHOT = "temporary, for linked clone "
 
 OWN_KEYS: tuple[str, ...] = (KEY_VOLUME_ID, KEY_MANAGED_BY, KEY_KIND, KEY_SNAPSHOT_ID, KEY_PROFILE_ID)
 
@@ -102,6 +110,19 @@ def size_kb(size_bytes: int) -> int:
 # ------------------------------------------------------------------ naming/marks
 def backing_name(volume_id: str) -> str:
     return f"volume-{volume_id}"
+
+
+def retype_uuid(volume_id: str) -> str:
+    """instanceUuid of the copy a same-datastore retype of ``volume_id`` makes (stable: see KIND_RETYPE)."""
+    return str(_uuid.uuid5(_RETYPE_NAMESPACE, volume_id.lower()))
+
+
+def retype_name(volume_id: str) -> str:
+    return f"volume-{volume_id}.retype"
+
+
+def temporary_snapshot_name(new_volume_id: str) -> str:
+    return f"clone-{new_volume_id}"
 
 
 def encode_annotation(name: str | None, description: str | None) -> str:
@@ -144,9 +165,9 @@ def option_values(extra_config: Mapping[str, str]) -> list[vim.option.OptionValu
     return [vim.option.OptionValue(key=k, value=v) for k, v in extra_config.items()]
 
 
-def volume_marks(volume_id: str, profile_id: str | None = None) -> dict[str, str]:
+def volume_marks(volume_id: str, profile_id: str | None = None, kind: str = KIND_VOLUME) -> dict[str, str]:
     """extraConfig identifying a volume backing (profile id kept: PBM queries are costly)."""
-    marks = {KEY_VOLUME_ID: volume_id, KEY_MANAGED_BY: MANAGED_BY, KEY_KIND: KIND_VOLUME}
+    marks = {KEY_VOLUME_ID: volume_id, KEY_MANAGED_BY: MANAGED_BY, KEY_KIND: kind}
     marks[KEY_PROFILE_ID] = profile_id or ""
     return marks
 

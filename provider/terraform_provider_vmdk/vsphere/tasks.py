@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyVmomi import vim, vmodl
 
+from . import budget as _budget
 from . import exceptions as exc
 from .properties import objects_filter_spec, retrieve_all
 
@@ -47,6 +48,16 @@ FAULT_MAP: list[tuple[tuple[type, ...], type[exc.TaskFailed]]] = [
 ]
 
 
+def means(error: BaseException, mapped: type[exc.VMwareDriverError]) -> bool:
+    """Whether ``error`` — our exception, or a raw vSphere fault a call raised — is what ``mapped`` stands
+    for (e.g. ``means(error, exc.NoDiskSpace)``): the one mapping of vSphere faults, FAULT_MAP."""
+    if isinstance(error, mapped):
+        return True
+    fault = error if isinstance(error, vmodl.MethodFault) else getattr(error, "fault", None)
+    return any(classes and isinstance(fault, classes) and issubclass(target, mapped)
+               for classes, target in FAULT_MAP)
+
+
 def fault_name(fault: Any) -> str:
     """The dotted vmodl name of a pyVmomi fault, e.g. ``vim.fault.NoDiskSpace``."""
     return type(fault).__name__
@@ -65,10 +76,33 @@ def task_failed(fault: Any, task_name: str | None) -> exc.TaskFailed:
     return cls(ftype, message or None, task=task_name, fault=inner)
 
 
+def _poll(session: Session, spec: Any) -> dict[str, Any] | None:
+    contents = session.read(lambda: retrieve_all(_raw, session.content.propertyCollector, spec), "task poll")
+    return contents[0].props if contents else None
+
+
+def _raw(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    return fn(*args, **kwargs)
+
+
+def cancel_task(session: Session, task: Any, name: str) -> None:
+    """Ask vSphere to cancel a task (best effort: many tasks cannot be cancelled once running)."""
+    try:
+        session.call(task.CancelTask)
+        LOG.info("asked vSphere to cancel task %s (%s)", name, task._GetMoId())
+    except Exception as error:  # noqa: BLE001 - not cancelable, already done, ...
+        LOG.debug("could not cancel task %s (%s): %s", name, task._GetMoId(), error)
+
+
 def wait_for_task(session: Session, task: Any, timeout: float | None = None) -> Any:
-    """Poll ``task`` until it succeeds (→ ``info.result``), fails (→ TaskFailed) or times out (→ TaskTimeout)."""
+    """Poll ``task`` until it succeeds (→ ``info.result``), fails (→ TaskFailed) or times out (→ TaskTimeout).
+
+    Polls fast at first, then every ``task_poll_interval``. The thread's budget (timeouts block,
+    StopProvider) bounds the wait too: when it runs out the task is cancelled where vSphere allows it and
+    Cancelled / OperationTimedOut is raised. A task that vanished raises TaskNotFound."""
     if timeout is None:
         timeout = session.config.task_timeout
+    allowance = _budget.current()
     interval = session.config.task_poll_interval
     delay = min(FIRST_POLL, interval)
     start = time.monotonic()
@@ -77,9 +111,8 @@ def wait_for_task(session: Session, task: Any, timeout: float | None = None) -> 
     task_id = task._GetMoId()
     spec = objects_filter_spec([task], _PROPS)
     while True:
-        contents = retrieve_all(session.call, session.content.propertyCollector, spec)
-        props = contents[0].props if contents else {}
-        if not contents:
+        props = _poll(session, spec)
+        if props is None:
             raise exc.TaskNotFound("vmodl.fault.ManagedObjectNotFound", f"task {task_id} no longer exists",
                                    task=name)
         name = name or props.get("info.descriptionId") or task_id
@@ -93,12 +126,47 @@ def wait_for_task(session: Session, task: Any, timeout: float | None = None) -> 
             raise error
         now = time.monotonic()
         if deadline is not None and now >= deadline:
-            try:
-                session.call(task.CancelTask)
-            except Exception as error:  # not cancelable, already done, ...
-                LOG.debug("could not cancel task %s (%s): %s", name, task_id, error)
+            cancel_task(session, task, name)
             LOG.debug("task %s (%s) timed out after %.3f s", name, task_id, now - start)
             raise exc.TaskTimeout(task=f"{name} ({task_id})", timeout=timeout)
         sleep = delay if deadline is None else min(delay, max(0.0, deadline - now))
-        time.sleep(sleep)
+        try:
+            allowance.sleep(sleep)
+        except (exc.Cancelled, exc.OperationTimedOut):
+            cancel_task(session, task, name)
+            raise
         delay = min(delay * 2, interval)
+
+
+_ACTIVE = (vim.TaskInfo.State.queued, vim.TaskInfo.State.running)
+
+
+def active_tasks(session: Session, entity: Any, description_ids: tuple[str, ...] = ()) -> list[Any]:
+    """Tasks on ``entity`` (any client's) that are queued or running, from the TaskManager's recent tasks;
+    only those whose descriptionId is in ``description_ids`` when given."""
+    recent = session.get_properties(session.content.taskManager, ["recentTask"]).get("recentTask") or []
+    if not recent:
+        return []
+    spec = objects_filter_spec(recent, ["info.entity", "info.state", "info.descriptionId"])
+    contents = session.read(lambda: retrieve_all(_raw, session.content.propertyCollector, spec), "recent tasks")
+    want = entity._GetMoId()
+    found = []
+    for c in contents:
+        target = c.props.get("info.entity")
+        if target is None or target._GetMoId() != want or c.props.get("info.state") not in _ACTIVE:
+            continue
+        if description_ids and c.props.get("info.descriptionId") not in description_ids:
+            continue
+        found.append(c.obj)
+    return found
+
+
+def settle(session: Session, entity: Any, description_ids: tuple[str, ...] = (), timeout: float | None = None
+           ) -> None:
+    """Wait until no task of ``description_ids`` runs on ``entity`` — before looking for the outcome of a
+    request whose answer was lost, so a task still in flight is not taken for one that never started."""
+    for task in active_tasks(session, entity, description_ids):
+        try:
+            wait_for_task(session, task, timeout)
+        except exc.TaskFailed:
+            pass  # its outcome is what the caller looks up next

@@ -1,0 +1,391 @@
+"""The volume policy: what to do with a volume, decided in one place — as Cinder's ``vmdk.py`` does.
+
+Plan and apply ask the same pure functions. Plan asks them with the facts the last refresh kept in
+private state (no vSphere call) and writes the decision into the planned private state; apply carries
+that decision out with fresh facts, and may only do what the plan promised (a volume planned to grow in
+place is never moved; one planned to move may stay if it turns out to have room).
+
+Where each change is decided and where it is done:
+  extend   ``decide_extend``   → ``Executor.extend``        (in place, or move to a datastore with room first)
+  retype   ``decide_retype``   → ``Executor.retype``        (relocate / copy on the same datastore / adapter /
+                                                              policy, in Cinder's order)
+  clone    ``decide_clone``    → ``Executor.clone``         (a linked clone cannot be bigger than its source)
+  repair   ``Facts.repairs``   → ``Executor.repair``        (an interrupted retype, duplicates, leftover
+                                                              temporary snapshots)
+  in use   ``refuse_in_use``   (extend, retype, snapshot and delete of an attached volume are refused)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..framework.diagnostics import DiagnosticError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..vsphere.backing import Backing
+    from ..vsphere.lookup import Choice
+    from .backend import VolumeBackend
+
+LOG = logging.getLogger("terraform_provider_vmdk.resources")
+
+__all__ = ["Facts", "Refusal", "ExtendDecision", "RetypeDecision", "CloneDecision", "Executor", "decide_extend",
+           "decide_retype", "decide_clone", "refuse_in_use", "GiB", "CLONE_TYPES", "DISK_THIN", "EXTEND_NONE",
+           "EXTEND_IN_PLACE", "EXTEND_MAY_MOVE"]
+
+GiB = 1024**3
+CLONE_TYPES = ("full", "linked")
+DISK_THIN = "thin"
+
+# Extend modes
+EXTEND_NONE = "none"
+EXTEND_IN_PLACE = "in-place"
+EXTEND_MAY_MOVE = "may-move"  # the datastore lacks room: move to one that has it, then grow
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a read of the volume saw; plan decides from these without calling vSphere."""
+
+    size_bytes: int
+    disk_type: str | None = None
+    adapter_type: str | None = None
+    profile_id: str | None = None
+    datastore: str | None = None
+    datastore_free: int | None = None
+    cow_snapshots: int = 0  # a user's COW snapshots (not a linked clone's leftover snapshot point)
+    linked_clone: bool = False
+    in_use_by: tuple[str, ...] = ()
+    repairs: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, backing: Backing, datastore_free: int | None, in_use_by: list[str] | tuple[str, ...] = (),
+           choice: Choice | None = None) -> Facts:
+        return cls(size_bytes=backing.size_bytes, disk_type=backing.disk_type, adapter_type=backing.adapter_type,
+                   profile_id=backing.profile_id, datastore=backing.datastore_name, datastore_free=datastore_free,
+                   cow_snapshots=len(backing.user_snapshots), linked_clone=backing.is_linked_clone,
+                   in_use_by=tuple(in_use_by), repairs=tuple(choice.repairs()) if choice is not None else ())
+
+    def to_private(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["in_use_by"], data["repairs"] = list(self.in_use_by), list(self.repairs)
+        return data
+
+    @classmethod
+    def from_private(cls, data: Any) -> Facts | None:
+        """Facts kept by an earlier read; None when missing or from an older version (then plan is cautious)."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("size_bytes"), int):
+            return None
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        known["in_use_by"] = tuple(known.get("in_use_by") or ())
+        known["repairs"] = tuple(known.get("repairs") or ())
+        try:
+            return cls(**known)
+        except TypeError:
+            return None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A change that cannot be made: an error on ``attribute`` that says what to do instead."""
+
+    attribute: str
+    summary: str
+    detail: str
+
+    def error(self) -> DiagnosticError:
+        return DiagnosticError(self.summary, self.detail, self.attribute)
+
+
+# ---------------------------------------------------------------------------------------------- extend
+@dataclass(frozen=True)
+class ExtendDecision:
+    mode: str  # EXTEND_NONE | EXTEND_IN_PLACE | EXTEND_MAY_MOVE
+    new_size_bytes: int = 0
+    refusal: Refusal | None = None
+    warning: str | None = None
+
+
+def decide_extend(facts: Facts, new_size_bytes: int, disk_type: str | None, *, pinned: bool) -> ExtendDecision:
+    """Grow in place; without room move first (unless the datastore is pinned); refuse what vSphere cannot.
+
+    ``pinned``: the configuration names the volume's current datastore, so moving is not allowed."""
+    old = facts.size_bytes
+    if new_size_bytes == old:
+        return ExtendDecision(EXTEND_NONE)
+    if new_size_bytes < old:
+        return ExtendDecision(EXTEND_NONE, refusal=Refusal(
+            "size_gb", "Volumes cannot shrink",
+            f"size_gb is {_gib(old)} GiB; it can grow but not shrink to {_gib(new_size_bytes)} GiB (vSphere cannot "
+            "shrink a virtual disk, and a smaller replacement would lose data). To get a smaller volume, create a "
+            "new one and copy the data."))
+    if facts.cow_snapshots:
+        return ExtendDecision(EXTEND_NONE, refusal=Refusal(
+            "size_gb", "Volume cannot be extended while it has snapshots",
+            f"The volume has {facts.cow_snapshots} COW snapshot(s); vSphere cannot extend a disk with snapshots. "
+            "Delete the COW snapshots (or use template-format snapshots) and apply again."))
+    if facts.linked_clone:
+        return ExtendDecision(EXTEND_NONE, refusal=Refusal(
+            "size_gb", "Linked clone cannot be extended",
+            "This volume is a linked clone (a child disk of another volume's snapshot); vSphere cannot extend it. "
+            "Recreate it with clone_type = \"full\" to get a volume that can grow."))
+    growth = new_size_bytes - old
+    needed = 0 if (disk_type or facts.disk_type) == DISK_THIN else growth
+    free = facts.datastore_free
+    if not needed or free is None or free >= needed:
+        return ExtendDecision(EXTEND_IN_PLACE, new_size_bytes)
+    if pinned:
+        return ExtendDecision(EXTEND_NONE, refusal=Refusal(
+            "size_gb", "Datastore lacks room to extend",
+            f"Datastore {facts.datastore} has {free / GiB:.1f} GiB free; growing by {_gib(growth)} GiB needs more. "
+            "Unset datastore to let the volume move, or name a datastore with room."))
+    return ExtendDecision(EXTEND_MAY_MOVE, new_size_bytes, warning=(
+        f"Datastore {facts.datastore} has {free / GiB:.1f} GiB free, less than the {_gib(growth)} GiB this extend "
+        f"needs: apply relocates the volume ({_gib(old)} GiB of data) to a datastore with room, then extends it."))
+
+
+def _gib(n: int) -> int:
+    return -(-n // GiB)
+
+
+# ---------------------------------------------------------------------------------------------- retype
+@dataclass(frozen=True)
+class RetypeDecision:
+    """Cinder's retype path, from facts alone (for plan warnings) or with compliance known (apply)."""
+
+    disk_type_change: bool
+    adapter_change: bool
+    profile_change: bool
+    relocate: bool | None  # None: depends on whether the current datastore complies with the new policy
+    path: str  # "none" | "clone" | "relocate" | "policy" | "adapter" | "relocate-or-policy"
+    steps: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    exclude_current_datastore: bool = False
+
+    @property
+    def noop(self) -> bool:
+        return self.path == "none"
+
+    @property
+    def copies_data(self) -> bool:
+        return self.path in ("clone", "relocate", "relocate-or-policy")
+
+    @property
+    def may_move(self) -> bool:
+        return self.path in ("relocate", "relocate-or-policy")
+
+
+def decide_retype(facts: Facts, disk_type: str, adapter_type: str, *, profile_change: bool, new_profile: bool,
+                  current_compliant: bool | None = None) -> RetypeDecision:
+    """Decide Cinder's retype path.
+
+    Order as Cinder: a disk type change with snapshots can only be done by relocating (a copy would drop
+    the snapshots), so the current datastore is excluded; a new policy keeps a compliant datastore, else
+    relocates (clearing a policy never moves); a type change on the same datastore is a full copy; an
+    adapter change re-attaches the disk; the policy is set last. ``current_compliant`` None (unknown at
+    plan) makes ``relocate`` None for a new policy."""
+    type_change = facts.disk_type is not None and facts.disk_type != disk_type
+    adapter_change = facts.adapter_type is not None and facts.adapter_type != adapter_type
+    steps: list[str] = []
+    warnings: list[str] = []
+    relocate: bool | None = False
+    exclude_current = False
+    if type_change and facts.cow_snapshots:
+        relocate, exclude_current = True, True
+        warnings.append(f"disk type {facts.disk_type} -> {disk_type} with {facts.cow_snapshots} snapshot(s): the "
+                        "volume will be moved to another datastore (a copy would drop the snapshots)")
+    elif profile_change and new_profile:
+        if current_compliant is False:
+            relocate = True
+        elif current_compliant is None:
+            relocate = None
+            warnings.append("the volume moves to another datastore if its datastore does not comply with the new "
+                            "policy")
+    if relocate:
+        steps.append("relocate" + (f" converting to {disk_type}" if type_change else ""))
+        path = "relocate"
+    elif type_change:
+        steps.append(f"full copy on the same datastore converting {facts.disk_type} -> {disk_type}")
+        warnings.append("the disk is copied in full to convert its type; this takes time and space")
+        path = "clone"
+    else:
+        path = "none"
+    if adapter_change:
+        steps.append(f"re-attach the disk on a {adapter_type} controller")
+        path = "adapter" if path == "none" else path
+    if profile_change:
+        steps.append("set storage policy" if new_profile else "clear storage policy")
+        if path == "none":
+            path = "relocate-or-policy" if relocate is None else "policy"
+    return RetypeDecision(type_change, adapter_change, profile_change, relocate, path, tuple(steps), tuple(warnings),
+                          exclude_current)
+
+
+# ---------------------------------------------------------------------------------------------- clone
+@dataclass(frozen=True)
+class CloneDecision:
+    linked: bool
+    extend_to: int | None = None  # grow after cloning (the new volume is bigger than its source)
+    note: str | None = None
+    refusal: Refusal | None = field(default=None)
+
+
+def decide_clone(clone_type: str, size_bytes: int, source_size: int, source_is_template: bool) -> CloneDecision:
+    """Cinder: a linked clone becomes full when the new volume is bigger (a child disk cannot grow) or the
+    source is a template snapshot (no snapshot point to link to); a clone is never smaller than its source."""
+    if source_size and size_bytes < source_size:
+        return CloneDecision(False, refusal=Refusal(
+            "size_gb", "Volume smaller than its source",
+            f"size_gb must be at least the source's size ({_gib(source_size)} GiB)."))
+    linked = clone_type == "linked"
+    note = None
+    if linked and (size_bytes > source_size or source_is_template):
+        linked = False
+        note = "a linked clone becomes a full clone (bigger than its source, or a template source)"
+    return CloneDecision(linked, size_bytes if size_bytes > source_size else None, note)
+
+
+# ---------------------------------------------------------------------------------------------- in use
+def refuse_in_use(users: list[str] | tuple[str, ...], action: str, attribute: str | None = None) -> None:
+    """Cinder refuses to extend, retype, snapshot or delete a volume attached to an instance."""
+    if users:
+        raise DiagnosticError(
+            f"Volume is in use: cannot {action}",
+            f"The volume's disk is attached to {', '.join(users)}. Detach it from the virtual machine(s) first.",
+            attribute)
+
+
+# ---------------------------------------------------------------------------------------------- apply
+class Executor:
+    """Carries the policy's decisions out through VolumeOps, re-deciding with fresh facts at apply."""
+
+    def __init__(self, backend: VolumeBackend) -> None:
+        self.backend = backend
+        self.ops = backend.ops
+
+    def resolve(self, volume_id: str) -> Backing | None:
+        """The volume's backing, brought back to one clean VM first: an interrupted retype finished,
+        duplicates and leftover copies removed, a linked clone's leftover snapshot point removed."""
+        choice = self.backend.choice(volume_id, fresh=True)
+        primary = choice.primary
+        if primary is None:
+            return None
+        for extra in choice.leftovers:
+            users = self.backend.users_of(extra)
+            if users:
+                LOG.warning("volume %s: leftover VM %s is attached to %s; not removing it", volume_id, extra.name,
+                            ", ".join(users))
+                continue
+            LOG.warning("volume %s: removing leftover VM %s (%s)", volume_id, extra.name, extra.moref_value)
+            self.ops.delete_backing(extra)
+            self.backend.forget(extra)
+        if primary.is_retype_copy:
+            primary = self.ops.promote_retype_copy(primary)
+        if primary.temporary_snapshots:
+            primary = self.ops.remove_temporary_snapshots(primary)
+        self.backend.remember(primary)
+        return primary
+
+    def facts(self, backing: Backing) -> Facts:
+        return Facts.of(backing, self.ops.free_space(backing.datastore), self.backend.users_of(backing))
+
+    # -- extend ----------------------------------------------------------------------------------------
+    def extend(self, backing: Backing, new_size_bytes: int, planned: str, policy_name: str | None) -> Backing:
+        """Grow to ``new_size_bytes``: in place, or (when the plan allowed it) moved to a datastore with room
+        first. A plan for in place is held to: no room now is an error that says to plan again."""
+        fresh = decide_extend(self.facts(backing), new_size_bytes, backing.disk_type, pinned=False)
+        if fresh.refusal is not None:
+            raise fresh.refusal.error()
+        if fresh.mode == EXTEND_NONE:
+            return backing
+        moved = False
+        if fresh.mode == EXTEND_MAY_MOVE and planned == EXTEND_MAY_MOVE:
+            backing, moved = self._move_for_room(backing, new_size_bytes, policy_name), True
+        try:
+            return self.ops.grow(backing, new_size_bytes)
+        except Exception as error:
+            if not _is_no_space(error):
+                raise
+            if planned != EXTEND_MAY_MOVE or moved:
+                raise DiagnosticError(
+                    "Datastore lacks room to extend",
+                    f"Datastore {backing.datastore_name} has no room to grow the volume to {_gib(new_size_bytes)} GiB "
+                    "now (the plan expected to grow it in place). Run terraform apply again: the new plan moves the "
+                    "volume to a datastore with room first.", "size_gb") from None
+            backing = self._move_for_room(backing, new_size_bytes, policy_name)
+            return self.ops.grow(backing, new_size_bytes)
+
+    def _move_for_room(self, backing: Backing, size_bytes: int, policy_name: str | None) -> Backing:
+        from ..vsphere.datastore import Requirements
+
+        LOG.info("moving %s to a datastore with room for %d GiB", backing.name, _gib(size_bytes))
+        placement = self.backend.selector.select(Requirements(
+            size_bytes=size_bytes, profile_name=policy_name,
+            excluded_datastores=frozenset({backing.datastore} if backing.datastore is not None else ())))
+        return self.ops.relocate_backing(backing, placement, profile_id=backing.profile_id)
+
+    # -- retype ----------------------------------------------------------------------------------------
+    def retype(self, backing: Backing, disk_type: str, adapter_type: str, policy_name: str | None,
+               may_move: bool) -> Backing:
+        """Cinder's retype with fresh facts; a move the plan did not announce is refused."""
+        from ..vsphere.datastore import Requirements
+
+        selector = self.backend.selector
+        profile_id = selector.profile_id(policy_name) if policy_name else None
+        facts = self.facts(backing)
+        compliant = None
+        if (facts.profile_id or None) != (profile_id or None) and profile_id:
+            compliant = selector.is_usable(backing.datastore, Requirements(size_bytes=0, profile_name=policy_name))
+        change = (facts.profile_id or None) != (profile_id or None)
+        decision = decide_retype(facts, disk_type, adapter_type, profile_change=change, new_profile=bool(profile_id),
+                                 current_compliant=compliant)
+        if decision.relocate and not may_move:
+            raise DiagnosticError(
+                "Retype needs a move the plan did not include",
+                "Since the plan was made the volume got COW snapshots (or its datastore stopped complying with the "
+                "policy), so converting it now means moving it. Run terraform apply again to plan that move.",
+                "disk_type")
+        if decision.relocate:
+            excluded = frozenset({backing.datastore}) if decision.exclude_current_datastore else frozenset()
+            placement = selector.select(Requirements(size_bytes=backing.size_bytes, profile_name=policy_name,
+                                                     excluded_datastores=excluded))
+            if placement.datastore_name != backing.datastore_name:
+                backing = self.ops.relocate_backing(backing, placement,
+                                                    disk_type if decision.disk_type_change else None,
+                                                    profile_id=profile_id)
+            elif decision.disk_type_change:
+                backing = self.ops.convert_by_clone(backing, disk_type)
+        elif decision.disk_type_change:
+            backing = self.ops.convert_by_clone(backing, disk_type)
+        if decision.adapter_change:
+            backing = self.ops.change_adapter(backing, adapter_type)
+        if decision.profile_change:
+            backing = self.ops.set_profile(backing, profile_id)
+        self.backend.remember(backing)
+        return backing
+
+    # -- clone -----------------------------------------------------------------------------------------
+    def clone(self, source: Any, new_id: str, *, name: str, description: str | None, clone_type: str,
+              disk_type: str, placement: Any, size_bytes: int) -> Backing:
+        src, _ = self.ops.clone_source(source)
+        decision = decide_clone(clone_type, size_bytes, src.size_bytes, src.is_template)
+        if decision.refusal is not None:
+            raise decision.refusal.error()
+        if decision.note:
+            LOG.info("clone of %s: %s", src.name, decision.note)
+        backing = self.ops.clone_backing(source, new_id, name, linked=decision.linked, disk_type=disk_type,
+                                         placement=placement, description=description,
+                                         profile_id=placement.profile_id)
+        if decision.extend_to:
+            backing = self.ops.grow(backing, decision.extend_to)
+        self.backend.remember(backing)
+        return backing
+
+
+def _is_no_space(error: BaseException) -> bool:
+    from ..vsphere.exceptions import NoDiskSpace
+    from ..vsphere.tasks import means
+
+    return means(error, NoDiskSpace)

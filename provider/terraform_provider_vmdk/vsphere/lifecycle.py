@@ -1,0 +1,104 @@
+"""Making, changing and removing a volume's shadow VM, each write safe to repeat or reconcile.
+
+The create fixes the volume's identity before the call (instanceUuid = volume id, marks in extraConfig),
+so a lost answer is settled by ``reconcile.create_once`` with one FindByUuid. Everything after the
+create — the disk UUID, the annotation — sets absolute values and may simply be sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from . import exceptions as exc
+from . import specs
+from .backing import Backing
+from .lookup import Lookup
+from .reconcile import create_once
+
+LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
+
+
+class Lifecycle(Lookup):
+    def create_backing(
+        self,
+        volume_id: str,
+        name: str | None,
+        size_bytes: int,
+        disk_type: str,
+        adapter_type: str,
+        placement: Any,
+        folder: Any = None,
+        profile_id: str | None = None,
+        description: str | None = None,
+    ) -> Backing:
+        """CreateVM_Task with controller + disk (exactly once), then stamp the disk UUID with the volume id.
+
+        A failure after the VM exists leaves it in place: the caller has the id in its state already, and
+        the next apply replaces (or completes) it."""
+        specs.validate_disk_type(disk_type)
+        specs.validate_adapter_type(adapter_type)
+        kb = specs.size_kb(size_bytes)
+        profile_id = profile_id or getattr(placement, "profile_id", None)
+        spec = specs.create_spec(
+            name=specs.backing_name(volume_id),
+            volume_id=volume_id,
+            size_in_kb=kb,
+            disk_type=disk_type,
+            adapter_type=adapter_type,
+            datastore_name=placement.datastore_name,
+            profile_id=profile_id,
+            annotation=specs.encode_annotation(name, description),
+            hw_version=self.hw_version,
+        )
+        target = self._resolve_folder(folder)
+        vm = create_once(
+            self.session, what=f"create the backing of volume {volume_id}",
+            start=lambda: target.CreateVM_Task(config=spec, pool=placement.resource_pool, host=placement.host),
+            find=lambda: self.find_vm(volume_id), entity=target, description_ids=("Folder.createVm",),
+        )
+        return self.stamp_disk_uuid(self.get_backing(vm), volume_id)
+
+    def stamp_disk_uuid(self, backing: Backing, disk_uuid: str) -> Backing:
+        """Set the VMDK's UUID (Cinder sets it to the volume id); nothing to do when it already is."""
+        if backing.disk is None:
+            raise exc.VirtualDiskNotFound(f"backing {backing.name} has no virtual disk")
+        if (backing.disk_uuid or "").lower() == disk_uuid.lower():
+            return backing
+        self._reconfig(backing.moref, specs.disk_uuid_spec(backing.disk, disk_uuid))
+        return self.refresh(backing)
+
+    def ensure_annotation(self, backing: Backing, annotation: str) -> Backing:
+        """Clone config carries the annotation; re-send it when the server did not apply it (vcsim)."""
+        current = self.session.get_properties(backing.moref, ["config.annotation"]).get("config.annotation")
+        if current == annotation:
+            return backing
+        self._reconfig(backing.moref, specs.extra_config_spec({}, annotation=annotation))
+        return self.refresh(backing)
+
+    def delete_backing(self, backing: Backing) -> None:
+        """Destroy_Task (which deletes the VMDK); a VM already gone counts as deleted."""
+        self._destroy(backing.moref)
+
+    def rename_backing(self, backing: Backing, new_name: str) -> Backing:
+        if backing.name != new_name:
+            self._task(backing.moref.Rename_Task, newName=new_name, idempotent=True)
+        return self.refresh(backing)
+
+    def update_annotation(self, backing: Backing, name: str | None, description: str | None) -> Backing:
+        """Display name and description live in the VM annotation (JSON)."""
+        self._reconfig(backing.moref, specs.extra_config_spec({}, annotation=specs.encode_annotation(name, description)))
+        return self.refresh(backing)
+
+    def promote_retype_copy(self, copy: Backing) -> Backing:
+        """Make a retype's converted copy the volume: its name, instanceUuid, marks and disk UUID.
+
+        Only once the original backing is gone (the copy cannot take the instanceUuid before). Each step
+        sets absolute values, so an interrupted promotion is finished by running it again."""
+        volume_id = copy.volume_id or ""
+        backing = self.rename_backing(copy, specs.backing_name(volume_id))
+        marks = specs.volume_marks(volume_id, backing.profile_id)
+        self._reconfig(backing.moref, specs.extra_config_spec(marks, instance_uuid=volume_id))
+        backing = self.stamp_disk_uuid(self.refresh(backing), volume_id)
+        LOG.info("volume %s: the retyped copy %s is now the volume's backing", volume_id, backing.moref_value)
+        return backing

@@ -1,0 +1,80 @@
+"""A value computed once, by one thread, while the others wait for it — without holding a lock.
+
+Used where several of Terraform's concurrent requests need the same vSphere read or object (the
+datacenter, a folder, the batched read of all backings): the first caller does the work, the others wait
+on an event (bounded by their budget), and nobody holds a lock across a SOAP call. A failed computation
+is not remembered: the next caller tries again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from . import budget as _budget
+
+__all__ = ["Once"]
+
+T = TypeVar("T")
+_WAIT_SLICE = 0.2
+
+
+class Once(Generic[T]):
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()  # guards the fields below only, never held across the factory
+        self._done = False
+        self._value: T | None = None
+        self._running: threading.Event | None = None
+        self._generation = 0
+
+    @property
+    def ready(self) -> bool:
+        return self._done
+
+    def get(self) -> T:
+        allowance = _budget.current()
+        while True:
+            with self._lock:
+                if self._done:
+                    return self._value  # type: ignore[return-value]
+                event = self._running
+                if event is None:
+                    event = self._running = threading.Event()
+                    generation = self._generation
+                    mine = True
+                else:
+                    mine = False
+            if mine:
+                return self._compute(event, generation)
+            while not event.wait(allowance.bound(_WAIT_SLICE) or 0.0):
+                allowance.check()
+
+    def _compute(self, event: threading.Event, generation: int) -> T:
+        try:
+            value = self._factory()
+        except BaseException:
+            with self._lock:
+                if self._running is event:
+                    self._running = None
+            event.set()
+            raise
+        with self._lock:
+            if self._generation == generation:  # not reset meanwhile
+                self._value, self._done = value, True
+            if self._running is event:
+                self._running = None
+        event.set()
+        return value
+
+    def set(self, value: T) -> None:
+        with self._lock:
+            self._value, self._done = value, True
+
+    def reset(self) -> None:
+        """Forget the value; the next ``get`` computes it again."""
+        with self._lock:
+            self._done = False
+            self._value = None
+            self._generation += 1

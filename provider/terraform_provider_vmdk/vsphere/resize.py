@@ -1,0 +1,147 @@
+"""Changing a volume in place: relocate, grow, convert the disk type, swap the adapter, set the policy.
+
+Each is one vSphere step that sets absolute values — safe to send again after a lost answer — except the
+disk-type conversion on the same datastore, which needs a copy: ``convert_by_clone`` makes it resumable
+(the copy has an identity derived from the volume id; the original goes only once the copy is complete;
+the copy then takes the volume's identity). Which of these steps a change needs is the policy's decision.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pyVmomi import vim
+
+from . import exceptions as exc
+from . import specs
+from . import tasks as _tasks
+from .backing import Backing
+from .clones import Clones
+from .ops_base import moid
+from .reconcile import create_once
+
+LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
+
+
+class Resize(Clones):
+    def relocate_backing(self, backing: Backing, placement: Any, disk_type: str | None = None, *,
+                         profile_id: str | None = None, folder: Any = None) -> Backing:
+        """RelocateVM_Task (a disk locator when the type or policy changes), then into ``folder`` (default:
+        the volume folder, as Cinder moves a relocated backing into its folder)."""
+        if disk_type is not None:
+            specs.validate_disk_type(disk_type)
+        spec = specs.relocate_spec(
+            datastore=placement.datastore, disk_move_type=specs.DISK_MOVE_RELOCATE,
+            resource_pool=placement.resource_pool, host=placement.host, disk_key=backing.disk_key,
+            disk_type=disk_type, profile_id=profile_id)
+        self._task(backing.moref.RelocateVM_Task, spec=spec, idempotent=True)  # to where it is: a no-op
+        target = self._resolve_folder(folder)
+        if moid(backing.folder) != moid(target):
+            self._task(target.MoveIntoFolder_Task, list=[backing.moref], idempotent=True)
+        return self.refresh(backing)
+
+    def grow(self, backing: Backing, new_size_bytes: int) -> Backing:
+        """ReconfigVM growing the disk to ``new_size_bytes`` (eagerlyScrub kept as read)."""
+        if backing.disk is None:
+            raise exc.VirtualDiskNotFound(f"backing {backing.name} has no virtual disk")
+        if new_size_bytes > backing.size_bytes:
+            self._reconfig(backing.moref, specs.disk_grow_spec(backing.disk, new_size_bytes))
+        return self.refresh(backing)
+
+    def free_space(self, datastore: Any) -> int | None:
+        if datastore is None:
+            return None
+        free = self.session.get_properties(datastore, ["summary.freeSpace"]).get("summary.freeSpace")
+        return None if free is None else int(free)
+
+    def set_profile(self, backing: Backing, profile_id: str | None) -> Backing:
+        """VM home and disk storage policy (or none), recorded in the marks."""
+        self._reconfig(backing.moref, specs.profile_change_spec(backing.disk, profile_id))
+        return self.refresh(backing)
+
+    # ------------------------------------------------------------------ disk type by copy
+    def _copy_of(self, volume_id: str) -> Any:
+        vm = self.find_vm(specs.retype_uuid(volume_id))
+        if vm is None:
+            return None
+        record = self.get_backing(vm)
+        return vm if record.is_retype_copy and record.volume_id == volume_id else None
+
+    def convert_by_clone(self, backing: Backing, new_disk_type: str) -> Backing:
+        """Same datastore, new disk type: full clone with the new type, remove the original, promote the copy.
+
+        Resumable at every step: a copy left by an earlier attempt while the original still exists is
+        removed first; if the original is already gone, the copy is promoted (``find_backing`` returns it)."""
+        volume_id = backing.volume_id or ""
+        if backing.is_retype_copy:  # an earlier attempt got as far as removing the original
+            return self.promote_retype_copy(backing)
+        stale = self._copy_of(volume_id)
+        if stale is not None:
+            LOG.info("volume %s: removing the copy an interrupted retype left", volume_id)
+            self._destroy(stale)
+        location = specs.relocate_spec(datastore=backing.datastore, disk_move_type=specs.DISK_MOVE_FULL,
+                                       resource_pool=backing.resource_pool, disk_key=backing.disk_key,
+                                       disk_type=new_disk_type)
+        annotation = specs.encode_annotation(backing.display_name, backing.description)
+        spec = specs.clone_spec(location=location, instance_uuid=specs.retype_uuid(volume_id), annotation=annotation,
+                                extra_config=specs.volume_marks(volume_id, backing.profile_id, specs.KIND_RETYPE))
+        folder = backing.folder or self.volume_folder()
+        vm = create_once(
+            self.session, what=f"copy volume {volume_id} as {new_disk_type}",
+            start=lambda: backing.moref.CloneVM_Task(folder=folder, name=specs.retype_name(volume_id), spec=spec),
+            find=lambda: self._copy_of(volume_id), entity=backing.moref, description_ids=("VirtualMachine.clone",),
+        )
+        copy = self.ensure_annotation(self.get_backing(vm), annotation)
+        try:
+            self._destroy(backing.moref)
+        except BaseException:
+            LOG.warning("volume %s: the original backing could not be removed; removing the copy", volume_id)
+            self._destroy(vm)
+            raise
+        return self.promote_retype_copy(copy)
+
+    # ------------------------------------------------------------------ adapter
+    def change_adapter(self, backing: Backing, adapter_type: str) -> Backing:
+        """Move the disk to a controller of ``adapter_type``: detach and re-attach the same file in ONE
+        reconfigure, so no failure can leave the volume without its disk."""
+        specs.validate_adapter_type(adapter_type)
+        disk = backing.disk
+        if disk is None:
+            raise exc.VirtualDiskNotFound(f"backing {backing.name} has no virtual disk")
+        if backing.adapter_type == adapter_type:
+            return backing
+        devices = [d for d in backing.devices if getattr(d, "key", None) != disk.key]
+        spec = vim.vm.ConfigSpec(deviceChange=[specs.disk_remove_spec(disk),
+                                               *self._attach_specs(backing, devices, adapter_type)])
+        try:
+            self._task(backing.moref.ReconfigVM_Task, spec=spec)
+        except exc.OutcomeUnknown:
+            _tasks.settle(self.session, backing.moref, ("VirtualMachine.reconfigure",))
+            if self.refresh(backing).adapter_type != adapter_type:
+                self._task(backing.moref.ReconfigVM_Task, spec=spec)
+        fresh = self.refresh(backing)
+        if fresh.volume_id:  # a re-attached device must keep the volume's disk UUID
+            fresh = self.stamp_disk_uuid(fresh, fresh.volume_id)
+        return fresh
+
+    def _attach_specs(self, backing: Backing, devices: list[Any], adapter_type: str) -> list[Any]:
+        disk = backing.disk
+        disk_type = backing.disk_type or specs.DISK_THIN
+        if adapter_type == specs.ADAPTER_IDE:
+            for key in (specs.IDE_CONTROLLER_KEY, specs.IDE_CONTROLLER_KEY + 1):
+                used = {d.unitNumber for d in devices if getattr(d, "controllerKey", None) == key}
+                free = [u for u in (0, 1) if u not in used]
+                if free:
+                    return [specs.disk_add_spec(disk.capacityInKB, disk_type, key, unit_number=free[0],
+                                                file_name=backing.vmdk_path, profile_id=backing.profile_id)]
+            raise exc.InvalidAdapterType("no free IDE slot on the backing VM")
+        cls = specs.CONTROLLER_CLASSES[adapter_type]
+        for controller in devices:
+            if type(controller) is cls:
+                unit = specs.free_unit_number(devices, controller.key)
+                return [specs.disk_add_spec(disk.capacityInKB, disk_type, controller.key, unit_number=unit,
+                                            file_name=backing.vmdk_path, profile_id=backing.profile_id)]
+        return specs.disk_and_controller_specs(
+            disk.capacityInKB, disk_type, adapter_type, file_name=backing.vmdk_path,
+            profile_id=backing.profile_id, bus_number=specs.free_scsi_bus(devices))
