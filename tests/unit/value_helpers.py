@@ -1,7 +1,7 @@
 """Test oracles for cty values (shared by the path and value tests; holds no tests).
 
-The provider never needs these: they answer, independently of ``walk``, what a value holds at a path, so the
-property tests can check ``walk`` against it.
+The provider never needs these: they answer, independently of ``walk``, what a value holds at a path and
+whether it holds an unknown anywhere, so the property tests can check ``walk`` and the codecs against them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from terraform_provider_vmdk.framework.dynamic_value import DynamicValue
 from terraform_provider_vmdk.framework.path import AttributeName, AttributePath, ElementKeyString, Step
 from terraform_provider_vmdk.framework.unknowns import Unknown
 
-__all__ = ["PathError", "apply_path"]
+__all__ = ["PathError", "apply_path", "is_known_deep"]
 
 
 class PathError(LookupError):
@@ -53,3 +53,18 @@ def _step_into(cur: Any, step: Step, at: AttributePath) -> Any:
 def _unwrap_dynamic(v: Any) -> Any:
     return v.value if isinstance(v, DynamicValue) else v
 
+
+def is_known_deep(value: Any) -> bool:
+    """True if no unknown appears anywhere in ``value`` (no type needed: unknowns are self-identifying)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, Unknown):
+            return False
+        if isinstance(v, DynamicValue):
+            stack.append(v.value)
+        elif isinstance(v, Mapping):
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            stack.extend(v)
+    return True
