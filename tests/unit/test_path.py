@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from terraform_provider_vmdk.framework.dynamic_value import DynamicValue
 from terraform_provider_vmdk.framework.path import (
     AttributeName,
     AttributePath,
@@ -13,7 +14,7 @@ from terraform_provider_vmdk.framework.path import (
     ElementKeyString,
 )
 from terraform_provider_vmdk.framework.types import List, String
-from terraform_provider_vmdk.framework.values import UNKNOWN, DynamicValue
+from terraform_provider_vmdk.framework.unknowns import UNKNOWN
 
 try:
     from .value_helpers import PathError, apply_path

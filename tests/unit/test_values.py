@@ -13,7 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from terraform_provider_vmdk.framework.dynamic_value import DynamicValue
+from terraform_provider_vmdk.framework.json_codec import decode_json, encode_json
+from terraform_provider_vmdk.framework.msgpack_codec import decode, encode
+from terraform_provider_vmdk.framework.numbers import normalize_number
 from terraform_provider_vmdk.framework.path import AttributePath, ElementKeyInt
+from terraform_provider_vmdk.framework.type_inference import implied_type
 from terraform_provider_vmdk.framework.types import (
     Bool,
     CtyType,
@@ -26,22 +31,9 @@ from terraform_provider_vmdk.framework.types import (
     String,
     Tuple,
 )
-from terraform_provider_vmdk.framework.values import (
-    UNKNOWN,
-    CtyValueError,
-    DynamicValue,
-    Refinements,
-    Unknown,
-    decode,
-    decode_json,
-    encode,
-    encode_json,
-    implied_type,
-    is_unknown,
-    normalize_number,
-    transform,
-    walk,
-)
+from terraform_provider_vmdk.framework.unknowns import UNKNOWN, Refinements, Unknown, is_unknown
+from terraform_provider_vmdk.framework.value_checks import CtyValueError
+from terraform_provider_vmdk.framework.walk import transform, walk
 
 try:
     from .test_values_strategies import canon, numbers, strict_equal, typed_values, values_of

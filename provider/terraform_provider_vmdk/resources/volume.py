@@ -23,8 +23,8 @@ from ..framework.resource import ApplyRequest, PlanRequest, ReadRequest, Request
 from ..framework.schema import Attribute, Schema, schema
 from ..framework.timeouts import timeout_seconds, timeouts_block
 from ..framework.types import Map, Number, String
+from ..framework.unknowns import UNKNOWN, is_unknown
 from ..framework.validators import AtLeast, NotEmpty, OneOf, WholeNumber
-from ..framework.values import UNKNOWN, is_unknown
 from .backend import DeadlineExceeded, GiB, VolumeBackend, backend_of, driver_errors, with_deadline
 from .disk_types import ADAPTER_TYPES, VOLUME_DISK_TYPES
 
