@@ -18,7 +18,7 @@ from .dynamic_value import DynamicValue
 from .numbers import normalize_number, number_text
 from .path import AttributePath
 from .type_inference import concrete
-from .types import CtyType, DynamicType, Object, Set, Tuple
+from .types import CollectionType, CtyType, DynamicType, Object, Set, Tuple
 from .unknowns import Unknown
 from .value_checks import CtyValueError
 
@@ -108,7 +108,7 @@ def _bool_from_json(raw: Any, ty: CtyType, path: AttributePath, lenient: bool) -
     return check.expect_bool(raw, path)
 
 
-def _list_from_json(raw: Any, ty: Any, path: AttributePath, lenient: bool) -> list[Any]:
+def _list_from_json(raw: Any, ty: CollectionType, path: AttributePath, lenient: bool) -> list[Any]:
     """A list or a set."""
     seq = check.expect_sequence(raw, ty, path)
     return [_from_json(e, ty.element, path.index(i), lenient) for i, e in enumerate(seq)]
@@ -119,7 +119,7 @@ def _tuple_from_json(raw: Any, ty: Tuple, path: AttributePath, lenient: bool) ->
     return [_from_json(e, t, path.index(i), lenient) for i, (e, t) in enumerate(zip(seq, ty.elements))]
 
 
-def _map_from_json(raw: Any, ty: Any, path: AttributePath, lenient: bool) -> dict[str, Any]:
+def _map_from_json(raw: Any, ty: CollectionType, path: AttributePath, lenient: bool) -> dict[str, Any]:
     m = check.expect_mapping(raw, ty, path)
     return {k: _from_json(e, ty.element, path.key(k), lenient) for k, e in m.items()}
 
@@ -188,7 +188,7 @@ def _bool_text(v: Any, ty: CtyType, path: AttributePath) -> str:
     return json.dumps(check.expect_bool(v, path), ensure_ascii=False)
 
 
-def _list_text(v: Any, ty: Any, path: AttributePath) -> str:
+def _list_text(v: Any, ty: CollectionType, path: AttributePath) -> str:
     """A list or a set."""
     seq = check.expect_sequence(v, ty, path, allow_set=isinstance(ty, Set))
     return "[" + ",".join(_json_text(e, ty.element, path.index(i)) for i, e in enumerate(seq)) + "]"
@@ -199,7 +199,7 @@ def _tuple_text(v: Any, ty: Tuple, path: AttributePath) -> str:
     return "[" + ",".join(_json_text(e, t, path.index(i)) for i, (e, t) in enumerate(zip(seq, ty.elements))) + "]"
 
 
-def _map_text(v: Any, ty: Any, path: AttributePath) -> str:
+def _map_text(v: Any, ty: CollectionType, path: AttributePath) -> str:
     """Keys sorted, like cty."""
     m = check.expect_mapping(v, ty, path)
     parts = []

@@ -35,7 +35,7 @@ from .dynamic_value import DynamicValue
 from .numbers import number_from_wire, number_to_wire
 from .path import AttributePath
 from .type_inference import concrete
-from .types import CtyType, DynamicType, Object, Set, Tuple
+from .types import CollectionType, CtyType, DynamicType, Object, Set, Tuple
 from .unknowns import UNKNOWN, Refinements, Unknown
 from .value_checks import CtyValueError
 
@@ -108,7 +108,7 @@ def _bool_to_wire(v: Any, ty: CtyType, path: AttributePath, refine: bool) -> boo
     return check.expect_bool(v, path)
 
 
-def _list_to_wire(v: Any, ty: Any, path: AttributePath, refine: bool) -> list[Any]:
+def _list_to_wire(v: Any, ty: CollectionType, path: AttributePath, refine: bool) -> list[Any]:
     """A list or a set: a msgpack array."""
     seq = check.expect_sequence(v, ty, path, allow_set=isinstance(ty, Set))
     return [_to_wire(e, ty.element, path.index(i), refine) for i, e in enumerate(seq)]
@@ -119,7 +119,7 @@ def _tuple_to_wire(v: Any, ty: Tuple, path: AttributePath, refine: bool) -> list
     return [_to_wire(e, t, path.index(i), refine) for i, (e, t) in enumerate(zip(seq, ty.elements))]
 
 
-def _map_to_wire(v: Any, ty: Any, path: AttributePath, refine: bool) -> dict[str, Any]:
+def _map_to_wire(v: Any, ty: CollectionType, path: AttributePath, refine: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, e in check.expect_mapping(v, ty, path).items():
         key = check.expect_str_key(k, path)
@@ -242,7 +242,7 @@ def _bool_from_wire(raw: Any, ty: CtyType, path: AttributePath) -> bool:
     return check.expect_bool(raw, path)
 
 
-def _list_from_wire(raw: Any, ty: Any, path: AttributePath) -> list[Any]:
+def _list_from_wire(raw: Any, ty: CollectionType, path: AttributePath) -> list[Any]:
     """A list or a set."""
     return [_from_wire(e, ty.element, path.index(i)) for i, e in enumerate(check.expect_sequence(raw, ty, path))]
 
@@ -252,7 +252,7 @@ def _tuple_from_wire(raw: Any, ty: Tuple, path: AttributePath) -> list[Any]:
     return [_from_wire(e, t, path.index(i)) for i, (e, t) in enumerate(zip(seq, ty.elements))]
 
 
-def _map_from_wire(raw: Any, ty: Any, path: AttributePath) -> dict[str, Any]:
+def _map_from_wire(raw: Any, ty: CollectionType, path: AttributePath) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, e in check.expect_mapping(raw, ty, path).items():
         if not isinstance(k, str):

@@ -12,7 +12,7 @@ from typing import Any, TypeAlias
 from .dynamic_value import DynamicValue
 from .path import AttributeName, AttributePath, ElementKeyString
 from .type_inference import concrete
-from .types import CtyType, List, Map, Object, Set, Tuple
+from .types import CollectionType, CtyType, List, Map, Object, Set, Tuple
 from .unknowns import Unknown
 
 __all__ = ["walk", "transform"]
@@ -78,7 +78,7 @@ def _children(v: Any, ty: CtyType, path: AttributePath) -> Iterator[Node]:
     return children(v, ty, path) if children else iter(())
 
 
-def _sequence_children(v: Any, ty: Any, path: AttributePath) -> Iterator[Node]:
+def _sequence_children(v: Any, ty: CollectionType, path: AttributePath) -> Iterator[Node]:
     """Of a list or a set."""
     if isinstance(v, (list, tuple, set, frozenset)):
         for i, e in enumerate(v):
