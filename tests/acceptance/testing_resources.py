@@ -19,8 +19,8 @@ from terraform_provider_vmdk.framework.resource import ApplyRequest, ReadRequest
 from terraform_provider_vmdk.framework.schema import Attribute, Schema, schema
 from terraform_provider_vmdk.framework.timeouts import timeouts_block
 from terraform_provider_vmdk.framework.types import Number, String
+from terraform_provider_vmdk.framework.unknowns import is_unknown
 from terraform_provider_vmdk.framework.validators import AtLeast, OneOf
-from terraform_provider_vmdk.framework.values import is_unknown
 
 
 def _store() -> Path:

@@ -8,14 +8,15 @@ from typing import Any
 import pytest
 
 from terraform_provider_vmdk.framework.diagnostics import DiagnosticError
+from terraform_provider_vmdk.framework.msgpack_codec import decode, encode
 from terraform_provider_vmdk.framework.planmodifiers import RequiresReplace, UseStateForUnknown
 from terraform_provider_vmdk.framework.resource import ApplyRequest, PlanRequest, Provider, Resource
 from terraform_provider_vmdk.framework.schema import Attribute, schema
 from terraform_provider_vmdk.framework.server import FrameworkServer
 from terraform_provider_vmdk.framework.timeouts import timeout_seconds, timeouts_block
 from terraform_provider_vmdk.framework.types import Number, String
+from terraform_provider_vmdk.framework.unknowns import UNKNOWN, is_unknown
 from terraform_provider_vmdk.framework.validators import OneOf, parse_duration
-from terraform_provider_vmdk.framework.values import UNKNOWN, decode, encode, is_unknown
 
 
 class Thing(Resource):

@@ -18,6 +18,11 @@ FORBIDDEN = {
 }
 
 
+# The cty value modules (once one values.py): the codecs and what they stand on.
+VALUE_MODULES = ("numbers", "unknowns", "dynamic_value", "value_checks", "type_inference", "msgpack_codec",
+                 "json_codec", "walk")
+
+
 def _imports(path: Path) -> set[str]:
     layer_parts = path.relative_to(PKG).parts
     found: set[str] = set()
@@ -34,6 +39,19 @@ def _imports(path: Path) -> set[str]:
                 if alias.name.startswith("terraform_provider_vmdk."):
                     found.add(alias.name.split(".")[1])
     return found - {layer_parts[0]}
+
+
+def test_value_modules_exist() -> None:
+    """The start-up check below names these modules; a rename must not make it pass vacuously."""
+    present = {p.stem for p in (PKG / "framework").glob("*.py")}
+    assert set(VALUE_MODULES) <= present
+
+
+def test_path_does_not_import_the_value_modules() -> None:
+    """Paths are plain data: the value modules import ``path``, never the other way round (no cycle)."""
+    tree = ast.parse((PKG / "framework" / "path.py").read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1}
+    assert imported & set(VALUE_MODULES) == set()
 
 
 def test_layers_import_only_downwards() -> None:
@@ -75,5 +93,5 @@ def test_provider_service_loads_after_registration() -> None:
         "svc = LazyProviderService(lambda: None)"
     )
     heavy = ("terraform_provider_vmdk.plugin._generated.tfplugin6_pb2", "terraform_provider_vmdk.framework.server",
-             "terraform_provider_vmdk.framework.values")
+             *(f"terraform_provider_vmdk.framework.{m}" for m in VALUE_MODULES), "msgpack")
     assert _loaded_after(setup, f"m for m in {heavy!r} if m in sys.modules") == []

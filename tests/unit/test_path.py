@@ -1,4 +1,4 @@
-"""Attribute paths: builders, text form, parsing, apply."""
+"""Attribute paths: builders, text form, parsing; the test oracle apply_path."""
 
 from __future__ import annotations
 
@@ -6,15 +6,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from terraform_provider_vmdk.framework.dynamic_value import DynamicValue
 from terraform_provider_vmdk.framework.path import (
     AttributeName,
     AttributePath,
     ElementKeyInt,
     ElementKeyString,
-    PathError,
 )
 from terraform_provider_vmdk.framework.types import List, String
-from terraform_provider_vmdk.framework.values import UNKNOWN, DynamicValue
+from terraform_provider_vmdk.framework.unknowns import UNKNOWN
+
+try:
+    from .value_helpers import PathError, apply_path
+except ImportError:  # tests/unit is not a package: pytest puts it on sys.path
+    from value_helpers import PathError, apply_path
 
 
 @pytest.mark.parametrize(
@@ -100,13 +105,13 @@ VALUE = {
     ],
 )
 def test_apply(text: str, expected: object) -> None:
-    assert AttributePath.parse(text).apply(VALUE) == expected
+    assert apply_path(AttributePath.parse(text), VALUE) == expected
 
 
 @pytest.mark.parametrize("text", ["disks[2]", "disks.size", "name.x", "tags[0]", "disks[-1]"])
 def test_apply_errors(text: str) -> None:
     with pytest.raises(PathError):
-        AttributePath.parse(text).apply(VALUE)
+        apply_path(AttributePath.parse(text), VALUE)
 
 
 steps = st.one_of(

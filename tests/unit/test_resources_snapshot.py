@@ -9,7 +9,7 @@ import pytest
 from terraform_provider_vmdk.framework.diagnostics import DiagnosticError, Diagnostics
 from terraform_provider_vmdk.framework.planning import plan_resource_change
 from terraform_provider_vmdk.framework.resource import PlanRequest, RequestContext
-from terraform_provider_vmdk.framework.values import UNKNOWN
+from terraform_provider_vmdk.framework.unknowns import UNKNOWN
 from terraform_provider_vmdk.resources.client import ProviderSettings, VSphereClient
 from terraform_provider_vmdk.resources.data_volume import VolumeDataSource
 from terraform_provider_vmdk.resources.backend import driver_errors, run_bounded

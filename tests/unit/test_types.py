@@ -118,3 +118,9 @@ def test_type_json_round_trip(ty: CtyType) -> None:
     assert back == ty
     assert hash(back) == hash(ty)
     assert back.to_json_bytes() == ty.to_json_bytes()
+
+
+@given(cty_types())
+def test_kind_is_the_first_word_of_the_json_form(ty: CtyType) -> None:
+    form = ty.to_json()
+    assert ty.kind == (form if isinstance(form, str) else form[0])

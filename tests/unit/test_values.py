@@ -13,7 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from terraform_provider_vmdk.framework.dynamic_value import DynamicValue
+from terraform_provider_vmdk.framework.json_codec import decode_json, encode_json
+from terraform_provider_vmdk.framework.msgpack_codec import decode, encode
+from terraform_provider_vmdk.framework.numbers import normalize_number
 from terraform_provider_vmdk.framework.path import AttributePath, ElementKeyInt
+from terraform_provider_vmdk.framework.type_inference import implied_type
 from terraform_provider_vmdk.framework.types import (
     Bool,
     CtyType,
@@ -26,32 +31,16 @@ from terraform_provider_vmdk.framework.types import (
     String,
     Tuple,
 )
-from terraform_provider_vmdk.framework.values import (
-    UNKNOWN,
-    CtyValueError,
-    DynamicValue,
-    Refinements,
-    Unknown,
-    contains_unknown,
-    decode,
-    decode_json,
-    encode,
-    encode_json,
-    implied_type,
-    is_known_deep,
-    is_null,
-    is_unknown,
-    normalize_number,
-    null_value_for,
-    object_of_nulls,
-    transform,
-    walk,
-)
+from terraform_provider_vmdk.framework.unknowns import UNKNOWN, Refinements, Unknown, is_unknown
+from terraform_provider_vmdk.framework.value_checks import CtyValueError
+from terraform_provider_vmdk.framework.walk import transform, walk
 
 try:
     from .test_values_strategies import canon, numbers, strict_equal, typed_values, values_of
+    from .value_helpers import apply_path, is_known_deep
 except ImportError:  # tests/unit is not a package: pytest puts it on sys.path
     from test_values_strategies import canon, numbers, strict_equal, typed_values, values_of
+    from value_helpers import apply_path, is_known_deep
 
 VOLUME = Object(
     {
@@ -320,16 +309,10 @@ def test_unknown_semantics() -> None:
     assert repr(UNKNOWN) == "UNKNOWN"
 
 
-def test_null_helpers() -> None:
-    assert null_value_for(VOLUME) is None
-    assert is_null(None) and is_null(DynamicValue(String, None)) and not is_null("")
-    assert object_of_nulls(Object({"a": String, "b": Number})) == {"a": None, "b": None}
-
-
 def test_known_deep() -> None:
     assert is_known_deep({"a": [1, {"b": "c"}]})
     assert not is_known_deep({"a": [1, {"b": UNKNOWN}]})
-    assert contains_unknown([DynamicValue(List(String), [Unknown(Refinements(string_prefix="x"))])])
+    assert not is_known_deep([DynamicValue(List(String), [Unknown(Refinements(string_prefix="x"))])])
     assert is_known_deep(None)
 
 
@@ -416,8 +399,8 @@ def test_walk_paths_apply_back_and_find_every_unknown(tv: tuple[CtyType, Any]) -
     found_unknown = False
     for path, x, _ in walk(v, ty):
         found_unknown |= is_unknown(x)
-        assert strict_equal(path.apply(v), x)
-    assert found_unknown == contains_unknown(v)
+        assert strict_equal(apply_path(path, v), x)
+    assert found_unknown == (not is_known_deep(v))
     assert strict_equal(transform(v, ty, lambda p, x, t: x), v)
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from terraform_provider_vmdk.framework.dynamic_value import DynamicValue
+from terraform_provider_vmdk.framework.numbers import INT64_MAX, INT64_MIN, normalize_number
 from terraform_provider_vmdk.framework.types import (
     Bool,
     CollectionType,
@@ -22,16 +24,7 @@ from terraform_provider_vmdk.framework.types import (
     String,
     Tuple,
 )
-from terraform_provider_vmdk.framework.values import (
-    UNKNOWN,
-    DynamicValue,
-    Refinements,
-    Unknown,
-    normalize_number,
-)
-
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
+from terraform_provider_vmdk.framework.unknowns import UNKNOWN, Refinements, Unknown
 
 attr_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_0123456789", min_size=1, max_size=8)
 nfc_text = st.text(max_size=12).map(lambda s: unicodedata.normalize("NFC", s))

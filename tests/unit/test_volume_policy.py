@@ -10,7 +10,7 @@ from pyVmomi import vim
 
 from terraform_provider_vmdk.framework.planning import plan_resource_change
 from terraform_provider_vmdk.framework.resource import PlanRequest
-from terraform_provider_vmdk.framework.values import UNKNOWN
+from terraform_provider_vmdk.framework.unknowns import UNKNOWN
 from terraform_provider_vmdk.resources.volume import VolumeResource, volume_id_of
 from terraform_provider_vmdk.resources.volume_policy import (
     EXTEND_IN_PLACE,

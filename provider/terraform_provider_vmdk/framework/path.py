@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 __all__ = [
     "AttributeName",
@@ -21,12 +21,7 @@ __all__ = [
     "ElementKeyInt",
     "Step",
     "AttributePath",
-    "PathError",
 ]
-
-
-class PathError(LookupError):
-    """A path step does not fit the value it is applied to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,46 +182,3 @@ class AttributePath:
 
     def __repr__(self) -> str:
         return f"AttributePath({str(self)!r})"
-
-    # -- application ----------------------------------------------------------------------------
-    def apply(self, value: Any) -> Any:
-        """Return the part of ``value`` (our plain value representation) this path points at.
-
-        Stepping through null gives null and stepping through an unknown gives that unknown (both are
-        what the whole sub-tree is); a missing dict key gives null (objects may omit null attributes).
-        ``PathError`` when a step cannot apply: an index out of range, an int key on a dict, a name on a
-        list, or any step into a primitive. Dynamic wrappers are looked through.
-        """
-        cur = value
-        for depth, step in enumerate(self.steps):
-            cur = _unwrap_dynamic(cur)
-            if cur is None or _is_unknown(cur):
-                return cur
-            if isinstance(step, (AttributeName, ElementKeyString)):
-                name = step.name if isinstance(step, AttributeName) else step.key
-                if not isinstance(cur, Mapping):
-                    raise PathError(f"{AttributePath(self.steps[:depth]).display()}: cannot apply {step} "
-                                    f"to {type(cur).__name__}")
-                cur = cur.get(name)
-            else:
-                if not isinstance(cur, (list, tuple)):
-                    raise PathError(f"{AttributePath(self.steps[:depth]).display()}: cannot index "
-                                    f"{type(cur).__name__} with {step}")
-                if not 0 <= step.key < len(cur):
-                    raise PathError(f"{AttributePath(self.steps[:depth + 1]).display()}: index out of range "
-                                    f"(length {len(cur)})")
-                cur = cur[step.key]
-        return _unwrap_dynamic(cur)
-
-
-def _unwrap_dynamic(v: Any) -> Any:
-    # Imported lazily: values.py imports this module, so a top-level import would be circular.
-    from .values import DynamicValue
-
-    return v.value if isinstance(v, DynamicValue) else v
-
-
-def _is_unknown(v: Any) -> bool:
-    from .values import Unknown
-
-    return isinstance(v, Unknown)

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from .diagnostics import Diagnostics
 from .path import AttributePath
-from .values import is_unknown
+from .unknowns import is_unknown
 
 __all__ = [
     "AttributePlanRequest",

@@ -20,7 +20,7 @@ from .path import AttributePath
 from .planmodifiers import AttributePlanRequest, AttributePlanResponse
 from .resource import PlanRequest, Resource
 from .schema import Block, Nesting
-from .values import UNKNOWN, is_unknown
+from .unknowns import UNKNOWN, is_unknown
 
 __all__ = ["plan_resource_change", "PlanOutcome"]
 

@@ -15,13 +15,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .diagnostics import DiagnosticError, Diagnostics
+from .json_codec import decode_json
+from .msgpack_codec import decode, encode
 from .path import AttributePath
 from .planning import plan_resource_change
 from .resource import ApplyRequest, DataSource, PlanRequest, Provider, ReadRequest, RequestContext, Resource
 from .schema import Schema
 from .types import Object
+from .unknowns import is_unknown
 from .validation import validate_block
-from .values import CtyValueError, decode, decode_json, encode, is_unknown, transform, walk
+from .value_checks import CtyValueError
+from .walk import transform, walk
 
 __all__ = ["FrameworkServer", "Result"]
 

@@ -53,6 +53,12 @@ class CtyType:
         raise NotImplementedError
 
     @property
+    def kind(self) -> str:
+        """The first word of the JSON form (``string``, ``list``, ``object``, ``dynamic``, ...): what the
+        value codecs dispatch on. Empty for a type that is none of cty's kinds."""
+        return ""
+
+    @property
     def is_primitive(self) -> bool:
         return isinstance(self, PrimitiveType)
 
@@ -110,6 +116,10 @@ class PrimitiveType(CtyType):
     def __setattr__(self, key: str, value: Any) -> None:
         raise AttributeError("cty types are immutable")
 
+    @property
+    def kind(self) -> str:
+        return self.name
+
     def to_json(self) -> TypeJSON:
         return self.name
 
@@ -133,6 +143,10 @@ class DynamicType(CtyType):
 
     def __setattr__(self, key: str, value: Any) -> None:
         raise AttributeError("cty types are immutable")
+
+    @property
+    def kind(self) -> str:
+        return "dynamic"
 
     def to_json(self) -> TypeJSON:
         return "dynamic"
@@ -170,6 +184,10 @@ class CollectionType(CtyType):
 
     def __setattr__(self, key: str, value: Any) -> None:
         raise AttributeError("cty types are immutable")
+
+    @property
+    def kind(self) -> str:
+        return self.KIND
 
     def to_json(self) -> TypeJSON:
         return [self.KIND, self.element.to_json()]
@@ -217,6 +235,10 @@ class Tuple(CtyType):
 
     def __setattr__(self, key: str, value: Any) -> None:
         raise AttributeError("cty types are immutable")
+
+    @property
+    def kind(self) -> str:
+        return "tuple"
 
     def to_json(self) -> TypeJSON:
         return ["tuple", [e.to_json() for e in self.elements]]
@@ -268,6 +290,10 @@ class Object(CtyType):
     def attribute_type(self, name: str) -> CtyType:
         """The type of one attribute; ``KeyError`` if the object has no such attribute."""
         return self.attributes[name]
+
+    @property
+    def kind(self) -> str:
+        return "object"
 
     def to_json(self) -> TypeJSON:
         out: list[Any] = ["object", {k: v.to_json() for k, v in self.attributes.items()}]

@@ -11,7 +11,7 @@ from typing import Any
 from .diagnostics import Diagnostics
 from .path import AttributePath
 from .schema import Block, Nesting
-from .values import is_unknown
+from .unknowns import is_unknown
 
 __all__ = ["validate_block"]
 

@@ -15,8 +15,8 @@ from ..framework.diagnostics import DiagnosticError, Diagnostics
 from ..framework.resource import DataSource, RequestContext
 from ..framework.schema import Attribute, Schema, schema
 from ..framework.types import String
+from ..framework.unknowns import is_unknown
 from ..framework.validators import NotEmpty
-from ..framework.values import is_unknown
 from .backend import VolumeBackend, backend_of, driver_errors
 from .volume_schema import VOLUME_ATTRIBUTES, volume_state_from_backing
 

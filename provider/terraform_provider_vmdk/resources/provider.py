@@ -17,7 +17,7 @@ from ..framework.schema import Attribute, Schema, schema
 from ..framework.types import Bool, List, Number, String
 from ..framework.validators import AtLeast, NotEmpty, OneOf, ValidRegex, WholeNumber
 from ..framework.secrets import register_secret
-from ..framework.values import is_unknown
+from ..framework.unknowns import is_unknown
 from ..vsphere.config import ConnectionConfig
 from .client import DEFAULT_DATASTORE_TYPES, ProviderSettings, VSphereClient
 from .data_datastores import DatastoresDataSource

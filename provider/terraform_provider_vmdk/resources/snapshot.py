@@ -26,8 +26,8 @@ from ..framework.resource import ApplyRequest, PlanRequest, ReadRequest, Request
 from ..framework.schema import Attribute, Schema, schema
 from ..framework.timeouts import timeout_seconds, timeouts_block
 from ..framework.types import Number, String
+from ..framework.unknowns import UNKNOWN, is_unknown
 from ..framework.validators import NotEmpty, OneOf
-from ..framework.values import UNKNOWN, is_unknown
 from .backend import VolumeBackend, backend_of, driver_errors, run_bounded
 from .client import VSphereClient
 from .volume_policy import refuse_in_use

@@ -21,7 +21,7 @@ from ..framework.diagnostics import DiagnosticError, Diagnostics
 from ..framework.resource import ApplyRequest, PlanRequest, ReadRequest, RequestContext, Resource
 from ..framework.schema import Schema, schema
 from ..framework.timeouts import timeout_seconds, timeouts_block
-from ..framework.values import is_unknown
+from ..framework.unknowns import is_unknown
 from .backend import VolumeBackend, backend_of, driver_errors, run_bounded
 from .volume_plan import plan_update
 from .volume_policy import EXTEND_IN_PLACE, EXTEND_MAY_MOVE, Executor, Facts, GiB, refuse_in_use

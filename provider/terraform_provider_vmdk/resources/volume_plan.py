@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..framework.resource import PlanRequest
-from ..framework.values import UNKNOWN, is_unknown
+from ..framework.unknowns import UNKNOWN, is_unknown
 from .volume_policy import EXTEND_MAY_MOVE, EXTEND_NONE, Facts, GiB, decide_extend, decide_retype
 from .volume_schema import LOCATION_ATTRIBUTES
 
