@@ -81,8 +81,14 @@ class Lifecycle(Lookup):
         self._destroy(backing.moref)
 
     def rename_backing(self, backing: Backing, new_name: str) -> Backing:
+        """Rename_Task; sent again after a lost answer, when vSphere may refuse it (the name is taken — by
+        the VM itself): the name the VM has then decides."""
         if backing.name != new_name:
-            self._task(backing.moref.Rename_Task, newName=new_name, idempotent=True)
+            try:
+                self._task(backing.moref.Rename_Task, newName=new_name, idempotent=True)
+            except exc.VMwareDriverError:
+                if self.refresh(backing).name != new_name:
+                    raise
         return self.refresh(backing)
 
     def update_annotation(self, backing: Backing, name: str | None, description: str | None) -> Backing:

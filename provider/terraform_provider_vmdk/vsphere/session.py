@@ -52,7 +52,17 @@ def _direct(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 def _name_of(fn: Any) -> str:
-    return getattr(fn, "__name__", None) or getattr(getattr(fn, "info", None), "name", None) or "call"
+    """The vSphere method a bound pyVmomi method calls (``Rename_Task``), for log lines and errors."""
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            curry = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        info = (getattr(curry, "args", None) or (None,))[0]
+        name = getattr(info, "wsdlName", None) or getattr(info, "name", None)
+        if isinstance(name, str):
+            return name
+    return getattr(fn, "__name__", None) or "call"
 
 
 class Session:
@@ -340,6 +350,21 @@ class Session:
         return self.wait_for_task(task, timeout=timeout)
 
     # ------------------------------------------------------------------ properties
+    def _retrieve(self, spec: Any) -> list[ObjectContent]:
+        """One retrieve (raw calls, inside a retried thunk) that notices an ended session.
+
+        vCenter answers a retrieve on an ended session with NotAuthenticated; vcsim answers it with every
+        property missing for NoPermission. A NoPermission is checked against the session itself: if the
+        session is gone, NotAuthenticated is raised (the caller logs in again and retries), else it is a
+        real permission problem and the properties stay missing."""
+        found = retrieve_all(_direct, self._content.propertyCollector, spec)
+        faults = [f for c in found for f in c.missing.values()]
+        if any(isinstance(f, NOT_AUTHENTICATED) for f in faults):
+            raise NOT_AUTHENTICATED()
+        if any(isinstance(f, vim.fault.NoPermission) for f in faults):
+            self._content.sessionManager.currentSession  # noqa: B018 - raises NotAuthenticated if ended
+        return found
+
     @staticmethod
     def _view_key(container: Any, obj_types: Sequence[Any]) -> tuple[str, str]:
         return container._GetMoId(), ",".join(sorted(t._wsdlName for t in obj_types))
@@ -387,8 +412,7 @@ class Session:
             if not objects:
                 return []
             spec = objects_filter_spec(objects, properties, obj_type)
-            return self.read(lambda: retrieve_all(_direct, self._content.propertyCollector, spec),
-                             "RetrievePropertiesEx")
+            return self.read(lambda: self._retrieve(spec), "RetrievePropertiesEx")
         return self.retrieve_types({obj_type: properties}, container=container)
 
     def retrieve_types(self, wanted: dict[Any, Sequence[str]], *, container: Any = None) -> list[ObjectContent]:
@@ -403,7 +427,7 @@ class Session:
             for retry in range(2):
                 view = self._view(root, types)
                 try:
-                    return retrieve_all(_direct, self._content.propertyCollector, view_filter_spec(view, wanted))
+                    return self._retrieve(view_filter_spec(view, wanted))
                 except vmodl.fault.ManagedObjectNotFound:
                     self._drop_view(root, types)  # view (or container) gone: a fresh view, once
                     if retry:
@@ -416,8 +440,8 @@ class Session:
         """Properties of one object (missing ones absent).  NotFound when the object no longer exists."""
         spec = objects_filter_spec([obj], properties, report_missing=False)
         try:
-            found = self.read(lambda: retrieve_all(_direct, self.content.propertyCollector, spec),
-                              "RetrievePropertiesEx")
+            self.connect()
+            found = self.read(lambda: self._retrieve(spec), "RetrievePropertiesEx")
         except vmodl.fault.ManagedObjectNotFound as error:
             raise exc.NotFound(f"{type(obj).__name__} {obj._GetMoId()} not found") from error
         if found and any(isinstance(f, vmodl.fault.ManagedObjectNotFound) for f in found[0].missing.values()):

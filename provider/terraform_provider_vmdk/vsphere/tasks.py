@@ -16,7 +16,7 @@ from pyVmomi import vim, vmodl
 
 from . import budget as _budget
 from . import exceptions as exc
-from .properties import objects_filter_spec, retrieve_all
+from .properties import objects_filter_spec
 
 if TYPE_CHECKING:
     from .session import Session
@@ -77,12 +77,8 @@ def task_failed(fault: Any, task_name: str | None) -> exc.TaskFailed:
 
 
 def _poll(session: Session, spec: Any) -> dict[str, Any] | None:
-    contents = session.read(lambda: retrieve_all(_raw, session.content.propertyCollector, spec), "task poll")
+    contents = session.read(lambda: session._retrieve(spec), "task poll")
     return contents[0].props if contents else None
-
-
-def _raw(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    return fn(*args, **kwargs)
 
 
 def cancel_task(session: Session, task: Any, name: str) -> None:
@@ -148,7 +144,7 @@ def active_tasks(session: Session, entity: Any, description_ids: tuple[str, ...]
     if not recent:
         return []
     spec = objects_filter_spec(recent, ["info.entity", "info.state", "info.descriptionId"])
-    contents = session.read(lambda: retrieve_all(_raw, session.content.propertyCollector, spec), "recent tasks")
+    contents = session.read(lambda: session._retrieve(spec), "recent tasks")
     want = entity._GetMoId()
     found = []
     for c in contents:
