@@ -19,12 +19,14 @@ __all__ = ["main", "build_provider"]
 # (a module exposing ``resources()`` and/or ``data_sources()``); Terraform passes the environment on.
 TEST_MODULE_ENV = "VMDK_PROVIDER_TEST_MODULE"
 
-USAGE = """usage: terraform-provider-vmdk [--debug | install | --version]
+USAGE = """usage: terraform-provider-vmdk [--debug | install | orphans --state FILE... | --version]
 
   (no arguments)  serve as a Terraform provider plugin (Terraform starts it; not for direct use)
   --debug         serve for debugging and print a TF_REATTACH_PROVIDERS value to export
   install         place a launcher into Terraform's implied local mirror so that
                   `terraform init` finds source "pyvmdk/vmdk"
+  orphans         list (--delete: remove) shadow VMs of this provider that none of the given
+                  states holds; `orphans --help` for the options
   --version       print the version
 """
 
@@ -49,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     if args in (["-h"], ["--help"], ["help"]):
         print(USAGE)
         return 0
+    if args and args[0] == "orphans":
+        from .orphans import main as orphans_main
+
+        return orphans_main(args[1:])
     if args and args[0] == "install":
         from .plugin.install import main as install_main
 

@@ -139,3 +139,46 @@ def test_durations_and_timeouts() -> None:
         parse_duration("10 minutes")
     assert timeout_seconds({"timeouts": {"create": "2m"}}, "create", 1) == 120
     assert timeout_seconds({"timeouts": None}, "create", 7) == 7
+
+
+class Failing(Thing):
+    """A create that fixes its identity, then fails (or crashes) — as a vSphere create can."""
+
+    def __init__(self, failure: BaseException, partial: bool = True) -> None:
+        super().__init__()
+        self.failure, self.partial = failure, partial
+
+    def create(self, req: ApplyRequest) -> dict[str, Any]:
+        assert req.plan is not None
+        if self.partial:
+            req.partial = {**req.plan, "id": "x9"}
+        raise self.failure
+
+    def read(self, req):  # type: ignore[no-untyped-def]
+        raise KeyError("id")
+
+
+PLANNED = {"id": UNKNOWN, "name": "n", "size": 1, "mode": "a", "rev": UNKNOWN}
+
+
+@pytest.mark.parametrize("failure", [DiagnosticError("vSphere said no", "detail"), TypeError("Required field")])
+def test_a_failed_create_returns_its_partial_state(fw: FrameworkServer, failure: BaseException) -> None:
+    fw.resources["t_thing"] = Failing(failure)
+    res = fw.apply_resource_change("t_thing", obj(fw, None), obj(fw, PLANNED), obj(fw, {"name": "n", "size": 1}), b"")
+    state = dec(fw, res.value)
+    assert state["id"] == "x9" and state["rev"] is None  # the id is saved (Terraform taints it); no unknowns
+    assert res.diagnostics.has_errors
+
+
+def test_an_unexpected_error_names_the_resource_and_operation_not_the_exception(fw: FrameworkServer) -> None:
+    fw.resources["t_thing"] = Failing(TypeError('Required field "uuid" not provided'), partial=False)
+    res = fw.apply_resource_change("t_thing", obj(fw, None), obj(fw, PLANNED), obj(fw, {"name": "n", "size": 1}), b"")
+    (d,) = res.diagnostics.errors
+    assert d.summary == "Unexpected error in t_thing (create)"
+    assert "TypeError" not in d.detail and "uuid" not in d.detail
+    assert dec(fw, res.value) is None  # nothing was made: no state
+    prior = {"id": "x1", "name": "n", "size": 1, "mode": "a", "rev": 1}
+    read = fw.read_resource("t_thing", obj(fw, prior), b"")
+    (d,) = read.diagnostics.errors
+    assert d.summary == "Unexpected error in t_thing (read)" and "KeyError" not in d.detail
+    assert dec(fw, read.value)["id"] == "x1"  # a failed refresh keeps the state
