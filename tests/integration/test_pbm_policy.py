@@ -16,6 +16,7 @@ from soap_capture import SoapCapture
 
 from terraform_provider_vmdk.vsphere import exceptions
 from terraform_provider_vmdk.vsphere import pbm as pbm_util
+from terraform_provider_vmdk.vsphere import specs
 from terraform_provider_vmdk.vsphere.datastore import (
     SUPPORTED_TYPES,
     DatastoreSelector,
@@ -106,7 +107,7 @@ def test_answer_limited_to_hubs_we_sent(vsphere_session):
     raw = pbm_util.check_requirements(vsphere_session, VSAN_DEFAULT[1], one)
     assert len(raw) == len(all_ds)  # the vcsim gap itself: policy and hub list ignored
     assert pbm_util.filter_compliant_datastores(vsphere_session, VSAN_DEFAULT[1], one) == one
-    assert pbm_util.is_compliant(vsphere_session, VSAN_DEFAULT[1], one[0])
+    assert pbm_util.filter_compliant_datastores(vsphere_session, VSAN_DEFAULT[1], one) == one
 
 
 def test_non_compliant_hub_is_filtered(vsphere_session, monkeypatch):
@@ -139,7 +140,7 @@ def test_profile_specs_on_create_vm(vsphere_session, selector):
     check that the request carries them and that vcsim takes the request."""
     p = selector.select(Requirements(1 << 30, profile_name=GOLD))
     disk = vim.vm.device.VirtualDeviceSpec(
-        operation="add", fileOperation="create", profile=pbm_util.vm_profile_spec(p.profile_id),
+        operation="add", fileOperation="create", profile=specs.profile_specs(p.profile_id),
         device=vim.vm.device.VirtualDisk(
             key=-101, unitNumber=0, controllerKey=-100, capacityInKB=1024,
             backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(diskMode="persistent", thinProvisioned=True)))
@@ -147,7 +148,7 @@ def test_profile_specs_on_create_vm(vsphere_session, selector):
                                            device=vim.vm.device.VirtualLsiLogicController(key=-100, busNumber=0, sharedBus="noSharing"))
     spec = vim.vm.ConfigSpec(name="pbm-spec-test", guestId="otherGuest", numCPUs=1, memoryMB=128,
                              files=vim.vm.FileInfo(vmPathName=f"[{p.datastore_name}]"),
-                             vmProfile=pbm_util.vm_profile_spec(p.profile_id), deviceChange=[ctrl, disk])
+                             vmProfile=specs.profile_specs(p.profile_id), deviceChange=[ctrl, disk])
     folder = Inventory(vsphere_session).vm_folder
     with SoapCapture(vsphere_session.si) as cap:
         vm = vsphere_session.run_task(folder.CreateVM_Task, spec, p.resource_pool, p.host)

@@ -92,20 +92,14 @@ def test_filter_request_and_answer_handling():
     assert reqs[0].profileId.uniqueId == "u-gold"
 
 
-def test_filter_empty_makes_no_call_and_is_compliant():
+def test_filter_empty_makes_no_call():
     s = FakeSession(answer=lambda hubs: [_result(h.hubId) for h in hubs])
     assert pbm_util.filter_compliant_datastores(s, "u", []) == []
     assert s.content.placementSolver.requests == []
-    assert pbm_util.is_compliant(s, pbm.profile.ProfileId(uniqueId="u"), vim.Datastore("datastore-7"))
-    assert not pbm_util.is_compliant(FakeSession(), "u", "datastore-7")
+    assert pbm_util.filter_compliant_datastores(s, "u", [vim.Datastore("datastore-7")])
 
 
-def test_profile_specs():
-    [spec] = pbm_util.vm_profile_spec("u-gold")
-    assert isinstance(spec, vim.vm.DefinedProfileSpec) and spec.profileId == "u-gold"
-    [spec] = pbm_util.vm_profile_spec(pbm.profile.ProfileId(uniqueId="u-x"))
-    assert spec.profileId == "u-x"
-    [empty] = pbm_util.vm_profile_spec(None)
-    assert isinstance(empty, vim.vm.EmptyProfileSpec)
+def test_profile_id_of():
+    assert pbm_util.profile_id_of("u-x").uniqueId == "u-x"
     with pytest.raises(TypeError):
         pbm_util.profile_id_of("")

@@ -8,8 +8,6 @@ Messages never carry credentials: build them from names and morefs only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 
 class VMwareDriverError(Exception):
     """Base class.  ``message`` says what failed; ``hint`` says what the user can do."""
@@ -64,10 +62,6 @@ class NoValidHost(VMwareDriverError):
     hint = "Make sure at least one host is connected and not in maintenance mode"
 
 
-class TemplateNotFound(NotFound):
-    default_message = "template not found"
-
-
 class SnapshotNotFound(NotFound):
     default_message = "snapshot not found"
 
@@ -79,22 +73,6 @@ class VirtualDiskNotFound(NotFound):
 class DatacenterNotFound(NotFound):
     default_message = "datacenter not found"
     hint = "Set `datacenter` in the provider configuration to the name of an existing datacenter"
-
-
-class VolumeInUse(VMwareDriverError):
-    """The volume is attached to VM(s); ``vm_names`` lists them."""
-
-    hint = "Detach the volume first"
-
-    def __init__(self, vm_names: Iterable[str] | str | None = None, message: str | None = None,
-                 *, hint: str | None = None) -> None:
-        if isinstance(vm_names, str):
-            vm_names = [vm_names]
-        self.vm_names = list(vm_names or [])
-        if message is None:
-            who = ", ".join(self.vm_names) if self.vm_names else "a virtual machine"
-            message = f"volume is attached to {who}"
-        super().__init__(message, hint=hint)
 
 
 class NoDiskSpace(VMwareDriverError):

@@ -27,9 +27,7 @@ __all__ = [
     "find_profile_id",
     "list_profiles",
     "filter_compliant_datastores",
-    "is_compliant",
     "profile_id_of",
-    "vm_profile_spec",
     "clear_profile_cache",
 ]
 
@@ -60,10 +58,6 @@ def profile_id_of(profile_id: Any) -> pbm.profile.ProfileId:
     if not isinstance(profile_id, str) or not profile_id:
         raise TypeError(f"profile id must be a non-empty str or pbm.profile.ProfileId, got {profile_id!r}")
     return pbm.profile.ProfileId(uniqueId=profile_id)
-
-
-def _unique_id(profile_id: Any) -> str:
-    return profile_id_of(profile_id).uniqueId
 
 
 def list_profiles(session: Any) -> list[Any]:
@@ -152,19 +146,3 @@ def filter_compliant_datastores(session: Any, profile_id: Any, datastores: Seque
         if not getattr(result, "error", None):
             ok.add(hub.hubId)
     return [ds for ds in datastores if _moref_value(ds) in ok]
-
-
-def is_compliant(session: Any, profile_id: Any, datastore: Any) -> bool:
-    """Whether one datastore satisfies the policy (retype keeps a compliant current datastore)."""
-    return bool(filter_compliant_datastores(session, profile_id, [datastore]))
-
-
-def vm_profile_spec(profile_id: Any | None) -> list[Any]:
-    """Profile spec list for ``VirtualMachineConfigSpec.vmProfile`` or a disk's device ``profile``.
-
-    None gives ``[VirtualMachineEmptyProfileSpec]`` which *clears* an association (retype to no
-    policy); callers that simply have no policy should leave the field unset instead.
-    """
-    if profile_id is None:
-        return [vim.vm.EmptyProfileSpec()]
-    return [vim.vm.DefinedProfileSpec(profileId=_unique_id(profile_id))]
