@@ -93,10 +93,10 @@ def test_helpers() -> None:
 def test_driver_errors_turn_driver_errors_and_raw_faults_into_diagnostics() -> None:
     from pyVmomi import vmodl
 
-    from terraform_provider_vmdk.vsphere.exceptions import VolumeInUse
+    from terraform_provider_vmdk.vsphere.exceptions import NoValidDatastore
 
     def in_use():
-        raise VolumeInUse(["vm-a"])
+        raise NoValidDatastore("no datastore for vm-a")
 
     def no_method():
         raise vmodl.fault.MethodNotFound(msg="Snapshot does not implement: RenameSnapshot")
