@@ -49,6 +49,23 @@ def rules(**kw) -> Rules:
 
 # --- each filter ---------------------------------------------------------------------------
 
+def test_a_named_datastore_follows_the_same_regex_rule_as_placement():
+    """One rule (Cinder's re.match) whether placement picks the datastore or the volume names it."""
+    gold = re.compile("gold")
+    assert not evaluate(ds("ds-gold"), rules(name_regex=gold)).eligible
+    named = evaluate(ds("ds-gold"), rules(name_regex=gold, only="ds-gold"))
+    assert not named.eligible and "datastore_regex" in named.reason
+    assert evaluate(ds("gold-1"), rules(name_regex=gold, only="gold-1")).eligible
+    other = evaluate(ds("gold-2"), rules(name_regex=gold, only="gold-1"))
+    assert other.rule == "only" and explain([other], GiB).endswith("does not exist")
+
+
+def test_explain_names_datastore_types_when_every_datastore_has_the_wrong_type():
+    evs = [evaluate(ds("LocalDS_0", type="OTHER"), rules()), evaluate(ds("x", type="OTHER"), rules())]
+    msg = explain(evs, GiB)
+    assert "LocalDS_0: type OTHER is not in datastore_types" in msg
+    assert "datastore_types" in msg.split("). ")[-1] and "seen: OTHER" in msg
+
 def test_eligible_datastore_has_no_reason_and_lists_usable_hosts():
     ev = evaluate(ds("a", hosts=("host-2", "host-1")), rules())
     assert ev.eligible and ev.reason is None
