@@ -277,7 +277,6 @@ def provider_page(provider: Any) -> str:
 
 def build() -> dict[str, str]:
     """Relative path under docs/ → content."""
-    os.environ.pop("VMDK_PROVIDER_TEST_MODULE", None)  # never document the test-only resources
     from terraform_provider_vmdk.cli import build_provider
 
     provider = build_provider()

@@ -7,17 +7,13 @@ only when a resource first needs vSphere.
 
 from __future__ import annotations
 
-import importlib
-import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from . import __version__
 
 __all__ = ["main", "build_provider"]
-
-# Acceptance tests of the framework itself register test-only resources through this variable
-# (a module exposing ``resources()`` and/or ``data_sources()``); Terraform passes the environment on.
-TEST_MODULE_ENV = "VMDK_PROVIDER_TEST_MODULE"
 
 USAGE = """usage: terraform-provider-vmdk [--debug | install | orphans --state FILE... | --version]
 
@@ -31,19 +27,15 @@ USAGE = """usage: terraform-provider-vmdk [--debug | install | orphans --state F
 """
 
 
-def build_provider():  # type: ignore[no-untyped-def]
+def build_provider() -> Any:
     from .resources.provider import VmdkProvider
 
-    extra_resources, extra_data_sources = [], []
-    module_name = os.environ.get(TEST_MODULE_ENV)
-    if module_name:
-        module = importlib.import_module(module_name)
-        extra_resources = list(getattr(module, "resources", lambda: [])())
-        extra_data_sources = list(getattr(module, "data_sources", lambda: [])())
-    return VmdkProvider(extra_resources, extra_data_sources)
+    return VmdkProvider()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, provider_factory: Callable[[], Any] | None = None) -> int:
+    """The command line. ``provider_factory`` (default ``build_provider``) lets a test entry point serve a
+    provider with extra test-only resources; the shipped command never takes them from the environment."""
     args = sys.argv[1:] if argv is None else argv
     if args in (["--version"], ["version"]):
         print(f"terraform-provider-vmdk {__version__}")
@@ -65,9 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     from .plugin.server import serve
     from .plugin.lazy_service import LazyProviderService
 
-    def load():  # type: ignore[no-untyped-def]
+    factory = provider_factory or build_provider
+
+    def load() -> Any:
         from .framework.server import FrameworkServer
 
-        return FrameworkServer(build_provider())
+        return FrameworkServer(factory())
 
     return serve(LazyProviderService(load), debug=args == ["--debug"])

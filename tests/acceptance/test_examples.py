@@ -26,14 +26,9 @@ DIRECTORIES = sorted(set(DIRECTORIES))
 
 
 def registered_types() -> set[str]:
-    saved = os.environ.pop("VMDK_PROVIDER_TEST_MODULE", None)
-    try:
-        from terraform_provider_vmdk.cli import build_provider
+    from terraform_provider_vmdk.cli import build_provider
 
-        provider = build_provider()
-    finally:
-        if saved is not None:
-            os.environ["VMDK_PROVIDER_TEST_MODULE"] = saved
+    provider = build_provider()
     return {r.type_name for r in provider.resources()} | {d.type_name for d in provider.data_sources()}
 
 
@@ -57,7 +52,7 @@ def test_example_validates(example: str, terraform_binary: str, tf_env: dict[str
     shutil.copytree(source, work, ignore=shutil.ignore_patterns("*.sh", ".terraform*"))
     if not any("required_providers" in p.read_text() for p in work.glob("*.tf")):
         (work / "versions.tf").write_text(PROVIDER_HEADER)
-    env = {k: v for k, v in tf_env.items() if k != "VMDK_PROVIDER_TEST_MODULE"}
+    env = dict(tf_env)
     tf = tftest.TerraformTest(str(work), binary=terraform_binary, env=env)
     tf.setup(cleanup_on_exit=False)
     proc = run(tf, "validate", "-json")
