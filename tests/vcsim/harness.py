@@ -5,7 +5,9 @@
     ...  sim.server, sim.user, sim.password, sim.ca_file, sim.datacenter
     sim.stop()                    # SIGTERM (vcsim removes its datastore folders), then our temp folder
 
-The simulator's model is documented at the top of main.go.
+    start_vcsim(stock=True)       # govmomi's default VPX inventory, as a stock vcsim serves it
+
+The simulator's model, its fidelity layer and the test endpoints are documented at the top of main.go.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 MAIN_GO = HERE / "main.go"
+GO_SOURCES = "*.go"  # every Go file of the main package in tests/vcsim
 BINARY = HERE / "bin" / "vcsim"
 GOPATH = Path("/usr/share/gocode")
 GOVMOMI_SRC = GOPATH / "src" / "github.com" / "vmware" / "govmomi" / "simulator"
@@ -48,12 +51,18 @@ def _apt_install() -> None:
                     "golang-github-vmware-govmomi-dev"], check=True, env=env, stdout=subprocess.DEVNULL)
 
 
+def go_sources() -> list[Path]:
+    """The Go files the binary is built from (tests/vcsim/*.go)."""
+    return sorted(HERE.glob(GO_SOURCES))
+
+
 def ensure_built() -> Path:
-    """Return the vcsim binary, installing Go/govmomi and (re)building when main.go is newer."""
+    """Return the vcsim binary, installing Go/govmomi and (re)building when a Go source is newer."""
     BINARY.parent.mkdir(parents=True, exist_ok=True)
     with open(BINARY.parent / ".build.lock", "w") as lock:  # several test runs may share the checkout
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if BINARY.exists() and BINARY.stat().st_mtime >= MAIN_GO.stat().st_mtime:
+        newest = max(p.stat().st_mtime for p in go_sources())
+        if BINARY.exists() and BINARY.stat().st_mtime >= newest:
             return BINARY
         if shutil.which("go") is None or not GOVMOMI_SRC.is_dir():
             _apt_install()
@@ -139,6 +148,7 @@ class Vcsim:
     workdir: Path | None = None
     process: subprocess.Popen | None = field(default=None, repr=False)
     log_file: Path | None = None
+    stock: bool = False
 
     @property
     def server(self) -> str:
@@ -221,11 +231,13 @@ class Vcsim:
 
 
 def start_vcsim(tmpdir: str | Path | None = None, *, port: int = 0, user: str = USER, password: str = PASSWORD,
-                tls: bool = True) -> Vcsim:
+                tls: bool = True, stock: bool = False) -> Vcsim:
     """Start the simulator on 127.0.0.1 and wait until it listens.
 
     ``tmpdir``: parent of the work folder (certificates, the simulator's TMPDIR, its log); default the
     system temp dir.  The work folder is removed by ``stop()`` (and at interpreter exit as a last resort).
+    ``stock``: serve govmomi's default VPX inventory exactly as a stock vcsim does (no extra datastores,
+    policy, fidelity layer or /vmdk-test endpoints); only the address, TLS and credentials are ours.
     """
     binary = ensure_built()
     workdir = Path(tempfile.mkdtemp(prefix="vmdk-vcsim-", dir=tmpdir))
@@ -233,6 +245,8 @@ def start_vcsim(tmpdir: str | Path | None = None, *, port: int = 0, user: str = 
         sim_tmp = workdir / "tmp"
         sim_tmp.mkdir()
         args = [str(binary), "-port", str(port), "-user", user, "-password", password]
+        if stock:
+            args.append("-stock")
         ca_file = None
         if tls:
             ca, cert, key = make_certificates(workdir / "tls")
@@ -262,7 +276,7 @@ def start_vcsim(tmpdir: str | Path | None = None, *, port: int = 0, user: str = 
             raise RuntimeError(f"vcsim did not start: {line!r}; log:\n{log_file.read_text(errors='replace')}")
         u = urllib.parse.urlsplit(line.split("=", 1)[1].strip())
         sim = Vcsim(host=u.hostname or "127.0.0.1", port=u.port or 443, user=user, password=password,
-                    ca_file=ca_file, workdir=workdir, process=proc, log_file=log_file)
+                    ca_file=ca_file, workdir=workdir, process=proc, log_file=log_file, stock=stock)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
