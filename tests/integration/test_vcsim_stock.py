@@ -80,8 +80,10 @@ def test_credentials_and_certificate_are_ours(stock):
 
 def test_no_test_endpoints(stock):
     with pytest.raises(urllib.error.HTTPError) as info:
-        stock.set_datastore("LocalDS_0", free=1)
+        stock.set_delay("CreateVM_Task", 1)
     assert info.value.code == 404
+    with pytest.raises(urllib.error.HTTPError):
+        stock.set_datastore("LocalDS_0", free=1)
 
 
 def test_pbm_is_vcsims_own(stock, si):

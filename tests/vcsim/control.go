@@ -68,7 +68,7 @@ func controlDatastore(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// slowTask starts a task that takes a while (tests of task polling and timeouts).
+// slowTask starts a task that takes a while (tests of task polling, timeouts and CancelTask).
 func slowTask(rootRef types.ManagedObjectReference) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -92,14 +92,17 @@ func slowTask(rootRef types.ManagedObjectReference) http.HandlerFunc {
 			return
 		}
 		root := simulator.Map.Get(rootRef)
-		task := simulator.CreateTask(root, "vmdkTestSleep", func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
-			time.Sleep(time.Duration(seconds * float64(time.Second)))
-			if fault != nil {
-				return nil, fault
+		at := newAsyncTask(root, "vmdkTestSleep")
+		go func() {
+			if !at.wait(time.Duration(seconds * float64(time.Second))) {
+				return
 			}
-			return root.Reference(), nil
-		})
-		go task.Run()
-		_, _ = fmt.Fprint(w, task.Self.Value)
+			if fault != nil {
+				at.finish(nil, fault)
+				return
+			}
+			at.finish(root.Reference(), nil)
+		}()
+		_, _ = fmt.Fprint(w, at.task.Self.Value)
 	}
 }

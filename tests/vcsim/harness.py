@@ -193,6 +193,16 @@ class Vcsim:
             form["fault"] = fault
         return self._post("/vmdk-test/task", form)
 
+    def set_delay(self, method: str, seconds: float, count: int | None = None) -> None:
+        """Make the next ``count`` calls (default: all) of ``method`` (a ``*_Task`` method, e.g.
+        ``CreateVM_Task``) answer their task at once, running, and do the work ``seconds`` later, as a
+        real vCenter runs tasks in the background; CancelTask meanwhile ends the task in error
+        RequestCanceled without doing the work.  ``seconds=0`` clears the delay."""
+        form = {"method": method, "seconds": repr(float(seconds))}
+        if count is not None:
+            form["count"] = str(int(count))
+        self._post("/vmdk-test/delay", form)
+
     def _post(self, path: str, form: dict[str, str]) -> str:
         import ssl
 

@@ -26,14 +26,22 @@
 // PBM is served on /pbm with vcsim's built-in profiles plus "vmdk-gold" (created here).
 // vcsim's PbmCheckRequirements ignores the policy and returns every datastore.
 //
+// Fidelity layer (soap.go and the files it names) over vcsim 0.24.2, so that it does what vSphere does:
+//
+//   - Tasks of delayed methods (below) run in the background, as on a real vCenter; CancelTask ends a
+//     running one in error RequestCanceled without doing its work.
+//   - TaskInfo.entity is a managed entity (a snapshot's VM, or none for the file and disk managers).
+//
 // Test control endpoints (not part of vSphere), all POST with form values:
 //
 //	/vmdk-test/datastore  name (required), and any of accessible=true|false,
 //	                      maintenance=normal|enteringMaintenance|inMaintenance, capacity=<bytes>, free=<bytes>.
 //	/vmdk-test/task       seconds=<float>, optional fault=NoDiskSpace|FileAlreadyExists|FileNotFound: starts a
 //	                      task on the root folder that runs that long, then succeeds (result: the root folder)
-//	                      or fails; the answer body is the task's moref value. vcsim's own tasks finish before
-//	                      the call returns.
+//	                      or fails; the answer body is the task's moref value. It can be cancelled.
+//	/vmdk-test/delay      method=<Name_Task>, seconds=<float> (0 clears), optional count=<n>: the next n (default:
+//	                      all) calls of that method return their task at once, running; the work happens after
+//	                      the delay. GET lists the delays as JSON.
 package main
 
 import (
@@ -103,10 +111,17 @@ func main() {
 	if !*stock {
 		mux.HandleFunc("/vmdk-test/datastore", controlDatastore)
 		mux.HandleFunc("/vmdk-test/task", slowTask(model.ServiceContent.RootFolder))
+		mux.HandleFunc("/vmdk-test/delay", controlDelay)
 	}
 
 	server := model.Service.NewServer()
 	defer server.Close()
+
+	if !*stock {
+		if err := installFidelity(model.Service, server, mux); err != nil {
+			log.Fatalf("fidelity layer: %v", err)
+		}
+	}
 
 	line := "VCSIM_URL=" + server.URL.String()
 	if *urlFile != "" {
