@@ -171,6 +171,362 @@ def fault_of(excinfo):
     return excinfo.value
 
 
+# ------------------------------------------------------------------------------ disk layout
+
+def test_created_disk_has_descriptor_and_flat_extent_of_its_capacity(w, vms):
+    vm = w.create_vm(size=2 * MiB, thin=True)
+    vms.append(vm)
+    backing = w.disk(vm).backing
+    assert backing.fileName == f"[ds-c0] {vm.name}/{vm.name}.vmdk"
+    assert backing.uuid and backing.uuid.upper().startswith("6000C29")
+    status, desc = w.get(backing.fileName)
+    assert status == 200
+    text = desc.decode()
+    assert 'createType="vmfs"' in text
+    assert f'RW 4096 VMFS "{vm.name}-flat.vmdk"' in text
+    assert 'ddb.thinProvisioned = "1"' in text
+    u = backing.uuid.replace("-", "")
+    assert " ".join(u[i:i + 2] for i in range(0, 16, 2)) + "-" in text  # ddb.uuid follows backing.uuid
+    status, flat = w.get(w.flat(backing.fileName))
+    assert status == 200 and flat == bytes(2 * MiB)
+
+
+def test_destroy_deletes_the_disk_files(w):
+    vm = w.create_vm()
+    name = w.disk(vm).backing.fileName
+    w.wait(vm.Destroy_Task())
+    assert w.get(name)[0] == 404 and w.get(w.flat(name))[0] == 404
+
+
+# ----------------------------------------------------------------------------------- clone
+
+def test_full_clone_leaves_source_alone_and_copies_the_data(w, vms):
+    src = w.create_vm(ds="ds-c0", size=MiB)
+    vms.append(src)
+    data = payload(MiB)
+    w.write_disk(src, data)
+    src_file = w.disk(src).backing.fileName
+    name = f"clone-{uuid.uuid4().hex[:8]}"
+    locator = vim.vm.RelocateSpec.DiskLocator(
+        diskId=w.disk(src).key, datastore=w.ds["ds-big"],
+        diskBackingInfo=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+            fileName="", diskMode="persistent", thinProvisioned=False, eagerlyScrub=True))
+    spec = vim.vm.CloneSpec(location=vim.vm.RelocateSpec(
+        datastore=w.ds["ds-big"], pool=w.pool("DC0_C0_H0"),
+        diskMoveType="moveAllDiskBackingsAndDisallowSharing", disk=[locator]), powerOn=False, template=False)
+    clone = w.wait(src.CloneVM_Task(folder=w.folder, name=name, spec=spec))
+    vms.append(clone)
+
+    assert w.disk(src).backing.fileName == src_file  # vcsim 0.24.2 rewrote this to the clone's file
+    cb = w.disk(clone).backing
+    assert cb.fileName == f"[ds-big] {name}/{name}.vmdk"
+    assert cb.datastore._GetMoId() == w.ds["ds-big"]._GetMoId()
+    assert (cb.eagerlyScrub, cb.thinProvisioned) == (True, False)
+    assert cb.parent is None
+    assert cb.uuid and cb.uuid != w.disk(src).backing.uuid
+    assert w.get(w.flat(src_file)) == (200, data)
+    assert w.get(w.flat(cb.fileName)) == (200, data)
+    assert clone.config.files.vmPathName.startswith("[ds-big] ")
+
+
+@pytest.mark.parametrize("transform,locator_thin,expect_thin", [
+    ("sparse", None, True),
+    ("flat", None, False),
+    (None, True, True),
+])
+def test_clone_provisioning_type(w, vms, transform, locator_thin, expect_thin):
+    src = w.create_vm(thin=not expect_thin)
+    vms.append(src)
+    loc = vim.vm.RelocateSpec(pool=w.pool("DC0_C0_H0"))
+    if transform:
+        loc.transform = transform
+    if locator_thin is not None:
+        loc.disk = [vim.vm.RelocateSpec.DiskLocator(
+            diskId=w.disk(src).key, datastore=w.ds["ds-c0"],
+            diskBackingInfo=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                fileName="", diskMode="persistent", thinProvisioned=locator_thin, eagerlyScrub=False))]
+    clone = w.wait(src.CloneVM_Task(folder=w.folder, name=f"clone-{uuid.uuid4().hex[:8]}",
+                                    spec=vim.vm.CloneSpec(location=loc, powerOn=False, template=False)))
+    vms.append(clone)
+    assert w.disk(clone).backing.thinProvisioned is expect_thin
+    assert w.disk(src).backing.thinProvisioned is (not expect_thin)
+
+
+def test_linked_clone_gets_a_child_disk_of_the_snapshot_disk(w, vms):
+    src = w.create_vm(size=MiB)
+    vms.append(src)
+    data = payload(MiB)
+    w.write_disk(src, data)
+    src_file = w.disk(src).backing.fileName
+    snap = w.wait(src.CreateSnapshot_Task(name="base", description="", memory=False, quiesce=False))
+    name = f"linked-{uuid.uuid4().hex[:8]}"
+    spec = vim.vm.CloneSpec(snapshot=snap, powerOn=False, template=False, location=vim.vm.RelocateSpec(
+        pool=w.pool("DC0_C0_H0"), diskMoveType="createNewChildDiskBacking"))
+    clone = w.wait(src.CloneVM_Task(folder=w.folder, name=name, spec=spec))
+    vms.append(clone)
+    cb = w.disk(clone).backing
+    assert cb.parent is not None and cb.parent.fileName == src_file
+    assert cb.fileName == f"[ds-c0] {name}/{name}.vmdk"
+    assert w.disk(src).backing.fileName == src_file and w.disk(src).backing.parent is None
+    status, desc = w.get(cb.fileName)
+    assert f'parentFileNameHint="../{src.name}/{src.name}.vmdk"' in desc.decode()
+    assert w.get(w.flat(cb.fileName)) == (200, data)
+    # the layout lists the chain
+    chain = clone.layoutEx.disk[0].chain
+    assert len(chain) == 2
+
+
+def test_linked_clone_needs_a_snapshot(w, vms):
+    src = w.create_vm()
+    vms.append(src)
+    spec = vim.vm.CloneSpec(powerOn=False, template=False, location=vim.vm.RelocateSpec(
+        pool=w.pool("DC0_C0_H0"), diskMoveType="createNewChildDiskBacking"))
+    with pytest.raises(vmodl.fault.InvalidArgument):
+        w.wait(src.CloneVM_Task(folder=w.folder, name=f"linked-{uuid.uuid4().hex[:8]}", spec=spec))
+
+
+def test_clone_inherits_extra_config_with_spec_on_top(w, vms):
+    src = w.create_vm()
+    vms.append(src)
+    opt = vim.option.OptionValue
+    w.wait(src.ReconfigVM_Task(vim.vm.ConfigSpec(annotation="source note", extraConfig=[
+        opt(key="keep", value="1"), opt(key="change", value="old"), opt(key="drop", value="x")])))
+    spec = vim.vm.CloneSpec(location=vim.vm.RelocateSpec(pool=w.pool("DC0_C0_H0")), powerOn=False, template=False,
+                            config=vim.vm.ConfigSpec(extraConfig=[opt(key="change", value="new"),
+                                                                  opt(key="drop", value=""), opt(key="add", value="2")]))
+    clone = w.wait(src.CloneVM_Task(folder=w.folder, name=f"clone-{uuid.uuid4().hex[:8]}", spec=spec))
+    vms.append(clone)
+    extra = {o.key: o.value for o in clone.config.extraConfig}
+    assert extra["keep"] == "1" and extra["change"] == "new" and extra["add"] == "2" and "drop" not in extra
+    assert [o.key for o in clone.config.extraConfig].count("change") == 1
+    assert clone.config.annotation == "source note"
+
+
+def test_clone_to_datastore_the_host_lacks_moves_to_a_host_that_has_it(w, vms):
+    src = w.create_vm(ds="ds-big", host="DC0_C0_H1")
+    vms.append(src)
+    loc = vim.vm.RelocateSpec(datastore=w.ds["ds-small"], pool=w.pool("DC0_C0_H0"))  # ds-small: DC0_C0_H0 only
+    clone = w.wait(src.CloneVM_Task(folder=w.folder, name=f"clone-{uuid.uuid4().hex[:8]}",
+                                    spec=vim.vm.CloneSpec(location=loc, powerOn=False, template=False)))
+    vms.append(clone)
+    assert clone.runtime.host.name == "DC0_C0_H0"
+    loc.host = w.hosts["DC0_C0_H2"]
+    with pytest.raises(vim.fault.InvalidDatastore):
+        w.wait(src.CloneVM_Task(folder=w.folder, name=f"clone-{uuid.uuid4().hex[:8]}",
+                                spec=vim.vm.CloneSpec(location=loc, powerOn=False, template=False)))
+
+
+def test_clone_growing_a_linked_child_is_refused(w, vms):
+    src = w.create_vm()
+    vms.append(src)
+    snap = w.wait(src.CreateSnapshot_Task(name="s", description="", memory=False, quiesce=False))
+    disk = w.disk(src)
+    disk.capacityInKB, disk.capacityInBytes = 2 * MiB // 1024, 2 * MiB
+    spec = vim.vm.CloneSpec(snapshot=snap, powerOn=False, template=False,
+                            location=vim.vm.RelocateSpec(pool=w.pool("DC0_C0_H0"), diskMoveType="createNewChildDiskBacking"),
+                            config=vim.vm.ConfigSpec(deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="edit", device=disk)]))
+    name = f"linked-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(vim.fault.InvalidDeviceOperation):
+        w.wait(src.CloneVM_Task(folder=w.folder, name=name, spec=spec))
+    assert w.content.searchIndex.FindChild(w.folder, name) is None  # the failed clone is gone
+
+
+# -------------------------------------------------------------------------------- relocate
+
+def test_relocate_moves_folder_and_disk_and_converts(w, vms):
+    vm = w.create_vm(ds="ds-c0", host="DC0_C0_H0", thin=True)
+    vms.append(vm)
+    data = payload(MiB)
+    w.write_disk(vm, data)
+    old_disk, old_vmx = w.disk(vm).backing.fileName, vm.config.files.vmPathName
+    locator = vim.vm.RelocateSpec.DiskLocator(
+        diskId=w.disk(vm).key, datastore=w.ds["ds-big"],
+        diskBackingInfo=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+            fileName="", diskMode="persistent", thinProvisioned=False, eagerlyScrub=False))
+    w.wait(vm.RelocateVM_Task(vim.vm.RelocateSpec(datastore=w.ds["ds-big"], disk=[locator],
+                                                  diskMoveType="moveAllDiskBackingsAndAllowSharing")))
+    b = w.disk(vm).backing
+    assert b.fileName == f"[ds-big] {vm.name}/{vm.name}.vmdk"
+    assert b.datastore._GetMoId() == w.ds["ds-big"]._GetMoId()
+    assert (b.thinProvisioned, b.eagerlyScrub) == (False, False)
+    assert [d.name for d in vm.datastore] == ["ds-big"]
+    assert vm.config.files.vmPathName == old_vmx.replace("[ds-c0]", "[ds-big]")
+    assert vm.summary.config.vmPathName == vm.config.files.vmPathName
+    assert w.get(old_disk)[0] == 404 and w.get(w.flat(old_disk))[0] == 404 and w.get(old_vmx)[0] == 404
+    assert w.get(w.flat(b.fileName)) == (200, data)
+    assert w.get(vm.config.files.vmPathName)[0] == 200
+    assert 'ddb.thinProvisioned' not in w.get(b.fileName)[1].decode()
+    ds_big_vms = {v._GetMoId() for v in w.ds["ds-big"].vm}
+    assert vm._GetMoId() in ds_big_vms and vm._GetMoId() not in {v._GetMoId() for v in w.ds["ds-c0"].vm}
+
+
+def test_relocate_disk_only_keeps_the_vm_folder(w, vms):
+    vm = w.create_vm(ds="ds-c0")
+    vms.append(vm)
+    vmx = vm.config.files.vmPathName
+    locator = vim.vm.RelocateSpec.DiskLocator(diskId=w.disk(vm).key, datastore=w.ds["ds-big"])
+    w.wait(vm.RelocateVM_Task(vim.vm.RelocateSpec(disk=[locator])))
+    assert vm.config.files.vmPathName == vmx and w.get(vmx)[0] == 200
+    assert w.disk(vm).backing.fileName == f"[ds-big] {vm.name}/{vm.name}.vmdk"
+    assert sorted(d.name for d in vm.datastore) == ["ds-big", "ds-c0"]
+
+
+def test_relocate_to_a_datastore_the_given_host_lacks_is_refused(w, vms):
+    vm = w.create_vm(ds="ds-c0")
+    vms.append(vm)
+    with pytest.raises(vim.fault.InvalidDatastore):
+        w.wait(vm.RelocateVM_Task(vim.vm.RelocateSpec(datastore=w.ds["ds-c1"], host=w.hosts["DC0_C0_H0"])))
+    assert w.disk(vm).backing.fileName.startswith("[ds-c0] ")
+    # with the C1 pool, a C1 host is chosen
+    w.wait(vm.RelocateVM_Task(vim.vm.RelocateSpec(datastore=w.ds["ds-c1"], pool=w.pool("DC0_C1_H0"))))
+    assert vm.runtime.host.name.startswith("DC0_C1_") and vm.resourcePool._GetMoId() == w.pool("DC0_C1_H0")._GetMoId()
+
+
+# ------------------------------------------------------------------------------ reconfigure
+
+def test_shrinking_a_disk_is_refused(w, vms):
+    vm = w.create_vm(size=2 * MiB)
+    vms.append(vm)
+    with pytest.raises(vim.fault.InvalidDeviceOperation) as info:
+        w.wait(vm.ReconfigVM_Task(w.grow_spec(vm, MiB)))
+    assert info.value.badOp == "edit" and info.value.deviceIndex == 0
+    assert w.disk(vm).capacityInBytes == 2 * MiB
+
+
+def test_growing_a_disk_grows_its_files(w, vms):
+    vm = w.create_vm(size=MiB)
+    vms.append(vm)
+    data = payload(MiB)
+    w.write_disk(vm, data)
+    free = w.ds["ds-c0"].summary.freeSpace
+    w.wait(vm.ReconfigVM_Task(w.grow_spec(vm, 3 * MiB)))
+    d = w.disk(vm)
+    assert (d.capacityInBytes, d.capacityInKB) == (3 * MiB, 3 * MiB // 1024)
+    assert f'RW {3 * MiB // 512} VMFS' in w.get(d.backing.fileName)[1].decode()
+    assert w.get(w.flat(d.backing.fileName)) == (200, data + bytes(2 * MiB))
+    assert w.ds["ds-c0"].summary.freeSpace == free - 2 * MiB  # the growth, not the whole disk again
+
+
+def test_growing_only_capacity_in_kb_is_understood(w, vms):
+    vm = w.create_vm(size=MiB)
+    vms.append(vm)
+    disk = w.disk(vm)
+    disk.capacityInKB = 2 * MiB // 1024  # capacityInBytes still says 1 MiB, as clients leave it
+    w.wait(vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="edit", device=disk)])))
+    assert w.disk(vm).capacityInBytes == 2 * MiB
+
+
+def test_growing_a_disk_with_snapshots_is_refused(w, vms):
+    vm = w.create_vm()
+    vms.append(vm)
+    w.wait(vm.CreateSnapshot_Task(name="s", description="", memory=False, quiesce=False))
+    with pytest.raises(vim.fault.InvalidDeviceOperation):
+        w.wait(vm.ReconfigVM_Task(w.grow_spec(vm, 2 * MiB)))
+    assert w.disk(vm).capacityInBytes == MiB
+
+
+def test_growing_a_linked_clone_is_refused(w, vms):
+    src = w.create_vm()
+    vms.append(src)
+    snap = w.wait(src.CreateSnapshot_Task(name="s", description="", memory=False, quiesce=False))
+    clone = w.wait(src.CloneVM_Task(folder=w.folder, name=f"linked-{uuid.uuid4().hex[:8]}", spec=vim.vm.CloneSpec(
+        snapshot=snap, powerOn=False, template=False,
+        location=vim.vm.RelocateSpec(pool=w.pool("DC0_C0_H0"), diskMoveType="createNewChildDiskBacking"))))
+    vms.append(clone)
+    with pytest.raises(vim.fault.InvalidDeviceOperation):
+        w.wait(clone.ReconfigVM_Task(w.grow_spec(clone, 2 * MiB)))
+
+
+def test_snapshot_keeps_the_disk_as_it_was(w, vms):
+    vm = w.create_vm()
+    vms.append(vm)
+    snap = w.wait(vm.CreateSnapshot_Task(name="s", description="", memory=False, quiesce=False))
+    w.wait(snap.RemoveSnapshot_Task(removeChildren=False))
+    w.wait(vm.ReconfigVM_Task(w.grow_spec(vm, 2 * MiB)))
+    assert w.disk(vm).capacityInBytes == 2 * MiB
+
+
+def test_extra_config_keys_are_updated_in_place(w, vms):
+    vm = w.create_vm()
+    vms.append(vm)
+    opt = vim.option.OptionValue
+    w.wait(vm.ReconfigVM_Task(vim.vm.ConfigSpec(extraConfig=[opt(key="a", value="1"), opt(key="b", value="1")])))
+    w.wait(vm.ReconfigVM_Task(vim.vm.ConfigSpec(extraConfig=[opt(key="a", value="2"), opt(key="b", value="")])))
+    keys = [o.key for o in vm.config.extraConfig]
+    assert keys.count("a") == 1 and "b" not in keys
+    assert {o.key: o.value for o in vm.config.extraConfig}["a"] == "2"
+
+
+def test_backing_uuid_edit_reaches_the_descriptor(w, vms):
+    vm = w.create_vm()
+    vms.append(vm)
+    disk = w.disk(vm)
+    disk.backing.uuid = "6000C291-2345-6789-abcd-ef0123456789"
+    w.wait(vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="edit", device=disk)])))
+    assert w.disk(vm).backing.uuid == "6000C291-2345-6789-abcd-ef0123456789"
+    assert 'ddb.uuid = "60 00 C2 91 23 45 67 89-ab cd ef 01 23 45 67 89"' in w.get(disk.backing.fileName)[1].decode()
+    vdm = w.content.virtualDiskManager
+    assert vdm.QueryVirtualDiskUuid(disk.backing.fileName, w.dc) == "60 00 C2 91 23 45 67 89-ab cd ef 01 23 45 67 89"
+
+
+needs_qemu_img = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="needs qemu-img")
+
+
+def qemu_img(*args):
+    subprocess.run(["qemu-img", *args], check=True, capture_output=True)
+
+
+# --------------------------------------------------------------------------- disk manager
+
+@needs_qemu_img
+def test_copy_virtual_disk_converts_a_hosted_sparse_upload(w, tmp_path):
+    data = payload(MiB)
+    (tmp_path / "img.raw").write_bytes(data)
+    qemu_img("convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=monolithicSparse",
+             str(tmp_path / "img.raw"), str(tmp_path / "img.vmdk"))
+    d = f"[ds-c0] upload-{uuid.uuid4().hex[:8]}"
+    w.put(f"{d}/image.vmdk", (tmp_path / "img.vmdk").read_bytes())
+    vdm, fm = w.content.virtualDiskManager, w.content.fileManager
+    try:
+        w.wait(vdm.CopyVirtualDisk_Task(sourceName=f"{d}/image.vmdk", sourceDatacenter=w.dc,
+                                        destName=f"{d}/disk.vmdk", destDatacenter=w.dc))
+        status, desc = w.get(f"{d}/disk.vmdk")
+        assert status == 200 and f'RW {MiB // 512} VMFS "disk-flat.vmdk"' in desc.decode()
+        assert w.get(f"{d}/disk-flat.vmdk") == (200, data)
+        assert w.get(f"{d}/image.vmdk")[0] == 200  # a copy leaves its source
+    finally:
+        w.wait(fm.DeleteDatastoreFile_Task(name=d, datacenter=w.dc))
+
+
+def test_disk_manager_create_extend_move_delete(w):
+    vdm, fm = w.content.virtualDiskManager, w.content.fileManager
+    d = f"[ds-c0] vdm-{uuid.uuid4().hex[:8]}"
+    fm.MakeDirectory(name=d, datacenter=w.dc, createParentDirectories=True)
+    try:
+        spec = vim.VirtualDiskManager.FileBackedVirtualDiskSpec(diskType="thin", adapterType="lsiLogic",
+                                                               capacityKb=1024)
+        w.wait(vdm.CreateVirtualDisk_Task(name=f"{d}/a.vmdk", datacenter=w.dc, spec=spec))
+        assert w.get(f"{d}/a-flat.vmdk") == (200, bytes(MiB))
+        w.wait(vdm.ExtendVirtualDisk_Task(name=f"{d}/a.vmdk", datacenter=w.dc, newCapacityKb=2048, eagerZero=False))
+        assert len(w.get(f"{d}/a-flat.vmdk")[1]) == 2 * MiB
+        with pytest.raises(vmodl.fault.InvalidArgument):
+            w.wait(vdm.ExtendVirtualDisk_Task(name=f"{d}/a.vmdk", datacenter=w.dc, newCapacityKb=1024, eagerZero=False))
+        uuid_before = vdm.QueryVirtualDiskUuid(name=f"{d}/a.vmdk", datacenter=w.dc)
+        w.wait(vdm.MoveVirtualDisk_Task(sourceName=f"{d}/a.vmdk", sourceDatacenter=w.dc,
+                                        destName=f"{d}/b.vmdk", destDatacenter=w.dc))
+        assert w.get(f"{d}/a.vmdk")[0] == 404 and w.get(f"{d}/a-flat.vmdk")[0] == 404
+        assert 'RW 4096 VMFS "b-flat.vmdk"' in w.get(f"{d}/b.vmdk")[1].decode()
+        assert vdm.QueryVirtualDiskUuid(name=f"{d}/b.vmdk", datacenter=w.dc) == uuid_before
+        vdm.SetVirtualDiskUuid(name=f"{d}/b.vmdk", datacenter=w.dc, uuid="60 00 C2 90 00 00 00 00-00 00 00 00 00 00 00 01")
+        assert vdm.QueryVirtualDiskUuid(name=f"{d}/b.vmdk", datacenter=w.dc) == "60 00 C2 90 00 00 00 00-00 00 00 00 00 00 00 01"
+        w.wait(vdm.DeleteVirtualDisk_Task(name=f"{d}/b.vmdk", datacenter=w.dc))
+        assert w.get(f"{d}/b.vmdk")[0] == 404 and w.get(f"{d}/b-flat.vmdk")[0] == 404
+        with pytest.raises(vim.fault.FileNotFound):
+            w.wait(vdm.DeleteVirtualDisk_Task(name=f"{d}/b.vmdk", datacenter=w.dc))
+    finally:
+        w.wait(fm.DeleteDatastoreFile_Task(name=d, datacenter=w.dc))
+
+
 # ---------------------------------------------------------------------------- slow tasks
 
 def state_of(task):
@@ -233,7 +589,7 @@ def test_delayed_vm_tasks(w, vms, method):
     if method == "ReconfigVM_Task":
         assert vm.config.annotation == "later"
     elif method == "RelocateVM_Task":
-        assert [d.name for d in vm.datastore] == ["ds-big"]
+        assert w.disk(vm).backing.fileName.startswith("[ds-big] ")
     elif method == "CreateSnapshot_Task":
         assert vm.snapshot.rootSnapshotList[0].name == "s"
     else:

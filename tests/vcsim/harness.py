@@ -295,11 +295,12 @@ def start_vcsim(tmpdir: str | Path | None = None, *, port: int = 0, user: str = 
 
 
 def undo_clone_source_rewrite(session) -> list[str]:  # type: ignore[no-untyped-def]
-    """Work around a vcsim (govmomi 0.24) bug: CloneVM_Task rewrites the SOURCE VM's disk backing to the
-    clone's new file, so afterwards two shadow VMs share one VMDK (and delete rightly refuses a disk in
-    use). Real vSphere leaves the source alone. Point each of our shadow VMs (volume-*, and snapshot-*
-    templates, which vcsim only lets us edit as VMs) back at its own file, which vcsim created and still
-    has. Returns the names of the VMs repaired."""
+    """Work around a stock vcsim (govmomi 0.24) bug: CloneVM_Task rewrites the SOURCE VM's disk backing to
+    the clone's new file, so afterwards two shadow VMs share one VMDK (and delete rightly refuses a disk in
+    use). Real vSphere leaves the source alone, and so does our simulator's fidelity layer (clone.go):
+    there this finds nothing to repair. On a stock vcsim (``start_vcsim(stock=True)``), point each of our
+    shadow VMs (volume-*, and snapshot-* templates, which vcsim only lets us edit as VMs) back at its own
+    file, which vcsim created and still has. Returns the names of the VMs repaired."""
     from pyVmomi import vim
 
     repaired = []

@@ -28,6 +28,24 @@
 //
 // Fidelity layer (soap.go and the files it names) over vcsim 0.24.2, so that it does what vSphere does:
 //
+//   - Disk files are laid out as on ESXi: "[ds] dir/name.vmdk" is a text descriptor, "dir/name-flat.vmdk"
+//     a sparse raw extent of the disk's capacity holding its bytes (datastore HTTP GET of it gives them).
+//     Thin, lazy and eager-zeroed disks all have sparse extents (the type lives in the backing and in the
+//     descriptor's ddb.thinProvisioned); a linked clone's child disk has a descriptor naming its parent
+//     (parentFileNameHint) and a materialised extent (the parent's bytes at clone time).
+//     backing.uuid is set (ddb.uuid in the descriptor follows it).
+//   - CloneVM_Task leaves the source alone, copies each disk into the clone's own files, honours disk
+//     locators (datastore, diskBackingInfo thin/eager), spec.location.transform, spec.snapshot, and
+//     createNewChildDiskBacking (child disk, backing.parent = the snapshot's disk); the clone inherits the
+//     source's extraConfig/annotation with spec.config applied on top.
+//   - RelocateVM_Task moves the VM's folder and disks to the target datastores (files move, backings and
+//     vm.datastore follow) and converts disks as the locators ask.
+//   - ReconfigVM_Task refuses to shrink a disk, and to grow a disk that has a parent or whose VM has
+//     snapshots (InvalidDeviceOperation, as vSphere: "Invalid operation for device 'N'."); extraConfig
+//     keys are updated in place (an empty value removes the key) instead of appended.
+//   - VirtualDiskManager: Create/Copy/Move/Delete/Extend/QueryVirtualDiskUuid/SetVirtualDiskUuid follow
+//     the layout; CopyVirtualDisk of a hosted sparse VMDK (e.g. uploaded over HTTP) makes a descriptor and
+//     a flat extent of its data (qemu-img).
 //   - Tasks of delayed methods (below) run in the background, as on a real vCenter; CancelTask ends a
 //     running one in error RequestCanceled without doing its work.
 //   - TaskInfo.entity is a managed entity (a snapshot's VM, or none for the file and disk managers).

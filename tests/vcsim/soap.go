@@ -7,7 +7,8 @@ package main
 // cannot be shadowed; instead this handler decodes each /sdk request and, for the methods we
 // override (table in installFidelity) or delay (/vmdk-test/delay), checks the caller's session,
 // runs our Go function with a simulator.Context and encodes the answer itself. Every other request
-// reaches vcsim untouched.
+// reaches vcsim untouched. Objects that are ours (the VirtualDiskManager) sit in the registry and are
+// dispatched by vcsim itself.
 
 import (
 	"bytes"
@@ -43,9 +44,16 @@ var fid *fidelity
 func installFidelity(svc *simulator.Service, server *simulator.Server, mux *http.ServeMux) error {
 	fid = &fidelity{mux: mux}
 	fid.overrides = map[string]overrideFunc{
-		"CancelTask": cancelTask,
+		"CreateVM_Task":       createVM,
+		"CloneVM_Task":        cloneVM,
+		"RelocateVM_Task":     relocateVM,
+		"ReconfigVM_Task":     reconfigVM,
+		"CreateSnapshot_Task": createSnapshot,
+		"CancelTask":          cancelTask,
 	}
 	simulator.Map.AddHandler(taskEntities{})
+	installDiskManager()
+	syncAllDisks()
 	// The server is already listening, but nobody knows its address before we print it.
 	server.Config.Handler = fid
 	return nil
