@@ -469,11 +469,104 @@ def test_backing_uuid_edit_reaches_the_descriptor(w, vms):
     assert vdm.QueryVirtualDiskUuid(disk.backing.fileName, w.dc) == "60 00 C2 91 23 45 67 89-ab cd ef 01 23 45 67 89"
 
 
+# ------------------------------------------------------------------------------ NFC leases
+
 needs_qemu_img = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="needs qemu-img")
 
 
 def qemu_img(*args):
     subprocess.run(["qemu-img", *args], check=True, capture_output=True)
+
+
+def wait_lease(lease):
+    deadline = time.monotonic() + 10
+    while lease.state == "initializing":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert lease.state == "ready", lease.error
+    return lease.info
+
+
+def nfc_request(w, method, url, body=None):
+    u = urllib.parse.urlsplit(url.replace("*", f"{w.sim.host}:{w.sim.port}"))
+    conn = http.client.HTTPSConnection(u.hostname, u.port, timeout=60,
+                                       context=ssl.create_default_context(cafile=w.sim.ca_file))
+    try:
+        conn.request(method, u.path, body=body, headers={"Content-Type": "application/x-vnd.vmware-streamVmdk"})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def import_spec(name, size):
+    disk = vim.vm.device.VirtualDisk(
+        key=-1, controllerKey=1000, unitNumber=0, capacityInKB=size // 1024, capacityInBytes=size,
+        backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(fileName="", diskMode="persistent", thinProvisioned=True))
+    config = vim.vm.ConfigSpec(
+        name=name, guestId="otherGuest", numCPUs=1, memoryMB=64, files=vim.vm.FileInfo(vmPathName="[ds-c0]"),
+        deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="add", device=vim.vm.device.VirtualLsiLogicController(
+            key=1000, busNumber=0, sharedBus="noSharing")),
+            vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create", device=disk)])
+    return vim.vm.VmImportSpec(configSpec=config)
+
+
+@needs_qemu_img
+@pytest.mark.parametrize("method", ["PUT", "POST"])
+def test_import_stream_optimized_upload_lands_in_the_disk(w, vms, tmp_path, method):
+    data = payload(2 * MiB)
+    (tmp_path / "img.raw").write_bytes(data)
+    qemu_img("convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized",
+             str(tmp_path / "img.raw"), str(tmp_path / "img.vmdk"))
+    name = f"imp-{uuid.uuid4().hex[:8]}"
+    lease = w.pool("DC0_C0_H0").ImportVApp(spec=import_spec(name, 4 * MiB), folder=w.folder,
+                                           host=w.hosts["DC0_C0_H0"])
+    info = wait_lease(lease)
+    vm = info.entity
+    vms.append(vm)
+    urls = [d.url for d in info.deviceUrl if d.disk]
+    assert len(urls) == 1
+    status, _ = nfc_request(w, method, urls[0], (tmp_path / "img.vmdk").read_bytes())
+    assert status == 200
+    lease.HttpNfcLeaseProgress(percent=100)
+    lease.HttpNfcLeaseComplete()
+    assert lease.state == "done"
+    flat = w.flat(w.disk(vm).backing.fileName)
+    assert w.get(flat) == (200, data + bytes(2 * MiB))
+
+
+@needs_qemu_img
+def test_import_abort_removes_the_vm(w, tmp_path):
+    name = f"imp-{uuid.uuid4().hex[:8]}"
+    lease = w.pool("DC0_C0_H0").ImportVApp(spec=import_spec(name, MiB), folder=w.folder, host=w.hosts["DC0_C0_H0"])
+    info = wait_lease(lease)
+    disk_file = w.disk(info.entity).backing.fileName
+    lease.HttpNfcLeaseAbort()
+    assert lease.state == "error"
+    assert w.content.searchIndex.FindChild(w.folder, name) is None
+    assert w.get(disk_file)[0] == 404
+
+
+@needs_qemu_img
+def test_export_serves_the_disk_as_stream_optimized_vmdk(w, vms, tmp_path):
+    vm = w.create_vm(size=2 * MiB)
+    vms.append(vm)
+    data = payload(2 * MiB)
+    w.write_disk(vm, data)
+    lease = vm.ExportVm()
+    info = wait_lease(lease)
+    assert info.entity._GetMoId() == vm._GetMoId()
+    disks = [d for d in info.deviceUrl if d.disk]
+    assert len(disks) == 1 and disks[0].targetId == "disk-0.vmdk"
+    assert disks[0].key == f"/{vm._GetMoId()}/VirtualLsiLogicController0:0"
+    status, body = nfc_request(w, "GET", disks[0].url)
+    assert status == 200 and body[:4] == b"KDMV"
+    (tmp_path / "out.vmdk").write_bytes(body)
+    qemu_img("convert", "-f", "vmdk", "-O", "raw", str(tmp_path / "out.vmdk"), str(tmp_path / "out.raw"))
+    assert (tmp_path / "out.raw").read_bytes() == data
+    lease.HttpNfcLeaseComplete()
+    assert lease.state == "done"
+    assert nfc_request(w, "GET", disks[0].url)[0] == 404  # the lease is over
 
 
 # --------------------------------------------------------------------------- disk manager

@@ -43,6 +43,9 @@
 //   - ReconfigVM_Task refuses to shrink a disk, and to grow a disk that has a parent or whose VM has
 //     snapshots (InvalidDeviceOperation, as vSphere: "Invalid operation for device 'N'."); extraConfig
 //     keys are updated in place (an empty value removes the key) instead of appended.
+//   - ImportVApp leases take uploads (streamOptimized VMDK or raw) into the disks; aborting an import
+//     removes the VM. ExportVm leases serve each disk as a streamOptimized VMDK. qemu-img does the
+//     conversions.
 //   - VirtualDiskManager: Create/Copy/Move/Delete/Extend/QueryVirtualDiskUuid/SetVirtualDiskUuid follow
 //     the layout; CopyVirtualDisk of a hosted sparse VMDK (e.g. uploaded over HTTP) makes a descriptor and
 //     a flat extent of its data (qemu-img).

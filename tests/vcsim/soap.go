@@ -7,8 +7,8 @@ package main
 // cannot be shadowed; instead this handler decodes each /sdk request and, for the methods we
 // override (table in installFidelity) or delay (/vmdk-test/delay), checks the caller's session,
 // runs our Go function with a simulator.Context and encodes the answer itself. Every other request
-// reaches vcsim untouched. Objects that are ours (the VirtualDiskManager) sit in the registry and are
-// dispatched by vcsim itself.
+// reaches vcsim untouched. Objects that are ours (NFC leases, the VirtualDiskManager) sit in the
+// registry and are dispatched by vcsim itself.
 
 import (
 	"bytes"
@@ -49,6 +49,8 @@ func installFidelity(svc *simulator.Service, server *simulator.Server, mux *http
 		"RelocateVM_Task":     relocateVM,
 		"ReconfigVM_Task":     reconfigVM,
 		"CreateSnapshot_Task": createSnapshot,
+		"ImportVApp":          importVApp,
+		"ExportVm":            exportVM,
 		"CancelTask":          cancelTask,
 	}
 	simulator.Map.AddHandler(taskEntities{})
@@ -63,6 +65,10 @@ func (f *fidelity) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodPost && (r.URL.Path == vim25.Path || r.URL.Path == vim25.Path+"/vimService"):
 		f.serveSDK(w, r)
+	case strings.HasPrefix(r.URL.Path, "/nfc/"):
+		if !serveNFC(w, r) {
+			f.mux.ServeHTTP(w, r)
+		}
 	default:
 		f.mux.ServeHTTP(w, r)
 	}
