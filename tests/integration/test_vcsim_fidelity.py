@@ -620,6 +620,56 @@ def test_disk_manager_create_extend_move_delete(w):
         w.wait(fm.DeleteDatastoreFile_Task(name=d, datacenter=w.dc))
 
 
+# ------------------------------------------------------------------------------------- PBM
+
+def _profile_id(content, name):
+    pm = content.profileManager
+    ids = pm.PbmQueryProfile(resourceType=pbm.profile.ResourceType(resourceType="STORAGE"), profileCategory="REQUIREMENT")
+    return next(p.profileId for p in pm.PbmRetrieveContent(ids) if p.name == name)
+
+
+def test_pbm_check_requirements_answers_the_tagged_datastores(w):
+    content = w.pbm()
+    gold = _profile_id(content, "vmdk-gold")
+    hubs = [pbm.placement.PlacementHub(hubType="Datastore", hubId=d._GetMoId()) for d in w.ds.values()]
+    req = [pbm.placement.CapabilityProfileRequirement(profileId=gold)]
+    results = content.placementSolver.PbmCheckRequirements(hubsToSearch=hubs, placementSubjectRequirement=req)
+    by_name = {d._GetMoId(): n for n, d in w.ds.items()}
+    assert sorted(by_name[r.hub.hubId] for r in results) == sorted(w.ds)  # one answer per hub asked
+    ok = sorted(by_name[r.hub.hubId] for r in results if not r.error)
+    assert ok == ["ds-big", "ds-c1"]
+    bad = next(r for r in results if by_name[r.hub.hubId] == "ds-c0")
+    assert isinstance(bad.error[0], pbm.fault.PropertyMismatchFault)
+    # only the hubs asked about
+    one = content.placementSolver.PbmCheckRequirements(hubsToSearch=hubs[:1], placementSubjectRequirement=req)
+    assert [r.hub.hubId for r in one] == [hubs[0].hubId]
+
+
+def test_pbm_matching_hub_and_compatibility(w):
+    content = w.pbm()
+    gold = _profile_id(content, "vmdk-gold")
+    by_name = {d._GetMoId(): n for n, d in w.ds.items()}
+    hubs = [pbm.placement.PlacementHub(hubType="Datastore", hubId=d._GetMoId()) for d in w.ds.values()]
+    matching = content.placementSolver.PbmQueryMatchingHub(hubsToSearch=hubs, profile=gold)
+    assert sorted(by_name[h.hubId] for h in matching) == ["ds-big", "ds-c1"]
+    compat = content.placementSolver.PbmCheckCompatibility(hubsToSearch=hubs, profile=gold)
+    assert sorted(by_name[r.hub.hubId] for r in compat if not r.error) == ["ds-big", "ds-c1"]
+    vsan = _profile_id(content, "vSAN Default Storage Policy")
+    assert not content.placementSolver.PbmQueryMatchingHub(hubsToSearch=hubs, profile=vsan)  # no vSAN datastore
+
+
+def test_pbm_tag_endpoint_changes_compliance(w):
+    content = w.pbm()
+    gold = _profile_id(content, "vmdk-gold")
+    hub = [pbm.placement.PlacementHub(hubType="Datastore", hubId=w.ds["ds-small"]._GetMoId())]
+    assert not content.placementSolver.PbmQueryMatchingHub(hubsToSearch=hub, profile=gold)
+    w.sim.set_datastore_tag("ds-small", "tier", "gold")
+    try:
+        assert len(content.placementSolver.PbmQueryMatchingHub(hubsToSearch=hub, profile=gold)) == 1
+    finally:
+        w.sim.set_datastore_tag("ds-small", "tier", None)
+
+
 # ---------------------------------------------------------------------------- slow tasks
 
 def state_of(task):

@@ -203,6 +203,10 @@ class Vcsim:
             form["count"] = str(int(count))
         self._post("/vmdk-test/delay", form)
 
+    def set_datastore_tag(self, datastore: str, category: str, tag: str | None) -> None:
+        """Tag a datastore for the PBM placement solver (``tag=None`` removes the category's tags)."""
+        self._post("/vmdk-test/tag", {"datastore": datastore, "category": category, "tag": tag or ""})
+
     def _post(self, path: str, form: dict[str, str]) -> str:
         import ssl
 

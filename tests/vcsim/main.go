@@ -16,15 +16,29 @@
 //
 //	hosts     DC0_H0 (standalone), DC0_C0_H0..2 (cluster DC0_C0), DC0_C1_H0..2 (cluster DC0_C1)
 //	LocalDS_0 vcsim's own datastore, type OTHER, on all 7 hosts, free space of the real file system
-//	ds-big    VMFS, C0+C1 (6 hosts), 4 TiB, 3 TiB free
+//	ds-big    VMFS, C0+C1 (6 hosts), 4 TiB, 3 TiB free        tag tier=gold
 //	ds-c0     VMFS, C0 (3 hosts),    1 TiB, 300 GiB free
-//	ds-c1     VMFS, C1 (3 hosts),    2 TiB, 1.5 TiB free
+//	ds-c1     VMFS, C1 (3 hosts),    2 TiB, 1.5 TiB free      tag tier=gold
 //	ds-small  VMFS, C0_H0 (1 host),  100 GiB, 20 GiB free
 //	ds-maint  VMFS, C0+C1, 8 TiB free, summary.maintenanceMode = inMaintenance
 //	ds-gone   VMFS, C1, 8 TiB free, summary.accessible = false (mounts inaccessible)
 //
-// PBM is served on /pbm with vcsim's built-in profiles plus "vmdk-gold" (created here).
-// vcsim's PbmCheckRequirements ignores the policy and returns every datastore.
+// PBM is served on /pbm with vcsim's built-in profiles plus "vmdk-gold" (created here: one rule set,
+// tag rule category "tier" = "gold"). The placement solver (pbm.go) evaluates policies against the
+// datastores instead of answering "every datastore":
+//
+//	namespace http://www.vmware.com/storage/tag   the datastore carries a tag of that category with a
+//	                                              requested value (table above; /vmdk-test/tag edits it)
+//	namespace VSAN                                datastore type vsan (none here)
+//	namespace PMem                                datastore type PMEM (none here)
+//	namespace com.vmware.storageprofile.dataservice  any datastore (host-based data services)
+//	other namespaces                              no datastore
+//	policy without rules                          any datastore
+//
+// A policy is met by a datastore that meets all rules of any one of its rule sets. PbmCheckRequirements
+// and PbmCheckCompatibility answer one result per hub asked (all datastores when none are given), with
+// a PbmPropertyMismatchFault in "error" for a hub that does not comply; PbmQueryMatchingHub answers the
+// complying hubs.
 //
 // Fidelity layer (soap.go and the files it names) over vcsim 0.24.2, so that it does what vSphere does:
 //
@@ -48,10 +62,8 @@
 //     conversions.
 //   - VirtualDiskManager: Create/Copy/Move/Delete/Extend/QueryVirtualDiskUuid/SetVirtualDiskUuid follow
 //     the layout; CopyVirtualDisk of a hosted sparse VMDK (e.g. uploaded over HTTP) makes a descriptor and
-//     a flat extent of its data (qemu-img).
-//   - Tasks of delayed methods (below) run in the background, as on a real vCenter; CancelTask ends a
-//     running one in error RequestCanceled without doing its work.
-//   - TaskInfo.entity is a managed entity (a snapshot's VM, or none for the file and disk managers).
+//     a flat extent of its data.
+//   - CancelTask: a running (delayed) task ends in error RequestCanceled without doing its work.
 //
 // Test control endpoints (not part of vSphere), all POST with form values:
 //
@@ -63,6 +75,7 @@
 //	/vmdk-test/delay      method=<Name_Task>, seconds=<float> (0 clears), optional count=<n>: the next n (default:
 //	                      all) calls of that method return their task at once, running; the work happens after
 //	                      the delay. GET lists the delays as JSON.
+//	/vmdk-test/tag        datastore=<name>, category=<name>, tag=<name> (empty: remove the category's tags).
 package main
 
 import (
@@ -113,7 +126,7 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		if err := addProfile("vmdk-gold", "Test policy of terraform-provider-vmdk (vcsim does not evaluate it)"); err != nil {
+		if err := addProfile("vmdk-gold", "Test policy of terraform-provider-vmdk: tag tier=gold"); err != nil {
 			log.Fatalf("pbm profile: %v", err)
 		}
 	}
@@ -133,6 +146,7 @@ func main() {
 		mux.HandleFunc("/vmdk-test/datastore", controlDatastore)
 		mux.HandleFunc("/vmdk-test/task", slowTask(model.ServiceContent.RootFolder))
 		mux.HandleFunc("/vmdk-test/delay", controlDelay)
+		mux.HandleFunc("/vmdk-test/tag", controlTag)
 	}
 
 	server := model.Service.NewServer()

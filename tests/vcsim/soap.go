@@ -7,8 +7,8 @@ package main
 // cannot be shadowed; instead this handler decodes each /sdk request and, for the methods we
 // override (table in installFidelity) or delay (/vmdk-test/delay), checks the caller's session,
 // runs our Go function with a simulator.Context and encodes the answer itself. Every other request
-// reaches vcsim untouched. Objects that are ours (NFC leases, the VirtualDiskManager) sit in the
-// registry and are dispatched by vcsim itself.
+// reaches vcsim untouched. Objects that are ours (NFC leases, the VirtualDiskManager, the PBM
+// placement solver) sit in the registries and are dispatched by vcsim itself.
 
 import (
 	"bytes"
@@ -55,6 +55,9 @@ func installFidelity(svc *simulator.Service, server *simulator.Server, mux *http
 	}
 	simulator.Map.AddHandler(taskEntities{})
 	installDiskManager()
+	if err := installPlacementSolver(svc); err != nil {
+		return err
+	}
 	syncAllDisks()
 	// The server is already listening, but nobody knows its address before we print it.
 	server.Config.Handler = fid
