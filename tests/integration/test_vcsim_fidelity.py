@@ -252,6 +252,24 @@ def test_clone_provisioning_type(w, vms, transform, locator_thin, expect_thin):
     assert w.disk(src).backing.thinProvisioned is (not expect_thin)
 
 
+def test_clone_into_a_taken_folder_name_gets_its_own_folder(w, vms):
+    """Rename leaves the files; a clone under the old name gets name_1/ (vcsim put its disk in name/)."""
+    vm = w.create_vm()
+    vms.append(vm)
+    data = payload(MiB)
+    w.write_disk(vm, data)
+    name = vm.name
+    w.wait(vm.Rename_Task(newName=name + "-old"))
+    clone = w.wait(vm.CloneVM_Task(folder=w.folder, name=name, spec=vim.vm.CloneSpec(
+        location=vim.vm.RelocateSpec(pool=w.pool("DC0_C0_H0")), powerOn=False, template=False)))
+    vms.append(clone)
+    assert clone.config.files.vmPathName == f"[ds-c0] {name}_1/{name}.vmx"
+    assert w.disk(clone).backing.fileName == f"[ds-c0] {name}_1/{name}.vmdk"
+    w.wait(vm.Destroy_Task())
+    vms.remove(vm)
+    assert w.get(w.flat(w.disk(clone).backing.fileName)) == (200, data)
+
+
 def test_linked_clone_gets_a_child_disk_of_the_snapshot_disk(w, vms):
     src = w.create_vm(size=MiB)
     vms.append(src)

@@ -201,7 +201,7 @@ func doClone(ctx *simulator.Context, vm *simulator.VirtualMachine, req *types.Cl
 
 	config := cloneConfig(req, src, vmxDS)
 	config.DeviceChange = changes
-	res := folder.CreateVMTask(ctx, &types.CreateVM_Task{This: folder.Self, Config: config, Pool: *pool, Host: &host.Self})
+	res := createVMIn(ctx, folder, &types.CreateVM_Task{This: folder.Self, Config: config, Pool: *pool, Host: &host.Self})
 	result, f := outcome(res)
 	if f != nil {
 		return nil, f

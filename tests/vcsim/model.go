@@ -213,4 +213,3 @@ func addProfile(name, description string) error {
 	}
 	return nil
 }
-

@@ -201,7 +201,7 @@ func importVApp(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
 		return body
 	}
 	normalizeDisks(&spec.ConfigSpec)
-	res := folder.CreateVMTask(ctx, &types.CreateVM_Task{This: folder.Self, Config: spec.ConfigSpec, Pool: pool.Reference(), Host: req.Host})
+	res := createVMIn(ctx, folder, &types.CreateVM_Task{This: folder.Self, Config: spec.ConfigSpec, Pool: pool.Reference(), Host: req.Host})
 	r, f := outcome(res)
 	if f != nil {
 		body.Fault_ = fault("", f)

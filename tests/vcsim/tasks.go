@@ -367,4 +367,4 @@ func (taskEntities) PutObject(obj mo.Reference) {
 }
 
 func (taskEntities) UpdateObject(mo.Reference, []types.PropertyChange) {}
-func (taskEntities) RemoveObject(types.ManagedObjectReference)        {}
+func (taskEntities) RemoveObject(types.ManagedObjectReference)         {}

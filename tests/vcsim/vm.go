@@ -5,8 +5,12 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path"
+	"path/filepath"
 	"strings"
 
+	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/soap"
@@ -36,7 +40,7 @@ func createVM(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
 		return &methods.CreateVM_TaskBody{Fault_: fault("", &types.NotSupported{})}
 	}
 	normalizeDisks(&req.Config)
-	res := folder.CreateVMTask(ctx, req)
+	res := createVMIn(ctx, folder, req)
 	if r, ok := taskResult(res); ok {
 		if vm, ok := simulator.Map.Get(r.(types.ManagedObjectReference)).(*simulator.VirtualMachine); ok {
 			simulator.Map.WithLock(vm, func() { syncDisks(vm) })
@@ -262,4 +266,91 @@ func createSnapshot(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
 		}
 	}
 	return res
+}
+
+// createVMIn is Folder.CreateVMTask after placeNewVM, removing the folders it made if CreateVM fails.
+func createVMIn(ctx *simulator.Context, folder *simulator.Folder, req *types.CreateVM_Task) soap.HasFault {
+	made := placeNewVM(&req.Config)
+	res := folder.CreateVMTask(ctx, req)
+	if _, ok := taskResult(res); !ok {
+		for _, dir := range made {
+			_ = os.Remove(dir) // only if still empty
+		}
+	}
+	return res
+}
+
+// placeNewVM names a new VM's folder and disk files as vCenter does, before vcsim creates them: the
+// folder is the VM's name, or name_1, name_2... when that is taken on the datastore, and new disks
+// (fileName "" or "[ds]") are dir/name.vmdk, name_1.vmdk... in that folder on their datastore.
+// (vcsim names a taken folder "name (0)" but still puts the disks in "name/", another VM's folder.)
+// It returns the folders it created for disks on other datastores.
+func placeNewVM(config *types.VirtualMachineConfigSpec) []string {
+	var p object.DatastorePath
+	if config.Files == nil || !p.FromString(config.Files.VmPathName) || config.Name == "" {
+		return nil
+	}
+	dir := path.Dir(p.Path)
+	if path.Ext(p.Path) != ".vmx" {
+		ds := datastoreByName(p.Datastore)
+		if ds == nil {
+			return nil
+		}
+		base := p.Path
+		if base == "" {
+			base = config.Name
+		}
+		dir = freeName(func(n string) bool { return fileExists(filepath.Join(dsURL(ds), n)) }, base, "")
+		config.Files.VmPathName = dsPath(p.Datastore, path.Join(dir, config.Name+".vmx"))
+	}
+	var made []string
+	taken := map[string]bool{}
+	for _, c := range config.DeviceChange {
+		s := c.GetVirtualDeviceConfigSpec()
+		d, ok := s.Device.(*types.VirtualDisk)
+		if !ok || s.Operation != types.VirtualDeviceConfigSpecOperationAdd ||
+			s.FileOperation != types.VirtualDeviceConfigSpecFileOperationCreate {
+			continue
+		}
+		b := flatBacking(d)
+		if b == nil {
+			continue
+		}
+		var dp object.DatastorePath
+		if !dp.FromString(b.FileName) {
+			dp.Datastore = p.Datastore
+		}
+		if dp.Path != "" {
+			continue
+		}
+		ds := datastoreByName(dp.Datastore)
+		if ds == nil {
+			continue
+		}
+		local := filepath.Join(dsURL(ds), dir)
+		name := freeName(func(n string) bool {
+			return taken[dp.Datastore+"/"+n] || fileExists(filepath.Join(local, n)) || fileExists(filepath.Join(local, flatName(n)))
+		}, config.Name, ".vmdk")
+		taken[dp.Datastore+"/"+name] = true
+		b.FileName = dsPath(dp.Datastore, path.Join(dir, name))
+		if dp.Datastore != p.Datastore && !fileExists(local) {
+			if os.MkdirAll(local, 0o700) == nil {
+				made = append(made, local)
+			}
+		}
+	}
+	return made
+}
+
+// freeName: base+ext, base_1+ext, base_2+ext... the first one not taken.
+func freeName(taken func(string) bool, base, ext string) string {
+	for i := 0; ; i++ {
+		n := base + ext
+		if i > 0 {
+			n = fmt.Sprintf("%s_%d%s", base, i, ext)
+		}
+		if !taken(n) {
+			return n
+		}
+	}
 }
