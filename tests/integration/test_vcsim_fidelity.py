@@ -378,6 +378,19 @@ def test_relocate_moves_folder_and_disk_and_converts(w, vms):
     assert vm._GetMoId() in ds_big_vms and vm._GetMoId() not in {v._GetMoId() for v in w.ds["ds-c0"].vm}
 
 
+def test_relocate_into_a_taken_folder_name_gets_its_own_folder(w, vms):
+    other = w.create_vm(ds="ds-big")
+    vms.append(other)
+    name = other.name
+    w.wait(other.Rename_Task(newName=name + "-old"))  # its files stay in [ds-big] name/
+    vm = w.create_vm(ds="ds-c0", name=name)
+    vms.append(vm)
+    w.wait(vm.RelocateVM_Task(vim.vm.RelocateSpec(datastore=w.ds["ds-big"])))
+    assert vm.config.files.vmPathName == f"[ds-big] {name}_1/{name}.vmx"
+    assert w.disk(vm).backing.fileName == f"[ds-big] {name}_1/{name}.vmdk"
+    assert w.get(w.disk(other).backing.fileName)[0] == 200
+
+
 def test_relocate_disk_only_keeps_the_vm_folder(w, vms):
     vm = w.create_vm(ds="ds-c0")
     vms.append(vm)

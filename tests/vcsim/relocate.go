@@ -114,10 +114,20 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 		desc, _, _ := localPath(flatBacking(mv.disk).FileName)
 		diskFiles[desc], diskFiles[flatName(desc)] = true, true
 	}
-	newDir := dir
-	newDir.Datastore = newVMX.Name
+	// The VM's folder on a new datastore is named as vCenter names one (name, name_1... if taken);
+	// disks moving alone go to a folder of the VM's name on their datastore.
+	newDirPath := dir.Path
+	if newVMX != oldVMX {
+		newDirPath = freeName(func(n string) bool { return fileExists(filepath.Join(dsURL(newVMX), n)) }, dir.Path, "")
+	}
+	folderOn := func(ds *simulator.Datastore) string {
+		if ds == newVMX {
+			return newDirPath
+		}
+		return dir.Path
+	}
 	oldLocal := filepath.Join(dsURL(oldVMX), dir.Path)
-	newLocal := filepath.Join(dsURL(newVMX), dir.Path)
+	newLocal := filepath.Join(dsURL(newVMX), newDirPath)
 	if newVMX != oldVMX {
 		entries, _ := ioutil.ReadDir(oldLocal)
 		for _, e := range entries {
@@ -129,6 +139,7 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 		}
 	}
 	newNames := map[*types.VirtualDisk]string{}
+	taken := map[string]bool{}
 	for _, mv := range moves {
 		if mv.to == mv.from {
 			continue
@@ -136,7 +147,13 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 		b := flatBacking(mv.disk)
 		var p object.DatastorePath
 		p.FromString(b.FileName)
-		name := dsPath(mv.to.Name, path.Join(dir.Path, path.Base(p.Path)))
+		folder := folderOn(mv.to)
+		local := filepath.Join(dsURL(mv.to), folder)
+		file := freeName(func(n string) bool {
+			return taken[filepath.Join(local, n)] || fileExists(filepath.Join(local, n)) || fileExists(filepath.Join(local, flatName(n)))
+		}, strings.TrimSuffix(path.Base(p.Path), ".vmdk"), ".vmdk")
+		taken[filepath.Join(local, file)] = true
+		name := dsPath(mv.to.Name, path.Join(folder, file))
 		newNames[mv.disk] = name
 		desc, _, _ := localPath(b.FileName)
 		ndesc, _, _ := localPath(name)
@@ -183,15 +200,15 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 		case moveConsolidate:
 			b.Parent, b.DeltaDiskFormat = nil, ""
 		default:
-			relocateParents(b, mv.to, dir.Path, spec.DiskMoveType == moveAllowSharing)
+			relocateParents(b, mv.to, folderOn(mv.to), spec.DiskMoveType == moveAllowSharing)
 		}
 	}
 	files2 := vm.Config.Files
 	if newVMX != oldVMX {
+		from, to := dsPath(oldVMX.Name, dir.Path), dsPath(newVMX.Name, newDirPath)
 		swap := func(s string) string {
-			prefix := "[" + oldVMX.Name + "]"
-			if strings.HasPrefix(s, prefix) {
-				return "[" + newVMX.Name + "]" + strings.TrimPrefix(s, prefix)
+			if s == from || strings.HasPrefix(s, from+"/") {
+				return to + strings.TrimPrefix(s, from)
 			}
 			return s
 		}
