@@ -477,6 +477,17 @@ def test_snapshot_keeps_the_disk_as_it_was(w, vms):
     assert w.disk(vm).capacityInBytes == 2 * MiB
 
 
+def test_rename_snapshot(w, vms):
+    vm = w.create_vm()
+    vms.append(vm)
+    snap = w.wait(vm.CreateSnapshot_Task(name="a", description="one", memory=False, quiesce=False))
+    snap.RenameSnapshot(name="b")
+    node = vm.snapshot.rootSnapshotList[0]
+    assert (node.name, node.description) == ("b", "one")
+    snap.RenameSnapshot(description="two")
+    assert vm.snapshot.rootSnapshotList[0].description == "two"
+
+
 def test_extra_config_keys_are_updated_in_place(w, vms):
     vm = w.create_vm()
     vms.append(vm)

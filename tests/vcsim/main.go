@@ -57,13 +57,22 @@
 //   - ReconfigVM_Task refuses to shrink a disk, and to grow a disk that has a parent or whose VM has
 //     snapshots (InvalidDeviceOperation, as vSphere: "Invalid operation for device 'N'."); extraConfig
 //     keys are updated in place (an empty value removes the key) instead of appended.
+//   - New VMs (CreateVM, clone, import) get their folder as vCenter names it (name, name_1... when taken)
+//     and their new disks inside it; RelocateVM does the same on the target datastore.
+//   - CreateSnapshot keeps a deep copy of the config (vcsim shares device objects with the VM);
+//     RenameSnapshot (absent in vcsim) renames a snapshot.
+//   - TaskInfo.entity is a managed entity (a snapshot's VM, or none for the file and disk managers).
 //   - ImportVApp leases take uploads (streamOptimized VMDK or raw) into the disks; aborting an import
 //     removes the VM. ExportVm leases serve each disk as a streamOptimized VMDK. qemu-img does the
 //     conversions.
 //   - VirtualDiskManager: Create/Copy/Move/Delete/Extend/QueryVirtualDiskUuid/SetVirtualDiskUuid follow
 //     the layout; CopyVirtualDisk of a hosted sparse VMDK (e.g. uploaded over HTTP) makes a descriptor and
 //     a flat extent of its data.
-//   - CancelTask: a running (delayed) task ends in error RequestCanceled without doing its work.
+//   - Methods delayed with /vmdk-test/delay run their task in the background, as a real vCenter does;
+//     CancelTask ends such a running task in error RequestCanceled without doing its work (CreateVM/CloneVM
+//     make no VM), and answers InvalidState for a finished task.
+//   - Datastore free space: growing a disk charges the growth, attaching an existing disk nothing (vcsim
+//     charged the whole capacity each time); creating a disk still charges its capacity, thin or not.
 //
 // Test control endpoints (not part of vSphere), all POST with form values:
 //

@@ -49,6 +49,7 @@ func installFidelity(svc *simulator.Service, server *simulator.Server, mux *http
 		"RelocateVM_Task":     relocateVM,
 		"ReconfigVM_Task":     reconfigVM,
 		"CreateSnapshot_Task": createSnapshot,
+		"RenameSnapshot":      renameSnapshot,
 		"ImportVApp":          importVApp,
 		"ExportVm":            exportVM,
 		"CancelTask":          cancelTask,

@@ -354,3 +354,51 @@ func freeName(taken func(string) bool, base, ext string) string {
 		}
 	}
 }
+
+// renameSnapshot: vSphere's RenameSnapshot (absent in vcsim 0.24.2). An unset name or description
+// is left as it is.
+func renameSnapshot(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
+	req := m.Body.(*types.RenameSnapshot)
+	body := new(methods.RenameSnapshotBody)
+	snap, ok := simulator.Map.Get(req.This).(*simulator.VirtualMachineSnapshot)
+	if !ok {
+		body.Fault_ = fault("", &types.ManagedObjectNotFound{Obj: req.This})
+		return body
+	}
+	vm, ok := simulator.Map.Get(snap.Vm).(*simulator.VirtualMachine)
+	if !ok {
+		body.Fault_ = fault("", &types.ManagedObjectNotFound{Obj: snap.Vm})
+		return body
+	}
+	found := false
+	simulator.Map.WithLock(vm, func() {
+		if vm.Snapshot == nil {
+			return
+		}
+		var walk func(tree []types.VirtualMachineSnapshotTree)
+		walk = func(tree []types.VirtualMachineSnapshotTree) {
+			for i := range tree {
+				if tree[i].Snapshot == req.This {
+					if req.Name != "" {
+						tree[i].Name = req.Name
+					}
+					if req.Description != "" {
+						tree[i].Description = req.Description
+					}
+					found = true
+				}
+				walk(tree[i].ChildSnapshotList)
+			}
+		}
+		walk(vm.Snapshot.RootSnapshotList)
+		if found {
+			simulator.Map.Update(vm, []types.PropertyChange{{Name: "snapshot.rootSnapshotList", Val: vm.Snapshot.RootSnapshotList}})
+		}
+	})
+	if !found {
+		body.Fault_ = fault("", &types.ManagedObjectNotFound{Obj: req.This})
+		return body
+	}
+	body.Res = new(types.RenameSnapshotResponse)
+	return body
+}
