@@ -215,7 +215,6 @@ class Demo:
         with Step(f"terraform apply (size_gb = {size_gb}, copies = {str(copies).lower()})"):
             self.applied = True
             self.tf("apply", "-auto-approve", "-input=false", "-no-color", *self.tf_vars())
-            self.repair_simulator()
             out = self.outputs()
         print(f"    outputs {label}:")
         self.show(out)
@@ -262,14 +261,6 @@ class Demo:
               f"{before['volume_datastore']} grew {before['volume_size_gb']} -> {after['volume_size_gb']} GiB; "
               f"snapshot {after['snapshot_id']}; clone {after['clone_id']} on {after['clone_datastore']}")
         return 0
-
-    def repair_simulator(self) -> None:
-        """vcsim bug (not vSphere's): a clone rewrites its source's disk backing; undo it after each apply."""
-        from tests.vcsim.harness import undo_clone_source_rewrite
-        from terraform_provider_vmdk.vsphere.session import Session
-
-        with Session(self.sim.connection_config()) as session:
-            undo_clone_source_rewrite(session)
 
     def leftovers(self) -> list[str]:
         from pyVmomi import vim

@@ -6,8 +6,8 @@ the vcsim inventory that tests/vcsim/main.go builds:
   ds-maint  in maintenance mode                          ds-gone  not accessible
   LocalDS_0 vcsim's own, type OTHER (not a type Cinder places volumes on)
 
-vcsim's PBM does not evaluate policies (every datastore "complies" with vmdk-gold); the policy tests
-check that the policy is asked for and reported, not that it filters.
+The storage policy vmdk-gold requires the tag tier=gold, which ds-big and ds-c1 carry: the test vCenter's
+PBM evaluates it as vCenter does.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from .conftest import run, write_config
 pytestmark = pytest.mark.acceptance
 
 ELIGIBLE = ["ds-big", "ds-c0", "ds-c1", "ds-small"]
+GOLD = ["ds-big", "ds-c1"]
 
 
 def by_name(datastores: list[dict]) -> dict[str, dict]:
@@ -75,7 +76,8 @@ output "gold" { value = data.vmdk_datastores.gold }
 
     gold = by_name(out["gold"]["datastores"])
     assert out["gold"]["selected"] == "ds-big"
-    assert all(gold[n]["compliant"] is True for n in ELIGIBLE)  # vcsim: every datastore complies
+    assert [n for n in ELIGIBLE if gold[n]["compliant"]] == GOLD
+    assert gold["ds-c0"]["compliant"] is False and "does not comply with storage policy" in gold["ds-c0"]["reason"]
     assert gold["ds-maint"]["compliant"] is None  # rejected before the policy check
 
     # an unknown policy is an error on the attribute, naming the policies that exist
@@ -162,7 +164,7 @@ output "d" { value = data.vmdk_datastores.d }
         free = by_name(out["d"]["datastores"])
         assert s["free_capacity_gb"] == pytest.approx(sum(free[n]["free_gb"] for n in ELIGIBLE), abs=0.01)
         assert 0 < s["free_capacity_gb"] <= 3072 + 300 + 1536 + 20  # vcsim never gives space back
-        assert out["gold"]["datastores"] == ELIGIBLE  # vcsim: every datastore complies with every policy
+        assert out["gold"]["datastores"] == GOLD
     tf.destroy(auto_approve=True)
     assert set(scan_backings()) == before
 

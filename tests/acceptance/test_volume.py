@@ -113,20 +113,20 @@ def test_types_retype_and_adapter_change(make_tf, vsphere_provider_block, vspher
     assert "VirtualLsiLogicSASController" in _controller_of(props)
     assert tf.output()["id"] == vid
 
-    # disk type change: planned in place (retype by clone on the same datastore), with a warning that says
-    # it copies the data. vcsim gap: CloneVM_Task ignores the disk type transform (and rewrites the source's
-    # backing), so the converted type cannot be observed here; the clone request itself is asserted at the
-    # request level in tests/integration/test_volumeops_changes.py. Here: the plan only.
+    # disk type change: planned in place (retype by a copy on the same datastore), with a warning that says
+    # it copies the data; apply converts it (the test vCenter converts as vSphere does) and keeps the id.
     body3 = body2.replace("eagerZeroedThick", "thin")
     write_config(Path(tf.tfdir), volume(vsphere_provider_block, body3))
     plan = tf.plan(output=True)
     assert actions(plan) == ["update"]
     after = plan.resource_changes["vmdk_volume.v"]["change"]
-    assert after["after"]["datastore"] == tf.output()["datastore"]  # same-datastore clone: datastore kept
+    assert after["after"]["datastore"] == tf.output()["datastore"]  # same-datastore copy: datastore kept
     assert after["after_unknown"].get("vmdk_path") is True and after["after_unknown"].get("backing_moref") is True
     text = run(tf, "plan")
     assert "Retype: clone" in text.stdout + text.stderr and "copies the volume's data (1 GiB)" in text.stdout + text.stderr
-    write_config(Path(tf.tfdir), volume(vsphere_provider_block, body2))
+    tf.apply()
+    props = backing_props(vsphere_session, vid)
+    assert props["disk"].backing.thinProvisioned and tf.output()["id"] == vid
     assert "No changes" in run(tf, "plan").stdout
 
     tf.destroy(auto_approve=True)
@@ -236,8 +236,5 @@ output "linked_id" { value = vmdk_volume.linked.id }
     write_config(Path(tf.tfdir), volume(vsphere_provider_block, '  name = "origin"\n  size_gb = 1',
                                         extra.replace('clone_type       = "linked"', 'clone_type       = "full"')))
     assert actions(tf.plan(output=True), "vmdk_volume.linked") == ["delete", "create"]
-    from tests.vcsim.harness import undo_clone_source_rewrite
-
-    undo_clone_source_rewrite(vsphere_session)  # vcsim bug: a clone rewrites its source's disk backing
     tf.destroy(auto_approve=True)
     assert set(scan_backings()) == before

@@ -39,9 +39,8 @@ output "gold_datastore" { value = vmdk_volume.gold.datastore }
     tf.apply()
     out = tf.output()
     assert out["datastore"] == "ds-c1" and out["vmdk_path"].startswith("[ds-c1]")
-    # vcsim gap: PBM does not evaluate policies, so any eligible datastore "complies"; placement still
-    # only considers eligible ones (never ds-maint / ds-gone / LocalDS_0 of type OTHER)
-    assert out["gold_datastore"] not in ("ds-maint", "ds-gone", "LocalDS_0")
+    # the policy requires tier=gold, which only ds-big and ds-c1 carry in the test vCenter
+    assert out["gold_datastore"] in ("ds-big", "ds-c1")
     assert "No changes" in run(tf, "plan").stdout
     # a datastore that cannot take the volume: a diagnostic on datastore, saying why
     write_config(Path(tf.tfdir), volume(vsphere_provider_block, '  name = "pinned"\n  size_gb = 1\n  datastore = "ds-c1"',
@@ -130,9 +129,7 @@ def test_relocation_and_move_before_grow(make_tf, vsphere_provider_block, vspher
     vid = out["id"]
     assert out["datastore"] == "ds-small"
 
-    # datastore set and changed: relocate in place; the plan warns and the disk's path is not known yet.
-    # vcsim gap: RelocateVM_Task only adds the target to vm.datastore and leaves the disk file where it is,
-    # so the relocation itself is asserted at the request level (tests/integration/test_volumeops_changes.py).
+    # datastore set and changed: relocate in place; the plan warns and the disk's path is not known yet
     write_config(Path(tf.tfdir), volume(vsphere_provider_block, pinned.replace("ds-small", "ds-c1")))
     plan = tf.plan(output=True)
     assert actions(plan) == ["update"]
@@ -140,6 +137,11 @@ def test_relocation_and_move_before_grow(make_tf, vsphere_provider_block, vspher
     assert change["after"]["datastore"] == "ds-c1" and change["after_unknown"].get("vmdk_path") is True
     text = run(tf, "plan")
     assert "Volume will be relocated" in text.stdout + text.stderr and "to ds-c1" in text.stdout + text.stderr
+    tf.apply()
+    assert tf.output()["vmdk_path"].startswith("[ds-c1] ") and tf.output()["id"] == vid
+    assert backing_props(vsphere_session, vid)["disk"].backing.fileName.startswith("[ds-c1] ")
+    write_config(Path(tf.tfdir), volume(vsphere_provider_block, pinned))
+    tf.apply()  # and back to ds-small
 
     # growing a thick disk beyond the pinned datastore's free space: refused at plan, on size_gb
     write_config(Path(tf.tfdir), volume(vsphere_provider_block, pinned.replace("size_gb = 1", "size_gb = 40")))
@@ -159,5 +161,6 @@ def test_relocation_and_move_before_grow(make_tf, vsphere_provider_block, vspher
     assert props["disk"].capacityInKB == 40 * 1024 * 1024
     names = {vsphere_session.get_properties(ds, ["name"])["name"] for ds in props["datastore"]}
     assert names - {"ds-small"}, "apply relocated the volume to another datastore before growing it"
+    assert not props["disk"].backing.fileName.startswith("[ds-small] ")
     tf.destroy(auto_approve=True)
     assert set(scan_backings()) == before

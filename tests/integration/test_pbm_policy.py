@@ -1,11 +1,10 @@
-"""Storage policy helpers against vcsim's PBM endpoint.
+"""Storage policy helpers against the test vCenter's PBM endpoint.
 
-vcsim gaps that shape these tests (govmomi 0.24.2, see /work/shared/reference/vcsim-facts.md):
-- ``PbmCheckRequirements`` ignores the requirement and returns *every* datastore in the inventory,
-  even hubs we did not send; so compliance answers carry no information, and we assert on the SOAP
-  request we send instead (captured with tests/integration/soap_capture.py on the PBM stub).
-- ``PbmCheckCompatibility`` / ``PbmQueryMatchingHub`` are not implemented (MethodNotFound), which is
-  why pbm.py uses ``PbmCheckRequirements``.
+Our simulator (tests/vcsim) evaluates policies as vCenter does: a tag rule matches the datastores carrying
+that tag (ds-big and ds-c1 have tier=gold, which the vmdk-gold policy requires), vSAN rules match vSAN
+datastores (none here), a policy without rules matches every datastore, and each answer covers exactly the
+hubs asked about. A stock govmomi 0.24.2 vcsim instead returns every datastore for any policy; the
+request-level assertions below (captured with tests/integration/soap_capture.py) hold either way.
 """
 
 from __future__ import annotations
@@ -75,64 +74,64 @@ def test_selector_profile_not_found(selector):
 
 
 def test_check_requirements_request_names_profile_and_candidate_hubs(vsphere_session, selector, pbm_requests):
-    """The request we send is what a real vCenter would judge: right profile id, survivors as hubs."""
-    excluded = sorted(d.name for d in Inventory(vsphere_session).datastores())[0]
-    placement = selector.select(Requirements(1 << 30, profile_name=VSAN_DEFAULT[0],
-                                             excluded_datastores=frozenset({excluded})))
-    assert placement.profile_id == VSAN_DEFAULT[1]
+    """The request names the profile id and the datastores that passed rules 1-6, as hubs."""
+    gold_id = pbm_util.find_profile_id(vsphere_session, GOLD)
+    excluded = "ds-c0"
+    placement = selector.select(Requirements(1 << 30, profile_name=GOLD, excluded_datastores=frozenset({excluded})))
+    assert placement.profile_id == gold_id and placement.datastore_name in ("ds-big", "ds-c1")
     assert pbm_requests.count("PbmCheckRequirements") == 1
     call = pbm_requests.last("PbmCheckRequirements")
-    args = call.args
-    [req] = args["placementSubjectRequirement"]
-    assert isinstance(req, pbm.placement.CapabilityProfileRequirement)
-    assert req.profileId.uniqueId == VSAN_DEFAULT[1]
-    # Hubs are exactly the datastores that passed rules 1-6, i.e. not the excluded one.
+    [req] = call.args["placementSubjectRequirement"]
+    assert isinstance(req, pbm.placement.CapabilityProfileRequirement) and req.profileId.uniqueId == gold_id
     survivors = {ev.datastore.key for ev in selector.candidates(Requirements(1 << 30,
                  excluded_datastores=frozenset({excluded}))) if ev.eligible}
-    assert {(h.hubType, h.hubId) for h in args["hubsToSearch"]} == {("Datastore", k) for k in survivors}
-    assert placement.datastore._moId in survivors
-    # And on the wire: the XML names the profile id and each hub.
-    assert f"<uniqueId>{VSAN_DEFAULT[1]}</uniqueId>" in call.xml
+    assert {(h.hubType, h.hubId) for h in call.args["hubsToSearch"]} == {("Datastore", k) for k in survivors}
+    assert f"<uniqueId>{gold_id}</uniqueId>" in call.xml
     for k in survivors:
         assert f"<hubId>{k}</hubId>" in call.xml
-    assert "<hubId>" + next(d.moref._moId for d in Inventory(vsphere_session).datastores()
-                            if d.name == excluded) + "</hubId>" not in call.xml
 
 
-def test_answer_limited_to_hubs_we_sent(vsphere_session):
-    """vcsim answers with every datastore; only the ones asked about may come back."""
-    all_ds = [d.moref for d in Inventory(vsphere_session).datastores()]
-    assert len(all_ds) >= 2
-    one = all_ds[:1]
-    raw = pbm_util.check_requirements(vsphere_session, VSAN_DEFAULT[1], one)
-    assert len(raw) == len(all_ds)  # the vcsim gap itself: policy and hub list ignored
-    assert pbm_util.filter_compliant_datastores(vsphere_session, VSAN_DEFAULT[1], one) == one
-    assert pbm_util.filter_compliant_datastores(vsphere_session, VSAN_DEFAULT[1], one) == one
+def test_compliance_follows_the_datastores_tags(vsphere_session):
+    by_name = {d.name: d.moref for d in Inventory(vsphere_session).datastores()}
+    everything = list(by_name.values())
+    gold_id = pbm_util.find_profile_id(vsphere_session, GOLD)
+    raw = pbm_util.check_requirements(vsphere_session, gold_id, everything[:2])
+    assert len(raw) == 2  # one answer per hub asked
+    gold = pbm_util.filter_compliant_datastores(vsphere_session, gold_id, everything)
+    assert sorted(d._moId for d in gold) == sorted(by_name[n]._moId for n in ("ds-big", "ds-c1"))
+    assert pbm_util.filter_compliant_datastores(vsphere_session, VSAN_DEFAULT[1], everything) == []
+    assert pbm_util.filter_compliant_datastores(vsphere_session, VVOL_NO_REQ[1], everything) == everything
 
 
-def test_non_compliant_hub_is_filtered(vsphere_session, monkeypatch):
-    """Simulate vCenter's answer for a non-matching hub (an ``error`` entry) on top of vcsim's reply."""
-    all_ds = [d.moref for d in Inventory(vsphere_session).datastores()]
-    real = pbm_util.check_requirements
+def test_a_datastore_tagged_later_complies(vcsim, vsphere_session, is_vcsim):
+    if not is_vcsim:
+        pytest.skip("tags datastores through the test vCenter's control endpoint")
+    by_name = {d.name: d.moref for d in Inventory(vsphere_session).datastores()}
+    gold_id = pbm_util.find_profile_id(vsphere_session, GOLD)
+    assert pbm_util.filter_compliant_datastores(vsphere_session, gold_id, [by_name["ds-c0"]]) == []
+    vcsim.set_datastore_tag("ds-c0", "tier", "gold")
+    try:
+        assert pbm_util.filter_compliant_datastores(vsphere_session, gold_id, [by_name["ds-c0"]]) == [by_name["ds-c0"]]
+    finally:
+        vcsim.set_datastore_tag("ds-c0", "tier", None)
 
-    def with_error(session, profile_id, datastores):
-        results = real(session, profile_id, datastores)
-        for r in results:
-            if r.hub.hubId == all_ds[0]._moId:
-                r.error = [vim.fault.NotFound()]
-        return results
 
-    monkeypatch.setattr(pbm_util, "check_requirements", with_error)
-    assert pbm_util.filter_compliant_datastores(vsphere_session, VSAN_DEFAULT[1], all_ds) == all_ds[1:]
+def test_placement_with_a_policy_uses_only_compliant_datastores(selector):
+    cands = selector.candidates(Requirements(1 << 30, profile_name=GOLD))
+    compliant = sorted(c.name for c in cands if c.eligible)
+    assert compliant == ["ds-big", "ds-c1"]
+    assert all("does not comply with storage policy 'vmdk-gold'" in c.reason for c in cands
+               if c.name in ("ds-c0", "ds-small", "LocalDS_0"))
 
 
 def test_volume_stats_with_policy_requests_each_policy(vsphere_session, selector, pbm_requests):
     plain = volume_stats(selector)
     with_policies = volume_stats(selector, [VSAN_DEFAULT[0], VVOL_NO_REQ[0]])
-    assert with_policies == plain  # vcsim: every datastore "complies"
+    assert with_policies == plain  # the VVol policy has no rules: every eligible datastore complies
     ids = [c.args["placementSubjectRequirement"][0].profileId.uniqueId
            for c in pbm_requests.named("PbmCheckRequirements")]
     assert ids == [VSAN_DEFAULT[1], VVOL_NO_REQ[1]]
+    assert volume_stats(selector, [GOLD]).datastores == ("ds-big", "ds-c1")
 
 
 def test_profile_specs_on_create_vm(vsphere_session, selector):

@@ -330,11 +330,9 @@ def test_template_snapshot_lifecycle(vsphere_session, inventory, ops, made, plac
     with pytest.raises(exc.InvalidSnapshot):
         ops.revert_to_snapshot(b, ops.find_snapshot(b, "nightly"))
 
-    # vcsim bug (not ours): a full clone rewrites the SOURCE VM's disk backing to the clone's file.
-    # Record it so nobody mistakes it for our behaviour; our request never touches the source.
-    source_disk_after = disk_of(vsphere_session, b.moref).backing.fileName
-    if source_disk_after != source_disk_before:
-        assert source_disk_after == disk_of(vsphere_session, tmpl).backing.fileName
+    # the template is a copy: the source keeps its own disk
+    assert disk_of(vsphere_session, b.moref).backing.fileName == source_disk_before
+    assert disk_of(vsphere_session, tmpl).backing.fileName != source_disk_before
 
     ops.delete_snapshot(b, snapshot_id=snap.snapshot_id)
     assert not [o for o in all_vms(vsphere_session, inventory) if o.obj._moId == tmpl._moId]

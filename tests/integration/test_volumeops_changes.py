@@ -1,10 +1,8 @@
-"""VolumeOps mechanics and the volume policy's executor against vcsim: clone, extend, relocate, retype.
+"""VolumeOps mechanics and the volume policy's executor against the test vCenter: clone, extend, relocate, retype.
 
-vcsim gaps that force request-level assertions here (captured with soap_capture):
-* full clone rewrites the SOURCE VM's disk backing to the clone's file;
-* linked clones get new empty disks without a parent; clone disk locators/transforms ignored;
-* RelocateVM_Task only changes vm.datastore (disk file/backing datastore stay, locators ignored);
-* shrinking by ReconfigVM is accepted (vSphere refuses); PBM profiles are ignored.
+Each test checks the inventory (our simulator does what vSphere does: clones copy and convert, linked clones
+get a child disk, relocation moves the files, a shrink or the growth of a disk with snapshots is refused)
+and, beside it, the request we sent (soap_capture), which is what a stock vcsim can still check.
 """
 
 from __future__ import annotations
@@ -16,6 +14,7 @@ from pyVmomi import vim
 from soap_capture import SoapCapture
 from terraform_provider_vmdk.framework.diagnostics import DiagnosticError
 from terraform_provider_vmdk.resources.volume_policy import EXTEND_IN_PLACE, EXTEND_MAY_MOVE, Executor
+from terraform_provider_vmdk.vsphere import exceptions as exc
 from terraform_provider_vmdk.vsphere import specs
 from terraform_provider_vmdk.vsphere.lookup import choose
 from test_volumeops import (  # noqa: F401 - fixtures
@@ -24,6 +23,7 @@ from test_volumeops import (  # noqa: F401 - fixtures
     create,
     disk_of,
     extra_config,
+    file_exists,
     folder_path,
     inventory,
     made,
@@ -120,9 +120,11 @@ def test_full_clone(vsphere_session, inventory, ops, made, places):
     assert (loc.diskBackingInfo.thinProvisioned, loc.diskBackingInfo.eagerlyScrub) == (False, True)
     assert spec.snapshot is None and spec.powerOn is False and spec.config.instanceUuid == nid
     assert "<eagerlyScrub>true</eagerlyScrub>" in call.xml
-    # vcsim bug: full clone rewrites the source's disk backing to the clone's file; our request doesn't.
-    after = disk_of(s, src.moref).backing.fileName
-    assert after in (before, disk_of(s, b.moref).backing.fileName)
+    # inventory: the source is untouched, the clone has its own eager-zeroed disk on the target datastore
+    assert disk_of(s, src.moref).backing.fileName == before
+    copy = disk_of(s, b.moref).backing
+    assert copy.fileName != before and copy.fileName.startswith(f"[{places[1].datastore_name}] ")
+    assert (copy.thinProvisioned, copy.eagerlyScrub) == (False, True) and b.disk_type == "eagerZeroedThick"
 
 
 def test_linked_clone_uses_temporary_snapshot(vsphere_session, ops, made, places):
@@ -135,7 +137,6 @@ def test_linked_clone_uses_temporary_snapshot(vsphere_session, ops, made, places
     methods = cap.methods()
     assert methods.index("CreateSnapshot_Task") < methods.index("CloneVM_Task") < methods.index("RemoveSnapshot_Task")
     spec = cap.last("CloneVM_Task").args["spec"]
-    # vcsim gap: linked clones get an empty, parentless disk, so assert on the request
     assert spec.location.diskMoveType == "createNewChildDiskBacking"
     assert spec.location.datastore._moId == src.datastore._moId  # on the SOURCE's datastore
     assert not spec.location.disk  # a child disk cannot change type
@@ -146,6 +147,10 @@ def test_linked_clone_uses_temporary_snapshot(vsphere_session, ops, made, places
     assert cap.last("RemoveSnapshot_Task").this._moId == spec.snapshot._moId
     assert _snapshot_count(s, src.moref) == 0  # temporary snapshot gone
     assert b.volume_id == nid and vm_props(s, b.moref, "config.instanceUuid")["config.instanceUuid"] == nid
+    # inventory: a child disk whose parent is the source's disk, on the source's datastore
+    child = disk_of(s, b.moref).backing
+    assert child.parent is not None and child.parent.fileName == src.vmdk_path
+    assert child.fileName.startswith(f"[{src.datastore_name}] ") and b.is_linked_clone
 
 
 def test_linked_clone_bigger_falls_back_to_full_and_extends(vsphere_session, ops, made, places):
@@ -250,7 +255,6 @@ def test_extend_in_place_keeps_eager_zero(vsphere_session, inventory, made, plac
 
 
 def test_shrink_refused_and_never_sent(vsphere_session, ops, made, places):
-    # vcsim gap: vcsim would accept a shrinking ReconfigVM; we must never send one.
     b = create(ops, made, places[0], size=2 * GiB)
     with SoapCapture(vsphere_session.si) as cap, pytest.raises(DiagnosticError, match="cannot shrink"):
         executor(ops).extend(b, GiB, EXTEND_IN_PLACE, None)
@@ -264,6 +268,11 @@ def test_extend_refused_with_snapshots(vsphere_session, ops, made, places):
     with SoapCapture(vsphere_session.si) as cap, pytest.raises(DiagnosticError, match="snapshots"):
         executor(ops).extend(ops.refresh(b), 2 * GiB, EXTEND_IN_PLACE, None)
     assert cap.count("ReconfigVM_Task") == 0
+    # vSphere refuses it too: the policy only says so earlier and more clearly
+    with pytest.raises(exc.TaskFailed, match="InvalidDeviceOperation"):
+        ops.grow(ops.refresh(b), 2 * GiB)
+    with pytest.raises(exc.TaskFailed, match="InvalidDeviceOperation"):  # and a shrink
+        vsphere_session.run_task(b.moref.ReconfigVM_Task, spec=specs.disk_grow_spec(b.disk, GiB // 2))
 
 
 def test_extend_relocates_when_datastore_too_small(vsphere_session, inventory, made, places):
@@ -278,8 +287,9 @@ def test_extend_relocates_when_datastore_too_small(vsphere_session, inventory, m
     reloc = cap.last("RelocateVM_Task").args["spec"]
     assert reloc.datastore._moId == places[1].datastore._moId
     assert cap.methods().index("RelocateVM_Task") < max(i for i, m in enumerate(cap.methods()) if m == "ReconfigVM_Task")
-    # inventory: vm.datastore now lists the target and the disk grew
+    # inventory: the disk moved to the target and grew there
     assert places[1].datastore._moId in [d._moId for d in vm_props(s, b.moref, "datastore")["datastore"]]
+    assert disk_of(s, b.moref).backing.fileName.startswith(f"[{places[1].datastore_name}] ")
     assert disk_of(s, b.moref).capacityInKB == 3 * GiB // 1024 and b2.size_bytes == 3 * GiB
 
 
@@ -326,8 +336,12 @@ def test_relocate_with_locator_and_folder(vsphere_session, inventory, ops, made,
     (loc,) = spec.disk
     assert loc.diskId == b.disk_key and (loc.diskBackingInfo.thinProvisioned, loc.diskBackingInfo.eagerlyScrub) == (
         False, False)
-    # inventory: vm.datastore lists the target (vcsim ignores the locator) and the VM is back in Volumes
+    # inventory: the disk moved to the target as lazy-zeroed thick, the VM is back in Volumes
     assert places[1].datastore._moId in [d._moId for d in vm_props(s, b.moref, "datastore")["datastore"]]
+    moved = disk_of(s, b.moref).backing
+    assert moved.fileName.startswith(f"[{places[1].datastore_name}] ")
+    assert (moved.thinProvisioned, moved.eagerlyScrub) == (False, False)
+    assert not file_exists(ops, b.vmdk_path)  # nothing left behind on the source datastore
     assert folder_path(s, inventory, b.moref) == "Volumes"
 
 
@@ -353,6 +367,8 @@ def test_retype_disk_type_same_datastore_copies_then_promotes(vsphere_session, i
     assert specs.decode_annotation(props["config.annotation"]) == ("keep-me", "d")
     assert extra_config(s, only.obj)[specs.KEY_KIND] == specs.KIND_VOLUME
     assert disk_of(s, only.obj).backing.uuid == b.volume_id
+    converted = disk_of(s, only.obj).backing
+    assert (converted.thinProvisioned, converted.eagerlyScrub) == (False, True) and new.disk_type == "eagerZeroedThick"
     assert ops.find_backing(b.volume_id).moref_value == only.obj._moId
     assert list(ops.list_backings()).count(b.volume_id) == 1
 
@@ -386,6 +402,8 @@ def test_retype_disk_type_with_snapshots_relocates(vsphere_session, ops, made, p
     assert loc.datastore._moId == places[1].datastore._moId
     assert "<eagerlyScrub>true</eagerlyScrub>" in cap.last("RelocateVM_Task").xml
     assert _snapshot_count(s, b.moref) == 1  # snapshots kept (that is why we relocate)
+    moved = disk_of(s, b.moref).backing
+    assert moved.fileName.startswith(f"[{places[1].datastore_name}] ") and moved.eagerlyScrub
 
 
 def test_adapter_change_reattaches_the_same_file_in_one_reconfigure(vsphere_session, ops, made, places):
@@ -407,7 +425,8 @@ def test_adapter_change_reattaches_the_same_file_in_one_reconfigure(vsphere_sess
 
 
 def test_retype_policy(vsphere_session, ops, made, places):
-    # vcsim gap: PBM ignores profiles, so the profile specs are checked in the request.
+    # vSphere keeps the policy association (QueryAssociatedProfile); simulators do not, so the profile
+    # specs are checked in the request and in our marks.
     s = vsphere_session
     b = create(ops, made, places[0])
     profiles = {"gold": "prof-gold", "silver": "prof-silver"}
