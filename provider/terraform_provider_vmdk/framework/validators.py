@@ -29,7 +29,9 @@ __all__ = [
 
 
 class Validator(Protocol):
-    description: str
+    # Read-only: validators are frozen dataclasses, some compute their description in a property.
+    @property
+    def description(self) -> str: ...
 
     def validate(self, value: Any, path: AttributePath, diags: Diagnostics) -> None: ...
 
