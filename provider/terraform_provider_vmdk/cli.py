@@ -10,8 +10,13 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from . import __version__
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .framework.server import FrameworkServer
+    from .resources.provider import VmdkProvider
 
 __all__ = ["main", "build_provider"]
 
@@ -31,7 +36,7 @@ USAGE = """usage: terraform-provider-vmdk [--debug | install | orphans --state F
 """
 
 
-def build_provider():  # type: ignore[no-untyped-def]
+def build_provider() -> VmdkProvider:
     from .resources.provider import VmdkProvider
 
     extra_resources, extra_data_sources = [], []
@@ -65,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     from .plugin.server import serve
     from .plugin.lazy_service import LazyProviderService
 
-    def load():  # type: ignore[no-untyped-def]
+    def load() -> FrameworkServer:
         from .framework.server import FrameworkServer
 
         return FrameworkServer(build_provider())

@@ -84,7 +84,8 @@ class FrameworkServer:
         if not data:
             return None
         try:
-            return decode(data, ty)
+            value: dict[str, Any] = decode(data, ty)  # a known Object decodes to a dict
+            return value
         except CtyValueError as exc:
             raise DiagnosticError(f"Invalid {what} value", f"Terraform sent a value that does not fit the schema: {exc}")
 
@@ -250,6 +251,7 @@ class FrameworkServer:
             res.value = encode(None, ty)
             return res
         operation = "create" if prior_v is None else "update"
+        new: dict[str, Any] | None
         try:
             new = resource.create(req) if prior_v is None else resource.update(req)
         except DiagnosticError as exc:

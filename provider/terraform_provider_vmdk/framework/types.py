@@ -196,7 +196,7 @@ class CollectionType(CtyType):
         return f"{self.KIND} of {self.element.friendly_name()}"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.element == self.element  # type: ignore[attr-defined]
+        return type(other) is type(self) and other.element == self.element
 
     def __hash__(self) -> int:
         return hash((self.KIND, self.element))

@@ -32,7 +32,7 @@ class _Capture:
         pass  # the generic handler above serves the same methods
 
 
-class LazyProviderService(grpc.GenericRpcHandler):
+class LazyProviderService(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpc is untyped (Any)
     def __init__(self, load_framework: Callable[[], Any]) -> None:
         self._load_framework = load_framework
         self._lock = threading.Lock()

@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Mapping
+from typing import Any, Mapping, TextIO
 
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
@@ -133,18 +133,18 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-class _StderrHandler(logging.StreamHandler):
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """Always writes to the *current* sys.stderr (tests and redirections swap it)."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
-    def stream(self):  # noqa: D401
+    @property
+    def stream(self) -> TextIO:  # noqa: D401
         return sys.stderr
 
     @stream.setter
-    def stream(self, value) -> None:
+    def stream(self, value: TextIO) -> None:
         pass
 
 

@@ -20,10 +20,13 @@ import signal
 import socket
 import sys
 import threading
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from . import handshake
 from .handshake import Endpoint, HandshakeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .tls_front import TLSFront
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +204,7 @@ def _bind_plain(server: Any, endpoint: Endpoint) -> None:
         raise OSError(f"gRPC could not listen on {target}")
 
 
-def _start_tls_front(server: Any, endpoint: Endpoint, client_cert: str):
+def _start_tls_front(server: Any, endpoint: Endpoint, client_cert: str) -> tuple[TLSFront, bytes]:
     from .certs import generate_server_cert
     from .tls_front import TLSFront, make_server_context
 
