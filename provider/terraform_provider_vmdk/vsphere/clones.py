@@ -64,6 +64,7 @@ class Clones(Snapshots):
         spec = specs.clone_spec(location=location, snapshot=snapshot_ref, extra_config=marks, instance_uuid=new_id,
                                 annotation=annotation)
         if profile_id and not linked:
+            assert spec.config is not None  # clone_spec always sets config
             spec.config.vmProfile = specs.profile_specs(profile_id)
         target = self._resolve_folder(folder)
         try:
