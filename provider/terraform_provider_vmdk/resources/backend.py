@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ..framework.diagnostics import DiagnosticError
 from .client import VSphereClient
@@ -261,8 +261,9 @@ def run_bounded(what: str, seconds: float | None, stop: threading.Event, fn: Cal
         if isinstance(error, (vexc.Cancelled, vexc.OperationTimedOut)):
             return driver_errors(what, lambda: _raise(error))
         raise error
-    return box["result"]  # type: ignore[no-any-return]
+    result: T = box["result"]
+    return result
 
 
-def _raise(error: BaseException) -> Any:
+def _raise(error: BaseException) -> NoReturn:
     raise error

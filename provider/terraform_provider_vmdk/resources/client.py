@@ -10,15 +10,18 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..framework.diagnostics import DiagnosticError
 from ..vsphere.config import ConnectionConfig
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..vsphere.once import Once
     from ..vsphere.session import Session
 
 __all__ = ["ProviderSettings", "VSphereClient"]
+
+T = TypeVar("T")
 
 
 # Cinder's datastore types (DatastoreSummary.type, compared case-insensitively).
@@ -46,9 +49,9 @@ class VSphereClient:
     settings: ProviderSettings
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # guards the dicts only
     _session: Any = field(default=None, repr=False)
-    _onces: dict[str, Any] = field(default_factory=dict, repr=False)
+    _onces: dict[str, Once[Any]] = field(default_factory=dict, repr=False)  # a key's value type is its callers'
 
-    def _once(self, key: str, factory: Callable[[], Any]) -> Any:
+    def _once(self, key: str, factory: Callable[[], T]) -> Once[T]:
         from ..vsphere.once import Once
 
         with self._lock:
@@ -80,7 +83,7 @@ class VSphereClient:
         self._session = session
         return session
 
-    def cached(self, key: str, factory: Callable[[], Any]) -> Any:
+    def cached(self, key: str, factory: Callable[[], T]) -> T:
         """``factory()`` once per process and key (a failure is retried by the next caller)."""
         return self._once(key, factory).get()
 

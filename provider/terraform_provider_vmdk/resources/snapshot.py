@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 from ..framework.diagnostics import DiagnosticError
 from ..framework.planmodifiers import RequiresReplace, UseStateForUnknown
@@ -65,7 +65,10 @@ def rfc3339(when: _dt.datetime | None) -> str | None:
 
 
 # ------------------------------------------------------------------------------------ the resource
-def _known(v: Any) -> bool:
+T = TypeVar("T")
+
+
+def _known(v: T | None) -> TypeGuard[T]:
     return v is not None and not is_unknown(v)
 
 
@@ -128,10 +131,10 @@ class SnapshotResource(Resource):
             from ..vsphere.backing import template_snapshot
 
             record = None if fresh else backend.index().templates.get(snapshot_id)
-            info = template_snapshot(record) if record is not None else backend.ops.find_snapshot(
+            found = template_snapshot(record) if record is not None else backend.ops.find_snapshot(
                 None, snapshot_id=snapshot_id)
-            if info is not None and info.format == FORMAT_TEMPLATE and (not volume_id or info.volume_id == volume_id):
-                return info
+            if found is not None and found.format == FORMAT_TEMPLATE and (not volume_id or found.volume_id == volume_id):
+                return found
         return None
 
     @staticmethod
@@ -179,7 +182,8 @@ class SnapshotResource(Resource):
         plan = req.plan or {}
         backend = self._backend()
         volume_id = plan["volume_id"]
-        fmt = plan.get("format") if _known(plan.get("format")) else backend.settings.snapshot_format
+        fmt_plan = plan.get("format")
+        fmt = fmt_plan if _known(fmt_plan) else backend.settings.snapshot_format
         name, description = plan["name"], plan.get("description")
         snapshot_id = str(uuid.uuid4())
         # The identity is fixed before vSphere is asked: a failed or cancelled create keeps it in the state.

@@ -13,6 +13,7 @@ the decision out with fresh facts. This module wires that into Terraform's lifec
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -187,10 +188,11 @@ class VolumeResource(Resource):
         decision = req.private.get("decision") or {}
         executor = Executor(backend)
         volume_id = volume_id_of(prior)
-        backing = driver_errors("find the volume", lambda: executor.resolve(volume_id) if volume_id else None)
-        if backing is None:
+        found = driver_errors("find the volume", lambda: executor.resolve(volume_id) if volume_id else None)
+        if found is None:
             raise DiagnosticError("Volume not found", f"The backing of volume {volume_id} no longer exists in vSphere; "
                                   "run terraform apply again to recreate it.")
+        backing: Backing = found  # declared, so the closures below see it as not None
         ds_cfg = config.get("datastore")
         if _known(ds_cfg) and ds_cfg != backing.datastore_name:
             refuse_in_use(backend.users_of(backing), "move it", "datastore")
@@ -234,7 +236,7 @@ class VolumeResource(Resource):
                 return  # already gone: deleting is idempotent
             refuse_in_use(backend.users_of(choice.primary), "delete it")
             for backing in (choice.primary, *choice.leftovers):
-                driver_errors("delete the volume", lambda b=backing: backend.ops.delete_backing(b))
+                driver_errors("delete the volume", functools.partial(backend.ops.delete_backing, backing))
                 backend.forget(backing)
 
         run_bounded("delete the volume", timeout_seconds(prior, "delete", _DEFAULT_SECONDS["delete"]), req.stop, work)
