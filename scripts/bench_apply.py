@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import PROVIDER_TF, Lab, dump_json, ratio, raw_connect, raw_wait, report  # noqa: E402
+from benchlib import PROVIDER_TF, Lab, dump_json, ratio, raw_connect, raw_wait, report
 
 
 def config(count: int) -> str:

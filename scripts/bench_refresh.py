@@ -31,15 +31,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import PROVIDER_TF, Lab, dump_json, ratio, raw_connect, report  # noqa: E402
+from benchlib import PROVIDER_TF, Lab, dump_json, ratio, raw_connect, report
 
 
 def create_backings(lab: Lab, count: int, threads: int) -> list[str]:
+    from terraform_provider_vmdk.vsphere import specs
     from terraform_provider_vmdk.vsphere.datastore import DatastoreSelector, Requirements
     from terraform_provider_vmdk.vsphere.inventory import Inventory
     from terraform_provider_vmdk.vsphere.session import Session
     from terraform_provider_vmdk.vsphere.volumeops import VolumeOps
-    from terraform_provider_vmdk.vsphere import specs
 
     ids = [str(uuid.uuid4()) for _ in range(count)]
     with Session(lab.connection(via_proxy=False)) as session:

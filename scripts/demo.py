@@ -265,8 +265,8 @@ class Demo:
 
     def repair_simulator(self) -> None:
         """vcsim bug (not vSphere's): a clone rewrites its source's disk backing; undo it after each apply."""
-        from tests.vcsim.harness import undo_clone_source_rewrite
         from terraform_provider_vmdk.vsphere.session import Session
+        from tests.vcsim.harness import undo_clone_source_rewrite
 
         with Session(self.sim.connection_config()) as session:
             undo_clone_source_rewrite(session)

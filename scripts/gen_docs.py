@@ -39,7 +39,14 @@ sys.path.insert(0, str(REPO / "provider"))
 def type_name(t: Any) -> str:
     """A cty type as the registry docs spell it: String, Number, Boolean, List of String, Object, ..."""
     from terraform_provider_vmdk.framework.types import (
-        CollectionType, DynamicType, List, Map, Object, PrimitiveType, Set, Tuple,
+        CollectionType,
+        DynamicType,
+        List,
+        Map,
+        Object,
+        PrimitiveType,
+        Set,
+        Tuple,
     )
 
     if isinstance(t, PrimitiveType):

@@ -43,8 +43,8 @@ def build_provider() -> VmdkProvider:
     module_name = os.environ.get(TEST_MODULE_ENV)
     if module_name:
         module = importlib.import_module(module_name)
-        extra_resources = list(getattr(module, "resources", lambda: [])())
-        extra_data_sources = list(getattr(module, "data_sources", lambda: [])())
+        extra_resources = list(getattr(module, "resources", list)())
+        extra_data_sources = list(getattr(module, "data_sources", list)())
     return VmdkProvider(extra_resources, extra_data_sources)
 
 
@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     if args not in ([], ["--debug"]):
         sys.stderr.write(USAGE)
         return 2
-    from .plugin.server import serve
     from .plugin.lazy_service import LazyProviderService
+    from .plugin.server import serve
 
     def load() -> FrameworkServer:
         from .framework.server import FrameworkServer

@@ -83,7 +83,6 @@ def test_volume_lifecycle(make_tf, vsphere_provider_block, vsphere_session, scan
 
 
 def _controller_of(props) -> str:
-    from pyVmomi import vim
 
     for dev in props["config.hardware.device"]:
         if dev.key == props["disk"].controllerKey:

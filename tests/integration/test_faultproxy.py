@@ -25,7 +25,15 @@ import pytest
 from pyVmomi import SoapStubAdapter, vim
 
 from tests.faultproxy import (
-    DELAY, HTTP503, KINDS, LOST_RESPONSE, PROTECTED_METHODS, RESET, SESSION_END, FaultProxy, classify,
+    DELAY,
+    HTTP503,
+    KINDS,
+    LOST_RESPONSE,
+    PROTECTED_METHODS,
+    RESET,
+    SESSION_END,
+    FaultProxy,
+    classify,
 )
 
 VERSION = "vim.version.version8"

@@ -14,9 +14,8 @@ import pytest
 from pyVmomi import pbm, vim
 from soap_capture import SoapCapture
 
-from terraform_provider_vmdk.vsphere import exceptions
+from terraform_provider_vmdk.vsphere import exceptions, specs
 from terraform_provider_vmdk.vsphere import pbm as pbm_util
-from terraform_provider_vmdk.vsphere import specs
 from terraform_provider_vmdk.vsphere.datastore import (
     SUPPORTED_TYPES,
     DatastoreSelector,

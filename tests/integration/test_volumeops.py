@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 from pyVmomi import vim
-
 from soap_capture import SoapCapture
+
 from terraform_provider_vmdk.vsphere import exceptions as exc
 from terraform_provider_vmdk.vsphere import specs
 from terraform_provider_vmdk.vsphere.volumeops import VolumeOps

@@ -9,15 +9,9 @@ vcsim gaps that force request-level assertions here (captured with soap_capture)
 
 from __future__ import annotations
 
-
 import pytest
 from pyVmomi import vim
-
 from soap_capture import SoapCapture
-from terraform_provider_vmdk.framework.diagnostics import DiagnosticError
-from terraform_provider_vmdk.resources.volume_policy import EXTEND_IN_PLACE, EXTEND_MAY_MOVE, Executor
-from terraform_provider_vmdk.vsphere import specs
-from terraform_provider_vmdk.vsphere.lookup import choose
 from test_volumeops import (  # noqa: F401 - fixtures
     GiB,
     consumer_vm,
@@ -33,6 +27,11 @@ from test_volumeops import (  # noqa: F401 - fixtures
     vm_props,
     vms_named,
 )
+
+from terraform_provider_vmdk.framework.diagnostics import DiagnosticError
+from terraform_provider_vmdk.resources.volume_policy import EXTEND_IN_PLACE, EXTEND_MAY_MOVE, Executor
+from terraform_provider_vmdk.vsphere import specs
+from terraform_provider_vmdk.vsphere.lookup import choose
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ from terraform_provider_vmdk.framework.diagnostics import DiagnosticError, Diagn
 from terraform_provider_vmdk.framework.planning import plan_resource_change
 from terraform_provider_vmdk.framework.resource import PlanRequest, RequestContext
 from terraform_provider_vmdk.framework.unknowns import UNKNOWN
+from terraform_provider_vmdk.resources.backend import driver_errors, run_bounded
 from terraform_provider_vmdk.resources.client import ProviderSettings, VSphereClient
 from terraform_provider_vmdk.resources.data_volume import VolumeDataSource
-from terraform_provider_vmdk.resources.backend import driver_errors, run_bounded
 from terraform_provider_vmdk.resources.snapshot import SnapshotResource, gib, rfc3339
 from terraform_provider_vmdk.vsphere.config import ConnectionConfig
 

@@ -131,7 +131,6 @@ def _ecdsa_sha256() -> ECDSA:
 def generate_server_cert(common_name: str = "localhost") -> ServerCert:
     """Generate an ECDSA P-256 key and a self-signed CA/server certificate for it."""
     # Imported here: only the mTLS path needs cryptography.
-    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
     key = ec.generate_private_key(ec.SECP256R1())

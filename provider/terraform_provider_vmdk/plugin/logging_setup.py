@@ -14,7 +14,8 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Mapping, TextIO
+from collections.abc import Mapping
+from typing import Any, TextIO
 
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")

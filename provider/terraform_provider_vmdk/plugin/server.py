@@ -20,7 +20,8 @@ import signal
 import socket
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from . import handshake
 from .handshake import Endpoint, HandshakeError
@@ -122,9 +123,9 @@ def _install_signal_handlers(stop: _StopSignal, debug: bool) -> dict[int, Any]:
 
 def _serve(servicer: Any, endpoint: Endpoint, client_cert: str | None, stop: _StopSignal, debug: bool,
            real_stdout: Any) -> int:
-    import grpc
     from concurrent import futures
 
+    import grpc
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
     from . import go_plugin_services as gps

@@ -46,7 +46,7 @@ class VolumeBackend:
         self._free: Once[dict[str, int]] = Once(self._load_free)
         self._index_lock = threading.Lock()  # guards index edits (in memory only)
 
-    def _build(self) -> tuple["Inventory", "DatastoreSelector", "VolumeOps"]:
+    def _build(self) -> tuple[Inventory, DatastoreSelector, VolumeOps]:
         from ..vsphere.datastore import DatastoreSelector
         from ..vsphere.inventory import Inventory
         from ..vsphere.volumeops import VolumeOps
@@ -61,7 +61,7 @@ class VolumeBackend:
         )
         return inventory, selector, VolumeOps(session, inventory, volume_folder=self.settings.volume_folder)
 
-    def _check_settings(self, inventory: "Inventory") -> None:
+    def _check_settings(self, inventory: Inventory) -> None:
         """Settings only vSphere can judge (datacenter, clusters): an error that names the provider setting."""
         from ..vsphere.exceptions import ClusterNotFound, DatacenterNotFound
 
@@ -78,22 +78,22 @@ class VolumeBackend:
                                       f"{exc}\n\nFix `cluster_names` in the provider block.") from None
 
     @property
-    def inventory(self) -> "Inventory":
+    def inventory(self) -> Inventory:
         return self._core.get()[0]
 
     @property
-    def selector(self) -> "DatastoreSelector":
+    def selector(self) -> DatastoreSelector:
         return self._core.get()[1]
 
     @property
-    def ops(self) -> "VolumeOps":
+    def ops(self) -> VolumeOps:
         return self._core.get()[2]
 
     # -- the index -----------------------------------------------------------------------------------
-    def _load_index(self) -> "BackingIndex":
+    def _load_index(self) -> BackingIndex:
         return self.ops.load_index()
 
-    def index(self) -> "BackingIndex":
+    def index(self) -> BackingIndex:
         """The batched read of every VM (one per process, renewed after INDEX_TTL)."""
         index = self._index.get()
         if time.monotonic() - index.loaded_at > INDEX_TTL:
@@ -101,7 +101,7 @@ class VolumeBackend:
             index = self._index.get()
         return index
 
-    def choice(self, volume_id: str, *, fresh: bool = False) -> "Choice":
+    def choice(self, volume_id: str, *, fresh: bool = False) -> Choice:
         """The VMs carrying ``volume_id`` and which of them is the volume. ``fresh``: re-read each (writes)."""
         from ..vsphere.lookup import choose
 
@@ -115,7 +115,7 @@ class VolumeBackend:
                 records = [found]
         return choose(records)
 
-    def _reread(self, record: "Backing") -> "Backing | None":
+    def _reread(self, record: Backing) -> Backing | None:
         from ..vsphere.ops_base import is_gone
 
         try:
@@ -126,27 +126,27 @@ class VolumeBackend:
                 return None
             raise
 
-    def get(self, volume_id: str | None) -> "Backing | None":
+    def get(self, volume_id: str | None) -> Backing | None:
         """The volume's backing as the index saw it (reads)."""
         if not volume_id:
             return None
         return self.choice(volume_id).primary
 
-    def users_of(self, backing: "Backing") -> list[str]:
+    def users_of(self, backing: Backing) -> list[str]:
         """Other VMs that have the volume's VMDK attached (from the index: no per-volume scan)."""
         return self.index().users_of(backing)
 
-    def remember(self, backing: "Backing") -> None:
+    def remember(self, backing: Backing) -> None:
         if self._index.ready:
             with self._index_lock:
                 self._index.get().put(backing)
 
-    def forget(self, backing: "Backing") -> None:
+    def forget(self, backing: Backing) -> None:
         if self._index.ready:
             with self._index_lock:
                 self._index.get().drop(backing.moref_value)
 
-    def all_backings(self) -> dict[str, "Backing"]:
+    def all_backings(self) -> dict[str, Backing]:
         """Every volume of ours by id (its chosen backing)."""
         index = self.index()
         return {vid: primary for vid in list(index.volumes) if (primary := index.primary(vid)) is not None}

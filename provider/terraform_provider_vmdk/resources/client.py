@@ -8,8 +8,8 @@ a resource asks. A failed connection then becomes a diagnostic that points at th
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..framework.diagnostics import DiagnosticError
@@ -60,12 +60,12 @@ class VSphereClient:
                 once = self._onces[key] = Once(factory)
         return once
 
-    def session(self) -> "Session":
+    def session(self) -> Session:
         """The shared, connected session; connection problems become a provider-configuration error."""
         session: Session = self._once("\0session", self._connect).get()
         return session
 
-    def _connect(self) -> "Session":
+    def _connect(self) -> Session:
         from ..vsphere.exceptions import ConnectionFailed
         from ..vsphere.session import Session
 

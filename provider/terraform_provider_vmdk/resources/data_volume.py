@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["VolumeDataSource"]
 
 
-def volume_state(backing: "Backing", backend: VolumeBackend) -> dict[str, Any]:
+def volume_state(backing: Backing, backend: VolumeBackend) -> dict[str, Any]:
     """The ``vmdk_volume`` resource's own mapping, plus the policy name (which the resource keeps from config)."""
     state = volume_state_from_backing(backing, backend.inventory.datacenter_name)
     state["storage_policy"] = backend.policy_name(backing.profile_id)

@@ -14,10 +14,10 @@ from .. import __version__
 from ..framework.diagnostics import Diagnostics
 from ..framework.resource import DataSource, Provider, RequestContext, Resource
 from ..framework.schema import Attribute, Schema, schema
-from ..framework.types import Bool, List, Number, String
-from ..framework.validators import AtLeast, NotEmpty, OneOf, ValidRegex, WholeNumber
 from ..framework.secrets import register_secret
+from ..framework.types import Bool, List, Number, String
 from ..framework.unknowns import is_unknown
+from ..framework.validators import AtLeast, NotEmpty, OneOf, ValidRegex, WholeNumber
 from ..vsphere.config import ConnectionConfig
 from .client import DEFAULT_DATASTORE_TYPES, ProviderSettings, VSphereClient
 from .data_datastores import DatastoresDataSource

@@ -60,8 +60,8 @@ def rfc3339(when: _dt.datetime | None) -> str | None:
     if when is None:
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=_dt.timezone.utc)
-    return when.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        when = when.replace(tzinfo=_dt.UTC)
+    return when.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ------------------------------------------------------------------------------------ the resource
@@ -119,7 +119,7 @@ class SnapshotResource(Resource):
 
     @staticmethod
     def _find(backend: VolumeBackend, volume_id: str | None, snapshot_id: str, fmt: str | None,
-              *, fresh: bool = False) -> "SnapshotInfo | None":
+              *, fresh: bool = False) -> SnapshotInfo | None:
         """The snapshot by id: COW in the volume's snapshot tree, template by its instance UUID."""
         if fmt != FORMAT_TEMPLATE and volume_id:
             backing = backend.choice(volume_id, fresh=fresh).primary
@@ -138,7 +138,7 @@ class SnapshotResource(Resource):
         return None
 
     @staticmethod
-    def _state(info: "SnapshotInfo", prior: dict[str, Any] | None, backing: "Backing | None" = None,
+    def _state(info: SnapshotInfo, prior: dict[str, Any] | None, backing: Backing | None = None,
                created_at: str | None = None) -> dict[str, Any]:
         prior = prior or {}
         size = prior.get("size_gb") if _known(prior.get("size_gb")) else None
@@ -160,7 +160,7 @@ class SnapshotResource(Resource):
         return state
 
     @staticmethod
-    def _template_created(backend: VolumeBackend, info: "SnapshotInfo") -> str | None:
+    def _template_created(backend: VolumeBackend, info: SnapshotInfo) -> str | None:
         """A template's creation time: config.createDate where vSphere has it (6.7+; vcsim does not)."""
         return rfc3339(info.template.create_date) if info.template is not None else None
 
@@ -190,7 +190,7 @@ class SnapshotResource(Resource):
         req.partial = {**plan, "id": snapshot_id, "format": fmt}
         limit = timeout_seconds(plan, "create", 3600.0)
 
-        def work() -> tuple["SnapshotInfo", "Backing"]:
+        def work() -> tuple[SnapshotInfo, Backing]:
             backing = driver_errors("find the volume", lambda: backend.choice(volume_id, fresh=True).primary,
                                     "volume_id")
             if backing is None:
@@ -211,7 +211,7 @@ class SnapshotResource(Resource):
         info, backing = run_bounded(f"snapshot {name!r} of volume {volume_id}", limit, req.stop, work)
         created = rfc3339(info.create_time) or (
             self._template_created(backend, info) if info.format == FORMAT_TEMPLATE else None
-        ) or rfc3339(_dt.datetime.now(_dt.timezone.utc))
+        ) or rfc3339(_dt.datetime.now(_dt.UTC))
         state = self._state(info, None, backing, created)
         state["size_gb"] = gib(info.size_bytes if info.size_bytes is not None else backing.size_bytes)
         state["timeouts"] = plan.get("timeouts")
@@ -271,7 +271,7 @@ class SnapshotResource(Resource):
         return state
 
     @staticmethod
-    def _rename_template(backend: VolumeBackend, info: "SnapshotInfo", name: str, description: str | None) -> None:
+    def _rename_template(backend: VolumeBackend, info: SnapshotInfo, name: str, description: str | None) -> None:
         """The name and description are the template's annotation (see VolumeOps.update_template_annotation)."""
         template = info.template if info.template is not None else backend.ops.get_backing(info.moref)
 
@@ -320,7 +320,7 @@ class SnapshotResource(Resource):
             )
         backend = self._backend()
 
-        def lookup() -> list["SnapshotInfo"]:
+        def lookup() -> list[SnapshotInfo]:
             found: dict[str, SnapshotInfo] = {}
             backing = backend.ops.find_backing(volume_id)
             for info in backing.snapshots if backing is not None else ():

@@ -90,7 +90,7 @@ class VolumeResource(Resource):
         backing = run_bounded("create the volume", limit, req.stop, lambda: self._create(req, backend, volume_id))
         return self._result(req, backend, backing)
 
-    def _create(self, req: ApplyRequest, backend: VolumeBackend, volume_id: str) -> "Backing":
+    def _create(self, req: ApplyRequest, backend: VolumeBackend, volume_id: str) -> Backing:
         plan = req.plan or {}
         size_bytes = int(plan["size_gb"]) * GiB
         placement = self._placement(backend, size_bytes, plan.get("storage_policy"), plan.get("datastore"))
@@ -183,7 +183,7 @@ class VolumeResource(Resource):
         backing = run_bounded("update the volume", limit, req.stop, lambda: self._update(req, backend))
         return self._result(req, backend, backing)
 
-    def _update(self, req: ApplyRequest, backend: VolumeBackend) -> "Backing":
+    def _update(self, req: ApplyRequest, backend: VolumeBackend) -> Backing:
         plan, prior, config = req.plan or {}, req.prior or {}, req.config or {}
         decision = req.private.get("decision") or {}
         executor = Executor(backend)
@@ -217,7 +217,7 @@ class VolumeResource(Resource):
         return backing
 
     @staticmethod
-    def _retype_wanted(plan: dict[str, Any], prior: dict[str, Any], backing: "Backing") -> bool:
+    def _retype_wanted(plan: dict[str, Any], prior: dict[str, Any], backing: Backing) -> bool:
         if any(plan.get(k) != prior.get(k) for k in ("disk_type", "adapter_type", "storage_policy")):
             return True
         return (backing.disk_type, backing.adapter_type) != (plan.get("disk_type"), plan.get("adapter_type"))
@@ -242,7 +242,7 @@ class VolumeResource(Resource):
         run_bounded("delete the volume", timeout_seconds(prior, "delete", _DEFAULT_SECONDS["delete"]), req.stop, work)
 
     # -- results ---------------------------------------------------------------------------------------
-    def _result(self, req: ApplyRequest, backend: VolumeBackend, backing: "Backing") -> dict[str, Any]:
+    def _result(self, req: ApplyRequest, backend: VolumeBackend, backing: Backing) -> dict[str, Any]:
         """The state vSphere holds now; an error on each attribute where it is not what the plan asked."""
         plan = req.plan or {}
         state = volume_state_from_backing(backing, backend.inventory.datacenter_name, plan)

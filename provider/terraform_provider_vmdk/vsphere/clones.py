@@ -88,7 +88,7 @@ class Clones(Snapshots):
     def _drop_temporary(self, src: Backing, snapshot: Any) -> None:
         try:
             self._task(snapshot.RemoveSnapshot_Task, removeChildren=False, consolidate=True, idempotent=True)
-        except Exception as error:  # noqa: BLE001 - left for the next write on the source to remove
+        except Exception as error:
             if is_gone(error):
                 return
             LOG.exception("could not remove the temporary snapshot of %s; the next change of that volume removes it",

@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
-from pyVmomi import pbm, vim
+from pyVmomi import pbm
 
 from . import exceptions
 
@@ -37,7 +37,7 @@ STORAGE_RESOURCE_TYPE = "STORAGE"
 _T = TypeVar("_T")
 
 # name -> unique id, per Session object; weak so a logged-out session takes its cache with it.
-_cache: "weakref.WeakKeyDictionary[Any, dict[str, str]]" = weakref.WeakKeyDictionary()
+_cache: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
 
 

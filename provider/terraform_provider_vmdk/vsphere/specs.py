@@ -184,7 +184,7 @@ def snapshot_marks(volume_id: str, snapshot_id: str) -> dict[str, str]:
 
 def cleared_marks() -> dict[str, str]:
     """vSphere deletes an extraConfig key when it is set to the empty string."""
-    return {k: "" for k in OWN_KEYS}
+    return dict.fromkeys(OWN_KEYS, "")
 
 
 # -------------------------------------------------------------------- devices
