@@ -315,7 +315,7 @@ class Object(CtyType):
         return hash(("object", tuple(self.attributes.items()), self.optional))
 
     def __repr__(self) -> str:
-        opt = f", optional={set(sorted(self.optional))!r}" if self.optional else ""
+        opt = f", optional={set(self.optional)!r}" if self.optional else ""
         return f"Object({dict(self.attributes)!r}{opt})"
 
 

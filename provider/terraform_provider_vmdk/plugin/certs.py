@@ -123,7 +123,7 @@ def _ecdsa_sha256() -> ECDSA:
         fast = _FastECDSA()
         if isinstance(fast.algorithm, hashes.SHA256) and fast.deterministic_signing is False:
             return fast
-    except Exception:  # pragma: no cover - depends on cryptography internals
+    except Exception:  # noqa: BLE001  # pragma: no cover - depends on cryptography internals
         pass
     return ec.ECDSA(hashes.SHA256())  # pragma: no cover
 

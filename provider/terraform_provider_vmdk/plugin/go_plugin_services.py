@@ -72,7 +72,7 @@ class BrokerServicer(grpc_broker_pb2_grpc.GRPCBrokerServicer):
             for _ in request_iterator:
                 if self._stopping.is_set():
                     break
-        except Exception as exc:  # stream cancelled on shutdown
+        except Exception as exc:  # noqa: BLE001 - stream cancelled on shutdown
             log.debug("broker stream ended", extra={"reason": repr(exc)})
         return
         yield  # pragma: no cover  (makes this a generator)

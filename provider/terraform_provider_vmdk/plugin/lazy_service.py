@@ -48,7 +48,7 @@ class LazyProviderService(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpc
                 servicer = ProviderServicer(self._load_framework)
                 capture = _Capture()
                 tfplugin6_pb2_grpc.add_ProviderServicer_to_server(servicer, capture)
-                servicer.fw  # build the framework and provider now, not in the first RPC
+                servicer.fw  # noqa: B018 - build the framework and provider now, not in the first RPC
                 self._handlers = capture.generic
                 self._servicer = servicer
             return self._servicer

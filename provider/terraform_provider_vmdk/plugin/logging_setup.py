@@ -63,7 +63,7 @@ def hclog_timestamp(created: float) -> str:
     Built with ``time`` rather than ``datetime`` to keep start-up imports small.
     """
     seconds = int(created)
-    micros = int(round((created - seconds) * 1_000_000))
+    micros = round((created - seconds) * 1_000_000)
     if micros >= 1_000_000:
         seconds, micros = seconds + 1, micros - 1_000_000
     local = time.localtime(seconds)

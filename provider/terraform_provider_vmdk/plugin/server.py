@@ -150,7 +150,8 @@ def _serve(servicer: Any, endpoint: Endpoint, client_cert: str | None, stop: _St
     health_servicer = health.HealthServicer()
     health_servicer.set(HEALTH_SERVICE, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    controller_stop = (lambda reason: log.info("ignoring %s in debug mode; stop with Ctrl-C", reason)) if debug else stop
+    controller_stop = (
+        (lambda reason: log.info("ignoring %s in debug mode; stop with Ctrl-C", reason)) if debug else stop)
     grpc_controller_pb2_grpc.add_GRPCControllerServicer_to_server(gps.ControllerServicer(controller_stop), server)
     grpc_stdio_pb2_grpc.add_GRPCStdioServicer_to_server(gps.StdioServicer(), server)
     grpc_broker_pb2_grpc.add_GRPCBrokerServicer_to_server(gps.BrokerServicer(stop.event), server)

@@ -260,7 +260,7 @@ class TLSFront:
                     raw.sendall(out)
                 data = raw.recv(RECV_SIZE)
                 if not data:
-                    raise ConnectionError("client closed the connection during the TLS handshake")
+                    raise ConnectionError("client closed the connection during the TLS handshake") from None
                 incoming.write(data)
         out = outgoing.read()
         if out:

@@ -10,6 +10,7 @@ removed (never by throwing it away), so in-use checks and lookups stay O(1) per 
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -255,7 +256,7 @@ def run_bounded(what: str, seconds: float | None, stop: threading.Event, fn: Cal
     while not done.wait(allowance.bound(_WAIT_SLICE) or 0.0):
         if allowance.cancelled() or allowance.expired():
             error = vexc.Cancelled(what) if allowance.cancelled() else vexc.OperationTimedOut(what)
-            return driver_errors(what, lambda: _raise(error))
+            return driver_errors(what, functools.partial(_raise, error))
     if "error" in box:
         error = box["error"]
         if isinstance(error, (vexc.Cancelled, vexc.OperationTimedOut)):

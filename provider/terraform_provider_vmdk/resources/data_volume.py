@@ -44,7 +44,8 @@ class VolumeDataSource(DataSource):
     def schema(self) -> Schema:
         attrs: dict[str, Attribute] = {
             "id": Attribute(String, optional=True, computed=True, validators=(NotEmpty(),),
-                            description="Volume id (the shadow VM's instance UUID). Set exactly one of `id` and `name`."),
+                            description="Volume id (the shadow VM's instance UUID). "
+                                        "Set exactly one of `id` and `name`."),
             "name": Attribute(String, optional=True, computed=True, validators=(NotEmpty(),),
                               description="Display name of the volume. Set exactly one of `id` and `name`; a name "
                               "several volumes share is an error listing their ids."),

@@ -133,7 +133,8 @@ class SnapshotResource(Resource):
             record = None if fresh else backend.index().templates.get(snapshot_id)
             found = template_snapshot(record) if record is not None else backend.ops.find_snapshot(
                 None, snapshot_id=snapshot_id)
-            if found is not None and found.format == FORMAT_TEMPLATE and (not volume_id or found.volume_id == volume_id):
+            if (found is not None and found.format == FORMAT_TEMPLATE
+                    and (not volume_id or found.volume_id == volume_id)):
                 return found
         return None
 
@@ -286,7 +287,8 @@ class SnapshotResource(Resource):
             return host.moref, host.resource_pool or backend.inventory.resource_pool_for_host(host.moref)
 
         driver_errors("rename the template snapshot",
-                      lambda: backend.ops.update_template_annotation(template, name, description, host_and_pool), "name")
+                      lambda: backend.ops.update_template_annotation(template, name, description, host_and_pool),
+                      "name")
 
     # -- delete --------------------------------------------------------------------------------------
     def delete(self, req: ApplyRequest) -> None:
@@ -339,7 +341,8 @@ class SnapshotResource(Resource):
                 "(COW snapshots live in the volume, template snapshots in the Snapshots folder).",
             )
         if len(matches) > 1:
-            listing = ", ".join(f"{m.snapshot_id} ({m.format})" for m in sorted(matches, key=lambda m: m.snapshot_id or ""))
+            ordered = sorted(matches, key=lambda m: m.snapshot_id or "")
+            listing = ", ".join(f"{m.snapshot_id} ({m.format})" for m in ordered)
             raise DiagnosticError(
                 "Ambiguous snapshot name",
                 f"Volume {volume_id} has {len(matches)} snapshots named {key!r}: {listing}. Import by id: "

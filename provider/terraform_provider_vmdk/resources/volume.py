@@ -207,7 +207,8 @@ class VolumeResource(Resource):
         new_size = int(plan["size_gb"]) * GiB
         if new_size > backing.size_bytes:
             refuse_in_use(backend.users_of(backing), "extend it", "size_gb")
-            planned = decision.get("extend") or (EXTEND_MAY_MOVE if is_unknown(plan.get("datastore")) else EXTEND_IN_PLACE)
+            planned = decision.get("extend") or (
+                EXTEND_MAY_MOVE if is_unknown(plan.get("datastore")) else EXTEND_IN_PLACE)
             backing = driver_errors("extend the volume", lambda: executor.extend(
                 backing, new_size, planned, plan.get("storage_policy")), "size_gb")
         if (plan.get("name"), plan.get("description")) != (backing.display_name, backing.description):

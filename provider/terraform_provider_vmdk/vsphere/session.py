@@ -230,7 +230,7 @@ class Session:
                                                 fail_fast=_NO_SERVER)
             except exc.VMwareDriverError:
                 raise
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - any other failure is a ConnectionFailed
                 raise self._fail(self._describe(error)) from None
             self._stub, self._si, self._content = stub, si, content
             self._generation += 1
@@ -253,7 +253,7 @@ class Session:
                 self._retry(login, what="Login", idempotent=True, relogin=False)
             except exc.VMwareDriverError:
                 raise
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - any other failure is a ConnectionFailed
                 raise self._fail(self._describe(error)) from None
             self._generation += 1
             with self._views_lock:
