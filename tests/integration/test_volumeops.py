@@ -110,7 +110,7 @@ class Made:
                     or any(item.obj._moId == v._moId for v in self.vms):
                 try:
                     self.session.run_task(item.obj.Destroy_Task)
-                except Exception:
+                except Exception:  # noqa: BLE001 - best-effort cleanup
                     pass
 
 

@@ -12,18 +12,14 @@ from __future__ import annotations
 import pytest
 from pyVmomi import vim
 from soap_capture import SoapCapture
-from test_volumeops import (  # noqa: F401 - fixtures
+from test_volumeops import (  # fixtures inventory, made, ops, places: see conftest.py
     GiB,
     consumer_vm,
     create,
     disk_of,
     extra_config,
     folder_path,
-    inventory,
-    made,
     new_id,
-    ops,
-    places,
     vm_props,
     vms_named,
 )
@@ -169,7 +165,7 @@ def test_clone_smaller_refused_before_anything_is_sent(vsphere_session, ops, mad
     with SoapCapture(vsphere_session.si) as cap, pytest.raises(DiagnosticError) as err:
         executor(ops).clone(src, new_id(), name="x", description=None, clone_type="full", disk_type="thin",
                             placement=places[0], size_bytes=GiB)
-    assert str(list(err.value.diagnostics)[0].path) == "size_gb" and cap.count("CloneVM_Task") == 0
+    assert str(next(iter(err.value.diagnostics)).path) == "size_gb" and cap.count("CloneVM_Task") == 0
 
 
 def test_clone_from_cow_snapshot_uses_it_directly(vsphere_session, ops, made, places):
@@ -276,7 +272,8 @@ def test_extend_relocates_when_datastore_too_small(vsphere_session, inventory, m
     assert req.size_bytes == 3 * GiB and places[0].datastore._moId in req.excluded_datastores
     reloc = cap.last("RelocateVM_Task").args["spec"]
     assert reloc.datastore._moId == places[1].datastore._moId
-    assert cap.methods().index("RelocateVM_Task") < max(i for i, m in enumerate(cap.methods()) if m == "ReconfigVM_Task")
+    last_reconfig = max(i for i, m in enumerate(cap.methods()) if m == "ReconfigVM_Task")
+    assert cap.methods().index("RelocateVM_Task") < last_reconfig
     # inventory: vm.datastore now lists the target and the disk grew
     assert places[1].datastore._moId in [d._moId for d in vm_props(s, b.moref, "datastore")["datastore"]]
     assert disk_of(s, b.moref).capacityInKB == 3 * GiB // 1024 and b2.size_bytes == 3 * GiB
@@ -359,7 +356,7 @@ def test_retype_disk_type_same_datastore_copies_then_promotes(vsphere_session, i
 def test_retype_copy_failure_leaves_the_original_untouched(vsphere_session, inventory, ops, made, places):
     b = create(ops, made, places[0], disk_type="thin")
     fault = vim.fault.InvalidState(msg="clone failed (injected)")
-    with SoapCapture(vsphere_session.si, fail={"CloneVM_Task": fault}) as cap, pytest.raises(Exception):
+    with SoapCapture(vsphere_session.si, fail={"CloneVM_Task": fault}) as cap, pytest.raises(Exception):  # noqa: B017 - any error: the test is about what is left
         executor(ops).retype(b, "thick", "lsiLogic", None, may_move=False)
     assert cap.count("Rename_Task") == 0 and cap.count("Destroy_Task") == 0
     assert vm_props(vsphere_session, b.moref, "name")["name"] == b.name
@@ -393,7 +390,7 @@ def test_adapter_change_reattaches_the_same_file_in_one_reconfigure(vsphere_sess
     with SoapCapture(s.si) as cap:
         new = ops.change_adapter(b, "paraVirtual")
     first = cap.named("ReconfigVM_Task")[0].args["spec"].deviceChange
-    assert [c.operation for c in first][0] == "remove" and "add" in [c.operation for c in first]
+    assert first[0].operation == "remove" and "add" in [c.operation for c in first]
     disk = disk_of(s, b.moref)
     controller = next(d for d in vm_props(s, b.moref, "config.hardware.device")["config.hardware.device"]
                       if d.key == disk.controllerKey)

@@ -30,8 +30,8 @@ VOL = "0f3e9a1c-1111-4222-8333-944455556666"
 
 
 def facts(**kw) -> Facts:
-    base = dict(size_bytes=10 * GiB, disk_type="thick", adapter_type="lsiLogic", datastore="ds-a",
-                datastore_free=100 * GiB)
+    base = {"size_bytes": 10 * GiB, "disk_type": "thick", "adapter_type": "lsiLogic", "datastore": "ds-a",
+            "datastore_free": 100 * GiB}
     base.update(kw)
     return Facts(**base)
 
@@ -274,7 +274,7 @@ def test_plan_repairs_an_interrupted_change_as_an_update() -> None:
 
 def test_plan_without_kept_facts_uses_the_state() -> None:
     cfg_change = {"size_gb": 20}
-    outcome, req = plan(cfg_change)
+    outcome, _req = plan(cfg_change)
     assert outcome.private["decision"]["extend"] == EXTEND_IN_PLACE
     req2 = PlanRequest(config={**dict.fromkeys(STATE), **{k: STATE[k] for k in ("name", "disk_type",
                                                                                     "adapter_type", "clone_type")},

@@ -157,7 +157,7 @@ class Vcsim:
     def connection_config(self, **overrides):
         from terraform_provider_vmdk.vsphere.config import ConnectionConfig
 
-        kw = dict(server=self.server, user=self.user, password=self.password, ca_file=self.ca_file)
+        kw = {"server": self.server, "user": self.user, "password": self.password, "ca_file": self.ca_file}
         kw.update(overrides)
         return ConnectionConfig(**kw)
 
