@@ -158,7 +158,7 @@ class Lab:
         self.config = self.work / "config"
         self.config.mkdir()
         base = {k: v for k, v in os.environ.items()
-                if not k.startswith(("TF_", "VSPHERE_")) and k != "VMDK_PROVIDER_TEST_MODULE"}
+                if not k.startswith(("TF_", "VSPHERE_"))}
         base.update(HOME=str(home), CHECKPOINT_DISABLE="1", TF_IN_AUTOMATION="1", TF_CLI_CONFIG_FILE=os.devnull,
                     VSPHERE_USER=self.sim.user, VSPHERE_PASSWORD=self.sim.password,
                     VSPHERE_CA_FILE=self.sim.ca_file or "")

@@ -192,7 +192,7 @@ class Demo:
             print("    " + (proc.stdout.strip() or "installed").replace("\n", "\n    "))
         rc = home / ".terraformrc"
         env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("TF_", "VSPHERE_")) and k != "VMDK_PROVIDER_TEST_MODULE"}
+               if not k.startswith(("TF_", "VSPHERE_"))}
         env.update(
             HOME=str(home),
             CHECKPOINT_DISABLE="1",

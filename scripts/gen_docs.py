@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import os
 import re
 import sys
 from pathlib import Path
@@ -284,7 +283,6 @@ def provider_page(provider: Any) -> str:
 
 def build() -> dict[str, str]:
     """Relative path under docs/ → content."""
-    os.environ.pop("VMDK_PROVIDER_TEST_MODULE", None)  # never document the test-only resources
     from terraform_provider_vmdk.cli import build_provider
 
     provider = build_provider()

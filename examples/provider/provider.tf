@@ -19,6 +19,12 @@ provider "vmdk" {
   volume_folder   = "Volumes"  # VM folder holding the shadow VMs
   datastore_regex = "^ds-"     # only these datastores hold volumes
   snapshot_format = "template" # vmdk_snapshot default: a full copy that outlives its volume
+
+  # Datastore types placement may use (default: vmfs, nfs, nfs41, vsan, vvol, as Cinder).
+  # A vCenter simulator (vcsim) reports every datastore as OTHER: add "OTHER" to test against one.
+  datastore_types = ["vmfs", "nfs", "nfs41", "vsan", "vvol"]
+
+  api_timeout = 300 # seconds to wait for one vSphere answer before it counts as lost
 }
 
 variable "vsphere_password" {

@@ -7,22 +7,18 @@ only when a resource first needs vSphere.
 
 from __future__ import annotations
 
-import importlib
-import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .framework.resource import Provider
     from .framework.server import FrameworkServer
     from .resources.provider import VmdkProvider
 
 __all__ = ["main", "build_provider"]
-
-# Acceptance tests of the framework itself register test-only resources through this variable
-# (a module exposing ``resources()`` and/or ``data_sources()``); Terraform passes the environment on.
-TEST_MODULE_ENV = "VMDK_PROVIDER_TEST_MODULE"
 
 USAGE = """usage: terraform-provider-vmdk [--debug | install | orphans --state FILE... | --version]
 
@@ -39,16 +35,12 @@ USAGE = """usage: terraform-provider-vmdk [--debug | install | orphans --state F
 def build_provider() -> VmdkProvider:
     from .resources.provider import VmdkProvider
 
-    extra_resources, extra_data_sources = [], []
-    module_name = os.environ.get(TEST_MODULE_ENV)
-    if module_name:
-        module = importlib.import_module(module_name)
-        extra_resources = list(getattr(module, "resources", list)())
-        extra_data_sources = list(getattr(module, "data_sources", list)())
-    return VmdkProvider(extra_resources, extra_data_sources)
+    return VmdkProvider()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, provider_factory: Callable[[], Provider] | None = None) -> int:
+    """The command line. ``provider_factory`` (default ``build_provider``) lets a test entry point serve a
+    provider with extra test-only resources; the shipped command never takes them from the environment."""
     args = sys.argv[1:] if argv is None else argv
     if args in (["--version"], ["version"]):
         print(f"terraform-provider-vmdk {__version__}")
@@ -70,9 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     from .plugin.lazy_service import LazyProviderService
     from .plugin.server import serve
 
+    factory = provider_factory or build_provider
+
     def load() -> FrameworkServer:
         from .framework.server import FrameworkServer
 
-        return FrameworkServer(build_provider())
+        return FrameworkServer(factory())
 
     return serve(LazyProviderService(load), debug=args == ["--debug"])

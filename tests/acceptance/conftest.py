@@ -57,11 +57,17 @@ def terraform_binary(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def plugin_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A HOME whose implied local mirror holds our launcher, as `terraform-provider-vmdk install` makes it."""
+    """A HOME whose implied local mirror holds our launcher, as `terraform-provider-vmdk install` makes it —
+    pointed at the test entry point, which adds the test-only resources (provider_for_tests.py)."""
     home = tmp_path_factory.mktemp("home")
     env = {**os.environ, "HOME": str(home)}
-    subprocess.run([sys.executable, "-m", "terraform_provider_vmdk", "install"], env=env, check=True,
-                   capture_output=True)
+    out = subprocess.run([sys.executable, "-m", "terraform_provider_vmdk", "install"], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    launcher = Path(out.strip().splitlines()[-1])
+    assert launcher.is_file(), out
+    text = launcher.read_text()
+    assert " -m terraform_provider_vmdk " in text
+    launcher.write_text(text.replace(" -m terraform_provider_vmdk ", " -m tests.acceptance.provider_for_tests "))
     (home / ".terraformrc").write_text("")
     return home
 
@@ -73,7 +79,6 @@ def tf_env(plugin_home: Path, tmp_path: Path) -> dict[str, str]:
         "TF_CLI_CONFIG_FILE": str(plugin_home / ".terraformrc"),
         "TF_IN_AUTOMATION": "1",
         "CHECKPOINT_DISABLE": "1",
-        "VMDK_PROVIDER_TEST_MODULE": "tests.acceptance.testing_resources",
         "VMDK_TEST_STORE": str(tmp_path / "store"),
         "PYTHONPATH": str(REPO),
     }

@@ -89,9 +89,6 @@ def converge_and_check(tf, vsphere_session, proxy, before: tuple[list[str], list
     mine = [v for v in now_volumes if v not in before[0]]
     assert sorted(mine) == sorted(volumes), "one backing per volume in state, nothing else"
     assert {s for s in now_snaps if s not in before[1]} <= snaps
-    from tests.vcsim.harness import undo_clone_source_rewrite
-
-    undo_clone_source_rewrite(vsphere_session)  # TEMPORARY until the faithful simulator lands
     destroyed = run(tf, "destroy", "-auto-approve")
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
     after_volumes, after_snaps = inventory(vsphere_session)

@@ -174,7 +174,7 @@ def test_password_never_logged(make_tf, tmp_path: Path) -> None:
 def test_debug_reattach_mode(terraform_binary: str, tf_env: dict[str, str], tmp_path: Path) -> None:
     """`terraform-provider-vmdk --debug` serves without being launched; Terraform reattaches to it."""
     env = {**os.environ, **tf_env}
-    proc = subprocess.Popen([sys.executable, "-m", "terraform_provider_vmdk", "--debug"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "tests.acceptance.provider_for_tests", "--debug"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         reattach = None

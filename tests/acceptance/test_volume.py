@@ -172,17 +172,22 @@ def test_drift_import_and_out_of_band_delete(make_tf, vsphere_provider_block, vs
     from pyVmomi import vim
 
     before = set(scan_backings())
-    tf = make_tf(volume(vsphere_provider_block, '  name = "drifty"\n  size_gb = 2'))
+    body = '  name = "drifty"\n  size_gb = 2\n  storage_policy = "vmdk-gold"'
+    tf = make_tf(volume(vsphere_provider_block, body))
     tf.apply()
     vid = tf.output()["id"]
 
-    # import into another configuration: no changes afterwards
-    other = make_tf(volume(vsphere_provider_block, '  name = "drifty"\n  size_gb = 2'), name="importer")
+    # import into another configuration: no changes afterwards (the storage policy is read back too)
+    x = 'resource "vmdk_volume" "x" {\n  name = "x"\n  size_gb = 1\n}\n'
+    other = make_tf(volume(vsphere_provider_block, body), name="importer")
     imported = run(other, "import", "vmdk_volume.v", vid)
     assert imported.returncode == 0, imported.stdout + imported.stderr
     assert actions(other.plan(output=True)) == ["no-op"]
-    missing = run(other, "import", "vmdk_volume.x", "00000000-0000-0000-0000-000000000000")
-    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    third = make_tf(volume(vsphere_provider_block, body, x), name="third")
+    bad = run(third, "import", "vmdk_volume.x", "volume-name")
+    assert bad.returncode == 1 and "Invalid import id" in bad.stderr
+    missing = run(third, "import", "vmdk_volume.x", "00000000-0000-0000-0000-000000000000")
+    assert missing.returncode == 1 and "No volume with id" in missing.stderr and "Traceback" not in missing.stderr
 
     # out-of-band grow: drift shows, and going back would be a shrink, which plan refuses
     vm = vsphere_session.content.searchIndex.FindByUuid(None, vid, True, True)

@@ -1,7 +1,7 @@
 """Test-only resources that exercise the framework through real Terraform, without vSphere.
 
-Loaded by the provider only when VMDK_PROVIDER_TEST_MODULE names this module. ``vmdk_test_item``
-keeps its objects as JSON files in VMDK_TEST_STORE, so tests can check apply results and make
+Served only by the acceptance tests' entry point (provider_for_tests.py), never by the shipped command.
+``vmdk_test_item`` keeps its objects as JSON files in VMDK_TEST_STORE, so tests can check apply results and make
 out-of-band changes the way a real backend would show drift.
 """
 

@@ -52,7 +52,7 @@ def placements(session: Any, inventory: Any) -> list[SimpleNamespace]:
         host = mounts[0].key
         compute = session.get_properties(host, ["parent"])["parent"]
         pool = session.get_properties(compute, ["resourcePool"])["resourcePool"]
-        out.append(SimpleNamespace(host=host, resource_pool=pool, datastore=item.obj,
+        out.append(SimpleNamespace(host=host, resource_pool=pool, datastore=item.obj, release=lambda: None,
                                    datastore_name=item.props["name"], profile_id=None))
     out.sort(key=lambda p: p.datastore_name)
     assert len(out) >= 2, "these tests need a vcsim model with at least two datastores"

@@ -39,7 +39,7 @@ class FakeSelector:
         self.placement, self.usable, self.asked, self.usable_asked = placement, usable, [], []
         self.profiles = profiles or {}
 
-    def select(self, requirements):
+    def select(self, requirements, reserve=False):
         self.asked.append(requirements)
         return self.placement
 

@@ -49,6 +49,23 @@ def rules(**kw) -> Rules:
 
 # --- each filter ---------------------------------------------------------------------------
 
+def test_a_named_datastore_follows_the_same_regex_rule_as_placement():
+    """One rule (Cinder's re.match) whether placement picks the datastore or the volume names it."""
+    gold = re.compile("gold")
+    assert not evaluate(ds("ds-gold"), rules(name_regex=gold)).eligible
+    named = evaluate(ds("ds-gold"), rules(name_regex=gold, only="ds-gold"))
+    assert not named.eligible and "datastore_regex" in named.reason
+    assert evaluate(ds("gold-1"), rules(name_regex=gold, only="gold-1")).eligible
+    other = evaluate(ds("gold-2"), rules(name_regex=gold, only="gold-1"))
+    assert other.rule == "only" and explain([other], GiB).endswith("does not exist")
+
+
+def test_explain_names_datastore_types_when_every_datastore_has_the_wrong_type():
+    evs = [evaluate(ds("LocalDS_0", type="OTHER"), rules()), evaluate(ds("x", type="OTHER"), rules())]
+    msg = explain(evs, GiB)
+    assert "LocalDS_0: type OTHER is not in datastore_types" in msg
+    assert "datastore_types" in msg.split("). ")[-1] and "seen: OTHER" in msg
+
 def test_eligible_datastore_has_no_reason_and_lists_usable_hosts():
     ev = evaluate(ds("a", hosts=("host-2", "host-1")), rules())
     assert ev.eligible and ev.reason is None
@@ -368,3 +385,24 @@ def test_inaccessible_datastore_with_inaccessible_mounts_reports_not_accessible(
     # Type is checked before mount usability, as in Cinder (usability only at host choice).
     other = ds("o", type="OTHER", mounts=[MountState("host-1", read_write=False)])
     assert evaluate(other, rules()).reason.startswith("type OTHER")
+
+
+def test_parallel_creates_count_the_space_of_creates_in_flight(inv, monkeypatch):
+    """shared has 30 GiB free: two 12 GiB creates in flight fit, the third goes to the next datastore,
+    and a released create's space stays counted for the grace period (vCenter reports it late)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from terraform_provider_vmdk.vsphere import datastore as ds_mod
+
+    sel = DatastoreSelector(None, inv)
+    with ThreadPoolExecutor(3) as pool:
+        picks = list(pool.map(lambda _: sel.select(Requirements(12 * GiB), reserve=True), range(3)))
+    assert sorted(p.datastore_name for p in picks) == ["local1", "shared", "shared"]
+    assert sel.select(Requirements(12 * GiB)).datastore_name != "shared"  # shared has 6 GiB left for us
+    for p in picks:
+        p.release()
+    assert sel.select(Requirements(12 * GiB)).datastore_name != "shared"  # still counted (grace)
+    now = [0.0]
+    monkeypatch.setattr(ds_mod.time, "monotonic", lambda: now[0] + 1e9)
+    assert sel.select(Requirements(12 * GiB)).datastore_name == "shared"  # grace over: vSphere's figure rules
+    DatastoreSelector(None, inv).select(Requirements(5 * GiB)).release()  # no reservation: a no-op

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,14 +10,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_docs_are_fresh() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "VMDK_PROVIDER_TEST_MODULE"}
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_docs.py"), "--check"],
-                          capture_output=True, text=True, timeout=120, env=env)
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"stale docs; run scripts/gen_docs.py\n{proc.stdout}\n{proc.stderr}"
 
 
 def test_every_type_has_a_page_and_an_example() -> None:
-    os.environ.pop("VMDK_PROVIDER_TEST_MODULE", None)
     from terraform_provider_vmdk.cli import build_provider
 
     provider = build_provider()

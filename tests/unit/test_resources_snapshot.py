@@ -135,7 +135,7 @@ def test_run_bounded_returns_at_once_when_time_runs_out_and_the_work_sees_it() -
     started = time.monotonic()
     with pytest.raises(DiagnosticError, match="Timed out"):
         run_bounded("slow thing", 0.05, threading.Event(), slow)
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 3
     assert finished.wait(5) and seen == ["timed out"]
     assert run_bounded("quick", 5, threading.Event(), lambda: 42) == 42
     with pytest.raises(ValueError):
@@ -153,7 +153,7 @@ def test_run_bounded_stops_on_stop_provider() -> None:
     started = time.monotonic()
     with pytest.raises(DiagnosticError, match="Cancelled"):
         run_bounded("long thing", None, stop, lambda: budget.current().sleep(30))
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 3
 
 
 @pytest.mark.parametrize("cfg, ok", [({"id": "a", "name": None}, True), ({"id": None, "name": "n"}, True),

@@ -14,7 +14,7 @@ from .. import __version__
 from ..framework.diagnostics import Diagnostics
 from ..framework.resource import DataSource, Provider, RequestContext, Resource
 from ..framework.schema import Attribute, Schema, schema
-from ..framework.secrets import register_secret
+from ..framework.secrets import set_secrets
 from ..framework.types import Bool, List, Number, String
 from ..framework.unknowns import is_unknown
 from ..framework.validators import AtLeast, NotEmpty, OneOf, ValidRegex, WholeNumber
@@ -147,7 +147,7 @@ class VmdkProvider(Provider):
         settings = self._settings(config, diags)
         if settings is None:
             return None
-        register_secret(settings.connection.password)
+        set_secrets([settings.connection.password])  # this configuration's secrets replace any earlier
         self.client = VSphereClient(settings)
         return self.client
 

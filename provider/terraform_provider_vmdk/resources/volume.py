@@ -94,15 +94,18 @@ class VolumeResource(Resource):
         plan = req.plan or {}
         size_bytes = int(plan["size_gb"]) * GiB
         placement = self._placement(backend, size_bytes, plan.get("storage_policy"), plan.get("datastore"))
-        if plan.get("source_volume_id") or plan.get("source_snapshot_id"):
-            source = self._source(backend, plan)
-            return driver_errors("clone the volume", lambda: Executor(backend).clone(
-                source, volume_id, name=plan["name"], description=plan.get("description"),
-                clone_type=plan["clone_type"], disk_type=plan["disk_type"], placement=placement,
-                size_bytes=size_bytes))
-        backing = driver_errors("create the volume", lambda: backend.ops.create_backing(
-            volume_id, plan["name"], size_bytes, plan["disk_type"], plan["adapter_type"], placement,
-            profile_id=placement.profile_id, description=plan.get("description")))
+        try:
+            if plan.get("source_volume_id") or plan.get("source_snapshot_id"):
+                source = self._source(backend, plan)
+                return driver_errors("clone the volume", lambda: Executor(backend).clone(
+                    source, volume_id, name=plan["name"], description=plan.get("description"),
+                    clone_type=plan["clone_type"], disk_type=plan["disk_type"], placement=placement,
+                    size_bytes=size_bytes))
+            backing = driver_errors("create the volume", lambda: backend.ops.create_backing(
+                volume_id, plan["name"], size_bytes, plan["disk_type"], plan["adapter_type"], placement,
+                profile_id=placement.profile_id, description=plan.get("description")))
+        finally:
+            placement.release()
         backend.remember(backing)
         return backing
 
@@ -113,7 +116,7 @@ class VolumeResource(Resource):
         pinned = datastore if _known(datastore) else None
         requirements = Requirements(size_bytes=size_bytes, profile_name=policy, datastore=pinned)
         where = f"place the volume on datastore {pinned}" if pinned else "place the volume"
-        return driver_errors(where, lambda: backend.selector.select(requirements),
+        return driver_errors(where, lambda: backend.selector.select(requirements, reserve=True),
                              "datastore" if pinned else ("storage_policy" if policy else None))
 
     @staticmethod
@@ -197,8 +200,11 @@ class VolumeResource(Resource):
         if _known(ds_cfg) and ds_cfg != backing.datastore_name:
             refuse_in_use(backend.users_of(backing), "move it", "datastore")
             placement = self._placement(backend, backing.size_bytes, plan.get("storage_policy"), ds_cfg)
-            backing = driver_errors("relocate the volume", lambda: backend.ops.relocate_backing(
-                backing, placement, profile_id=backing.profile_id), "datastore")
+            try:
+                backing = driver_errors("relocate the volume", lambda: backend.ops.relocate_backing(
+                    backing, placement, profile_id=backing.profile_id), "datastore")
+            finally:
+                placement.release()
         if self._retype_wanted(plan, prior, backing):
             refuse_in_use(backend.users_of(backing), "retype it", "disk_type")
             may_move = decision.get("retype_may_move", is_unknown(plan.get("datastore")))

@@ -323,8 +323,12 @@ class Executor:
         LOG.info("moving %s to a datastore with room for %d GiB", backing.name, _gib(size_bytes))
         placement = self.backend.selector.select(Requirements(
             size_bytes=size_bytes, profile_name=policy_name,
-            excluded_datastores=frozenset({backing.datastore} if backing.datastore is not None else ())))
-        return self.ops.relocate_backing(backing, placement, profile_id=backing.profile_id)
+            excluded_datastores=frozenset({backing.datastore} if backing.datastore is not None else ())),
+            reserve=True)
+        try:
+            return self.ops.relocate_backing(backing, placement, profile_id=backing.profile_id)
+        finally:
+            placement.release()
 
     # -- retype ----------------------------------------------------------------------------------------
     def retype(self, backing: Backing, disk_type: str, adapter_type: str, policy_name: str | None,
@@ -350,13 +354,16 @@ class Executor:
         if decision.relocate:
             excluded = frozenset({backing.datastore}) if decision.exclude_current_datastore else frozenset()
             placement = selector.select(Requirements(size_bytes=backing.size_bytes, profile_name=policy_name,
-                                                     excluded_datastores=excluded))
-            if placement.datastore_name != backing.datastore_name:
-                backing = self.ops.relocate_backing(backing, placement,
-                                                    disk_type if decision.disk_type_change else None,
-                                                    profile_id=profile_id)
-            elif decision.disk_type_change:
-                backing = self.ops.convert_by_clone(backing, disk_type)
+                                                     excluded_datastores=excluded), reserve=True)
+            try:
+                if placement.datastore_name != backing.datastore_name:
+                    backing = self.ops.relocate_backing(backing, placement,
+                                                        disk_type if decision.disk_type_change else None,
+                                                        profile_id=profile_id)
+                elif decision.disk_type_change:
+                    backing = self.ops.convert_by_clone(backing, disk_type)
+            finally:
+                placement.release()
         elif decision.disk_type_change:
             backing = self.ops.convert_by_clone(backing, disk_type)
         if decision.adapter_change:

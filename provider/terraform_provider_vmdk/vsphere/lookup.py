@@ -99,7 +99,8 @@ class BackingIndex:
         return self.choice(volume_id).primary
 
     def users_of(self, backing: Backing) -> list[str]:
-        """Names of OTHER VMs that have this backing's VMDK attached."""
+        """Names of the VMs — not shadow VMs of ours — that have this backing's VMDK attached (Cinder's "in
+        use": attached to an instance; one of our backings is never an instance)."""
         if not backing.vmdk_path:
             return []
         return sorted(name for ref, name in self.users.get(backing.vmdk_path, ()) if ref != backing.moref_value)
@@ -111,7 +112,6 @@ class BackingIndex:
             self.templates[backing.snapshot_id] = backing
         elif backing.volume_id:
             self.volumes.setdefault(backing.volume_id, []).append(backing)
-        self._add_users(backing.moref_value, backing.name, backing.devices)
 
     def drop(self, moref_value: str) -> None:
         """Forget a VM this process just destroyed (or is about to re-record)."""
@@ -142,11 +142,10 @@ def build_index(items: Iterable[tuple[Any, dict[str, Any]]]) -> BackingIndex:
     """An index from (moref, properties) of every VM (BACKING_PROPERTIES)."""
     index = BackingIndex()
     for obj, props in items:
-        ref = moid(obj) or str(obj)
-        name = props.get("name") or ref
-        index._add_users(ref, name, props.get("config.hardware.device") or ())
         record = backing_from_props(obj, props)
         if not is_ours(record.extra_config):
+            ref = moid(obj) or str(obj)
+            index._add_users(ref, props.get("name") or ref, props.get("config.hardware.device") or ())
             continue
         if record.kind == specs.KIND_SNAPSHOT and record.snapshot_id:
             index.templates[record.snapshot_id] = record
@@ -207,10 +206,10 @@ class Lookup(OpsBase):
                 if volume_id is None or record.volume_id == volume_id}
 
     def is_in_use(self, backing: Backing) -> list[str]:
-        """Names of OTHER VMs with a disk whose file is this volume's VMDK (one read)."""
+        """Names of the VMs (not ours) with a disk whose file is this volume's VMDK (one read)."""
         if not backing.vmdk_path:
             return []
-        items = self.session.retrieve(vim.VirtualMachine, ["name", "config.hardware.device"],
+        items = self.session.retrieve(vim.VirtualMachine, ["name", "config.hardware.device", "config.extraConfig"],
                                       container=self.inventory.vm_folder)
         index = build_index((item.obj, item.props) for item in items)
         return index.users_of(backing)
