@@ -5,7 +5,9 @@
     ...  sim.server, sim.user, sim.password, sim.ca_file, sim.datacenter
     sim.stop()                    # SIGTERM (vcsim removes its datastore folders), then our temp folder
 
-The simulator's model is documented at the top of main.go.
+    start_vcsim(stock=True)       # govmomi's default VPX inventory, as a stock vcsim serves it
+
+The simulator's model, its fidelity layer and the test endpoints are documented at the top of main.go.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 MAIN_GO = HERE / "main.go"
+GO_SOURCES = "*.go"  # every Go file of the main package in tests/vcsim
 BINARY = HERE / "bin" / "vcsim"
 GOPATH = Path("/usr/share/gocode")
 GOVMOMI_SRC = GOPATH / "src" / "github.com" / "vmware" / "govmomi" / "simulator"
@@ -48,12 +51,18 @@ def _apt_install() -> None:
                     "golang-github-vmware-govmomi-dev"], check=True, env=env, stdout=subprocess.DEVNULL)
 
 
+def go_sources() -> list[Path]:
+    """The Go files the binary is built from (tests/vcsim/*.go)."""
+    return sorted(HERE.glob(GO_SOURCES))
+
+
 def ensure_built() -> Path:
-    """Return the vcsim binary, installing Go/govmomi and (re)building when main.go is newer."""
+    """Return the vcsim binary, installing Go/govmomi and (re)building when a Go source is newer."""
     BINARY.parent.mkdir(parents=True, exist_ok=True)
     with open(BINARY.parent / ".build.lock", "w") as lock:  # several test runs may share the checkout
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if BINARY.exists() and BINARY.stat().st_mtime >= MAIN_GO.stat().st_mtime:
+        newest = max(p.stat().st_mtime for p in go_sources())
+        if BINARY.exists() and BINARY.stat().st_mtime >= newest:
             return BINARY
         if shutil.which("go") is None or not GOVMOMI_SRC.is_dir():
             _apt_install()
@@ -139,6 +148,7 @@ class Vcsim:
     workdir: Path | None = None
     process: subprocess.Popen | None = field(default=None, repr=False)
     log_file: Path | None = None
+    stock: bool = False
 
     @property
     def server(self) -> str:
@@ -183,6 +193,20 @@ class Vcsim:
             form["fault"] = fault
         return self._post("/vmdk-test/task", form)
 
+    def set_delay(self, method: str, seconds: float, count: int | None = None) -> None:
+        """Make the next ``count`` calls (default: all) of ``method`` (a ``*_Task`` method, e.g.
+        ``CreateVM_Task``) answer their task at once, running, and do the work ``seconds`` later, as a
+        real vCenter runs tasks in the background; CancelTask meanwhile ends the task in error
+        RequestCanceled without doing the work.  ``seconds=0`` clears the delay."""
+        form = {"method": method, "seconds": repr(float(seconds))}
+        if count is not None:
+            form["count"] = str(int(count))
+        self._post("/vmdk-test/delay", form)
+
+    def set_datastore_tag(self, datastore: str, category: str, tag: str | None) -> None:
+        """Tag a datastore for the PBM placement solver (``tag=None`` removes the category's tags)."""
+        self._post("/vmdk-test/tag", {"datastore": datastore, "category": category, "tag": tag or ""})
+
     def _post(self, path: str, form: dict[str, str]) -> str:
         import ssl
 
@@ -221,11 +245,13 @@ class Vcsim:
 
 
 def start_vcsim(tmpdir: str | Path | None = None, *, port: int = 0, user: str = USER, password: str = PASSWORD,
-                tls: bool = True) -> Vcsim:
+                tls: bool = True, stock: bool = False) -> Vcsim:
     """Start the simulator on 127.0.0.1 and wait until it listens.
 
     ``tmpdir``: parent of the work folder (certificates, the simulator's TMPDIR, its log); default the
     system temp dir.  The work folder is removed by ``stop()`` (and at interpreter exit as a last resort).
+    ``stock``: serve govmomi's default VPX inventory exactly as a stock vcsim does (no extra datastores,
+    policy, fidelity layer or /vmdk-test endpoints); only the address, TLS and credentials are ours.
     """
     binary = ensure_built()
     workdir = Path(tempfile.mkdtemp(prefix="vmdk-vcsim-", dir=tmpdir))
@@ -233,6 +259,8 @@ def start_vcsim(tmpdir: str | Path | None = None, *, port: int = 0, user: str = 
         sim_tmp = workdir / "tmp"
         sim_tmp.mkdir()
         args = [str(binary), "-port", str(port), "-user", user, "-password", password]
+        if stock:
+            args.append("-stock")
         ca_file = None
         if tls:
             ca, cert, key = make_certificates(workdir / "tls")
@@ -262,7 +290,7 @@ def start_vcsim(tmpdir: str | Path | None = None, *, port: int = 0, user: str = 
             raise RuntimeError(f"vcsim did not start: {line!r}; log:\n{log_file.read_text(errors='replace')}")
         u = urllib.parse.urlsplit(line.split("=", 1)[1].strip())
         sim = Vcsim(host=u.hostname or "127.0.0.1", port=u.port or 443, user=user, password=password,
-                    ca_file=ca_file, workdir=workdir, process=proc, log_file=log_file)
+                    ca_file=ca_file, workdir=workdir, process=proc, log_file=log_file, stock=stock)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
@@ -271,11 +299,12 @@ def start_vcsim(tmpdir: str | Path | None = None, *, port: int = 0, user: str = 
 
 
 def undo_clone_source_rewrite(session) -> list[str]:  # type: ignore[no-untyped-def]
-    """Work around a vcsim (govmomi 0.24) bug: CloneVM_Task rewrites the SOURCE VM's disk backing to the
-    clone's new file, so afterwards two shadow VMs share one VMDK (and delete rightly refuses a disk in
-    use). Real vSphere leaves the source alone. Point each of our shadow VMs (volume-*, and snapshot-*
-    templates, which vcsim only lets us edit as VMs) back at its own file, which vcsim created and still
-    has. Returns the names of the VMs repaired."""
+    """Work around a stock vcsim (govmomi 0.24) bug: CloneVM_Task rewrites the SOURCE VM's disk backing to
+    the clone's new file, so afterwards two shadow VMs share one VMDK (and delete rightly refuses a disk in
+    use). Real vSphere leaves the source alone, and so does our simulator's fidelity layer (clone.go):
+    there this finds nothing to repair. On a stock vcsim (``start_vcsim(stock=True)``), point each of our
+    shadow VMs (volume-*, and snapshot-* templates, which vcsim only lets us edit as VMs) back at its own
+    file, which vcsim created and still has. Returns the names of the VMs repaired."""
     from pyVmomi import vim
 
     repaired = []

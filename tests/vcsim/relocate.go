@@ -1,0 +1,340 @@
+package main
+
+// RelocateVM_Task as vSphere does it: the VM's folder and disks move to the datastores asked
+// (files really move), backings follow (file name, datastore, thin/eager as the locators ask),
+// vm.datastore and the host/pool/folder change. vcsim 0.24.2 only changes vm.datastore.
+
+import (
+	"io/ioutil"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/soap"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+func relocateVM(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
+	req := m.Body.(*types.RelocateVM_Task)
+	vm := simulator.Map.Get(req.This).(*simulator.VirtualMachine)
+	ref := runTask(vm, "relocateVm", func() (types.AnyType, types.BaseMethodFault) {
+		return nil, doRelocate(ctx, vm, &req.Spec)
+	})
+	return &methods.RelocateVM_TaskBody{Res: &types.RelocateVM_TaskResponse{Returnval: ref}}
+}
+
+type diskMove struct {
+	disk        *types.VirtualDisk
+	from, to    *simulator.Datastore
+	thin, eager bool
+}
+
+// dsPath builds "[ds] p".
+func dsPath(ds string, p string) string {
+	return (&object.DatastorePath{Datastore: ds, Path: p}).String()
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *types.VirtualMachineRelocateSpec) types.BaseMethodFault {
+	dir := vmDir(vm)
+	oldVMX := datastoreByName(dir.Datastore)
+	if oldVMX == nil {
+		return &types.InvalidDatastore{Name: dir.Datastore}
+	}
+	newVMX := oldVMX
+	if spec.Datastore != nil {
+		ds, f := datastoreOf(spec.Datastore)
+		if f != nil {
+			return f
+		}
+		newVMX = ds
+	}
+	need := []*simulator.Datastore{newVMX}
+
+	var moves []diskMove
+	for _, d := range vmDisks(vm) {
+		b := flatBacking(d)
+		_, from, f := localPath(b.FileName)
+		if f != nil {
+			return f
+		}
+		to := from
+		dl := locatorFor(spec.Disk, d.Key)
+		switch {
+		case dl != nil && dl.Datastore.Value != "":
+			if to, f = datastoreOf(&dl.Datastore); f != nil {
+				return f
+			}
+		case spec.Datastore != nil:
+			to = newVMX
+		}
+		thin, eager := provisioning(b, string(spec.Transform), dl)
+		moves = append(moves, diskMove{disk: d, from: from, to: to, thin: thin, eager: eager})
+		need = append(need, to)
+		if spec.DiskMoveType == moveChildMost || (to == from) {
+			for p := b.Parent; p != nil; p = p.Parent {
+				if _, pds, f := localPath(p.FileName); f == nil {
+					need = append(need, pds)
+				}
+			}
+		}
+	}
+
+	var pool mo.Entity
+	if spec.Pool != nil {
+		p, ok := simulator.Map.Get(*spec.Pool).(mo.Entity)
+		if !ok {
+			return &types.ManagedObjectNotFound{Obj: *spec.Pool}
+		}
+		pool = p
+	} else if vm.ResourcePool != nil {
+		pool, _ = simulator.Map.Get(*vm.ResourcePool).(mo.Entity)
+	} else if h, ok := simulator.Map.Get(*vm.Runtime.Host).(*simulator.HostSystem); ok {
+		pool = h // a template: the host's compute resource
+	}
+	host, f := pickHost(spec.Host, pool, vm.Runtime.Host, need)
+	if f != nil {
+		return f
+	}
+
+	// Plan every file move and refuse before touching anything if a target exists.
+	type fileMove struct{ from, to string }
+	var files []fileMove
+	diskFiles := map[string]bool{} // local paths of disk files (they move with their disk, or stay)
+	for _, mv := range moves {
+		desc, _, _ := localPath(flatBacking(mv.disk).FileName)
+		diskFiles[desc], diskFiles[flatName(desc)] = true, true
+	}
+	// The VM's folder on a new datastore is named as vCenter names one (name, name_1... if taken);
+	// disks moving alone go to a folder of the VM's name on their datastore.
+	newDirPath := dir.Path
+	if newVMX != oldVMX {
+		newDirPath = freeName(func(n string) bool { return fileExists(filepath.Join(dsURL(newVMX), n)) }, dir.Path, "")
+	}
+	folderOn := func(ds *simulator.Datastore) string {
+		if ds == newVMX {
+			return newDirPath
+		}
+		return dir.Path
+	}
+	oldLocal := filepath.Join(dsURL(oldVMX), dir.Path)
+	newLocal := filepath.Join(dsURL(newVMX), newDirPath)
+	if newVMX != oldVMX {
+		entries, _ := ioutil.ReadDir(oldLocal)
+		for _, e := range entries {
+			from := filepath.Join(oldLocal, e.Name())
+			if diskFiles[from] || e.IsDir() {
+				continue
+			}
+			files = append(files, fileMove{from, filepath.Join(newLocal, e.Name())})
+		}
+	}
+	newNames := map[*types.VirtualDisk]string{}
+	taken := map[string]bool{}
+	for _, mv := range moves {
+		if mv.to == mv.from {
+			continue
+		}
+		b := flatBacking(mv.disk)
+		var p object.DatastorePath
+		p.FromString(b.FileName)
+		folder := folderOn(mv.to)
+		local := filepath.Join(dsURL(mv.to), folder)
+		file := freeName(func(n string) bool {
+			return taken[filepath.Join(local, n)] || fileExists(filepath.Join(local, n)) || fileExists(filepath.Join(local, flatName(n)))
+		}, strings.TrimSuffix(path.Base(p.Path), ".vmdk"), ".vmdk")
+		taken[filepath.Join(local, file)] = true
+		name := dsPath(mv.to.Name, path.Join(folder, file))
+		newNames[mv.disk] = name
+		desc, _, _ := localPath(b.FileName)
+		ndesc, _, _ := localPath(name)
+		files = append(files, fileMove{desc, ndesc}, fileMove{flatName(desc), flatName(ndesc)})
+	}
+	for _, fm := range files {
+		if fileExists(fm.to) {
+			return &types.FileAlreadyExists{FileFault: types.FileFault{File: fm.to}}
+		}
+	}
+
+	// Move.
+	for _, fm := range files {
+		if err := os.MkdirAll(filepath.Dir(fm.to), 0o700); err != nil {
+			return &types.CannotCreateFile{FileFault: types.FileFault{File: fm.to}}
+		}
+		if err := moveFile(fm.from, fm.to); err != nil {
+			return &types.CannotAccessFile{FileFault: types.FileFault{File: fm.from}}
+		}
+	}
+	if newVMX != oldVMX {
+		_ = os.Remove(oldLocal) // only if empty: disks that stay keep the folder
+	}
+
+	// Inventory: backings, files, datastores, host, pool, folder.
+	for _, mv := range moves {
+		b := flatBacking(mv.disk)
+		b.ThinProvisioned, b.EagerlyScrub = types.NewBool(mv.thin), types.NewBool(mv.eager)
+		name, moved := newNames[mv.disk]
+		if !moved {
+			continue
+		}
+		b.FileName = name
+		b.Datastore = &mv.to.Self
+		capacity := diskCapacity(mv.disk)
+		adjustFree(mv.from, capacity)
+		adjustFree(mv.to, -capacity)
+		switch spec.DiskMoveType {
+		case moveChildMost:
+			// the child moves; its parents stay where they are
+		case newChildBacking:
+			// vSphere would leave the disk and put a new child on the target; the child here is the
+			// moved (materialised) disk, with the parents kept.
+		case moveConsolidate:
+			b.Parent, b.DeltaDiskFormat = nil, ""
+		default:
+			relocateParents(b, mv.to, folderOn(mv.to), spec.DiskMoveType == moveAllowSharing)
+		}
+	}
+	files2 := vm.Config.Files
+	if newVMX != oldVMX {
+		from, to := dsPath(oldVMX.Name, dir.Path), dsPath(newVMX.Name, newDirPath)
+		swap := func(s string) string {
+			if s == from || strings.HasPrefix(s, from+"/") {
+				return to + strings.TrimPrefix(s, from)
+			}
+			return s
+		}
+		files2.VmPathName = swap(files2.VmPathName)
+		files2.SnapshotDirectory = swap(files2.SnapshotDirectory)
+		files2.SuspendDirectory = swap(files2.SuspendDirectory)
+		files2.LogDirectory = swap(files2.LogDirectory)
+		vm.Summary.Config.VmPathName = files2.VmPathName
+		setVMLog(vm, filepath.Join(newLocal, "vmware.log"))
+	}
+
+	oldHost := *vm.Runtime.Host
+	if host.Self != oldHost {
+		if h, ok := simulator.Map.Get(oldHost).(*simulator.HostSystem); ok {
+			removeRef(h, &h.Vm, vm.Self)
+		}
+		addRef(host, &host.Vm, vm.Self)
+		ref := host.Self
+		vm.Runtime.Host = &ref
+		vm.Summary.Runtime.Host = &ref
+		if cr := computeResourceOf(host); cr != nil {
+			if c, ok := cr.(*simulator.ClusterComputeResource); ok && c.EnvironmentBrowser != nil {
+				vm.EnvironmentBrowser = *c.EnvironmentBrowser
+			} else if c, ok := cr.(*mo.ComputeResource); ok && c.EnvironmentBrowser != nil {
+				vm.EnvironmentBrowser = *c.EnvironmentBrowser
+			}
+		}
+	}
+	if spec.Pool != nil && (vm.ResourcePool == nil || *vm.ResourcePool != *spec.Pool) && !vm.Config.Template {
+		if vm.ResourcePool != nil {
+			if list, obj := poolVMs(simulator.Map.Get(*vm.ResourcePool)); list != nil {
+				removeRef(obj, list, vm.Self)
+			}
+		}
+		if list, obj := poolVMs(simulator.Map.Get(*spec.Pool)); list != nil {
+			addRef(obj, list, vm.Self)
+		}
+		ref := *spec.Pool
+		vm.ResourcePool = &ref
+	}
+
+	// vm.datastore: where the VM's files and disks (and their parents) are now.
+	used := []*simulator.Datastore{newVMX}
+	for _, d := range vmDisks(vm) {
+		for b := flatBacking(d); b != nil; b = b.Parent {
+			if _, ds, f := localPath(b.FileName); f == nil {
+				used = append(used, ds)
+			}
+		}
+	}
+	var refs []types.ManagedObjectReference
+	seen := map[types.ManagedObjectReference]bool{}
+	for _, ds := range used {
+		if !seen[ds.Self] {
+			seen[ds.Self] = true
+			refs = append(refs, ds.Self)
+		}
+	}
+	for _, r := range vm.Datastore {
+		if !seen[r] {
+			if ds, ok := simulator.Map.Get(r).(*simulator.Datastore); ok {
+				removeRef(ds, &ds.Vm, vm.Self)
+			}
+		}
+	}
+	for _, r := range refs {
+		if ds, ok := simulator.Map.Get(r).(*simulator.Datastore); ok {
+			addRef(ds, &ds.Vm, vm.Self)
+		}
+	}
+	simulator.Map.Update(vm, []types.PropertyChange{
+		{Name: "datastore", Val: refs},
+		{Name: "config.files", Val: files2},
+		{Name: "runtime.host", Val: vm.Runtime.Host},
+		{Name: "summary.runtime.host", Val: vm.Runtime.Host},
+	})
+	if vm.ResourcePool != nil {
+		simulator.Map.Update(vm, []types.PropertyChange{{Name: "resourcePool", Val: vm.ResourcePool}})
+	}
+
+	vm.RefreshStorageInfo(ctx, &types.RefreshStorageInfo{This: vm.Self})
+	syncDisks(vm)
+
+	if spec.Folder != nil {
+		if folder, ok := simulator.Map.Get(*spec.Folder).(*simulator.Folder); ok {
+			res := folder.MoveIntoFolderTask(ctx, &types.MoveIntoFolder_Task{This: folder.Self, List: []types.ManagedObjectReference{vm.Self}})
+			if _, f := outcome(res); f != nil {
+				return f
+			}
+		}
+	}
+	return nil
+}
+
+// relocateParents copies a moved child's parent chain next to it on the target datastore (vSphere's
+// moveAllDiskBackings*), reusing a parent already on that datastore when sharing is allowed.
+func relocateParents(b *types.VirtualDiskFlatVer2BackingInfo, to *simulator.Datastore, dir string, share bool) {
+	for child := b; child.Parent != nil; child = child.Parent {
+		p := child.Parent
+		_, pds, f := localPath(p.FileName)
+		if f != nil {
+			return
+		}
+		if pds == to && share {
+			return
+		}
+		var pp object.DatastorePath
+		pp.FromString(p.FileName)
+		name := dsPath(to.Name, path.Join(dir, path.Base(pp.Path)))
+		if name == p.FileName {
+			return
+		}
+		src, _, _ := localPath(p.FileName)
+		dst, _, _ := localPath(name)
+		if !fileExists(dst) {
+			_ = os.MkdirAll(filepath.Dir(dst), 0o700)
+			if err := copySparse(flatName(src), flatName(dst), -1); err != nil {
+				return
+			}
+			if data, err := ioutil.ReadFile(src); err == nil {
+				_ = ioutil.WriteFile(dst, data, 0o600)
+			}
+		}
+		np := *p
+		np.FileName = name
+		np.Datastore = &to.Self
+		child.Parent = &np
+	}
+}

@@ -1,0 +1,48 @@
+package main
+
+// -stock: govmomi's default VPX model, set up the way govmomi's own vcsim command does it.
+
+import (
+	"runtime"
+
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/simulator/esx"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+// stockModel is simulator.VPX() unchanged (1 datacenter, 1 cluster of 3 hosts, 1 standalone host,
+// 1 datastore, 2 VMs per resource pool), with the About/vendor tags and host management address a
+// stock vcsim sets. Only the listen address, TLS certificate and credentials differ (flags).
+func stockModel(port int) *simulator.Model {
+	model := simulator.VPX()
+
+	tag := " (govmomi simulator)"
+	model.ServiceContent.About.FullName += tag
+	model.ServiceContent.About.OsType = runtime.GOOS + "-" + runtime.GOARCH
+	esx.HostSystem.Summary.Hardware.Vendor += tag
+
+	// vcsim's updateHostTemplate: hosts report the listen address as their management address.
+	addr := "127.0.0.1"
+	esx.HostSystem.Summary.ManagementServerIp = addr
+	if port != 0 {
+		esx.HostSystem.Summary.Config.Port = int32(port)
+	}
+	info := &esx.HostConfigInfo
+	nics := [][]types.HostVirtualNic{info.Network.Vnic}
+	if info.Vmotion != nil && info.Vmotion.NetConfig != nil {
+		nics = append(nics, info.Vmotion.NetConfig.CandidateVnic)
+	}
+	if info.VirtualNicManagerInfo != nil {
+		for _, nc := range info.VirtualNicManagerInfo.NetConfig {
+			nics = append(nics, nc.CandidateVnic)
+		}
+	}
+	for _, nic := range nics {
+		for i := range nic {
+			if nic[i].Spec.Ip != nil {
+				nic[i].Spec.Ip.IpAddress = addr
+			}
+		}
+	}
+	return model
+}
