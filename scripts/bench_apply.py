@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import PROVIDER_TF, Lab, dump_json, ratio, raw_connect, raw_wait, report  # noqa: E402
+from benchlib import PROVIDER_TF, Lab, dump_json, ratio, raw_connect, raw_wait, report
 
 
 def config(count: int) -> str:
@@ -144,11 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nratios provider/raw: apply wall {ratio(tf_apply, raw_create)}, "
               f"requests {ratio(m_apply.total, m_raw_create.total)}; destroy wall {ratio(tf_destroy, raw_delete)}")
         print(f"per volume: provider {m_apply.total / n:.1f} requests, raw {m_raw_create.total / n:.1f}")
-        dump_json(args.json, dict(count=n, threads=t, terraform=lab.version(),
-                                  tf_apply_s=tf_apply, tf_destroy_s=tf_destroy, raw_create_s=raw_create,
-                                  raw_delete_s=raw_delete, tf_apply_requests=m_apply.total,
-                                  tf_destroy_requests=m_destroy.total, raw_create_requests=m_raw_create.total,
-                                  tf_apply_methods=dict(m_apply.counts), raw_create_methods=dict(m_raw_create.counts)))
+        dump_json(args.json, {"count": n, "threads": t, "terraform": lab.version(),
+                              "tf_apply_s": tf_apply, "tf_destroy_s": tf_destroy, "raw_create_s": raw_create,
+                              "raw_delete_s": raw_delete, "tf_apply_requests": m_apply.total,
+                              "tf_destroy_requests": m_destroy.total, "raw_create_requests": m_raw_create.total,
+                              "tf_apply_methods": dict(m_apply.counts),
+                              "raw_create_methods": dict(m_raw_create.counts)})
         return 0
     finally:
         lab.close()

@@ -41,7 +41,7 @@ def terraform_like_client_cert() -> tuple[bytes, bytes]:
     key = ec.generate_private_key(ec.SECP521R1())
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "HashiCorp"),
                       x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(seconds=30))
             .not_valid_after(now + datetime.timedelta(days=1))
@@ -62,7 +62,8 @@ def start(env_extra: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
 
 
 def measure(channel, calls: int) -> float:
-    from terraform_provider_vmdk.plugin._generated import tfplugin6_pb2 as pb, tfplugin6_pb2_grpc as pbg
+    from terraform_provider_vmdk.plugin._generated import tfplugin6_pb2 as pb
+    from terraform_provider_vmdk.plugin._generated import tfplugin6_pb2_grpc as pbg
 
     stub = pbg.ProviderStub(channel)
     request = pb.GetMetadata.Request()

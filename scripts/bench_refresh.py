@@ -31,15 +31,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import PROVIDER_TF, Lab, dump_json, ratio, raw_connect, report  # noqa: E402
+from benchlib import PROVIDER_TF, Lab, dump_json, ratio, raw_connect, report
 
 
 def create_backings(lab: Lab, count: int, threads: int) -> list[str]:
+    from terraform_provider_vmdk.vsphere import specs
     from terraform_provider_vmdk.vsphere.datastore import DatastoreSelector, Requirements
     from terraform_provider_vmdk.vsphere.inventory import Inventory
     from terraform_provider_vmdk.vsphere.session import Session
     from terraform_provider_vmdk.vsphere.volumeops import VolumeOps
-    from terraform_provider_vmdk.vsphere import specs
 
     ids = [str(uuid.uuid4()) for _ in range(count)]
     with Session(lab.connection(via_proxy=False)) as session:
@@ -176,10 +176,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{ratio(tf_med, raw_par)}; requests {ratio(m_tf.total, m_raw.total)} "
               f"({m_tf.total} vs {m_raw.total})")
         print(f"terraform plan runs: {', '.join(f'{x:.2f}s' for x in tf_times)}")
-        dump_json(args.json, dict(count=n, threads=t, terraform=version, create_s=made, import_s=imported,
-                                  import_how=how, tf_plan_s=tf_times, raw_seq_s=raw_seq, raw_par_s=raw_par,
-                                  tf_plan_requests=m_tf.total, raw_requests=m_raw.total,
-                                  tf_plan_methods=dict(m_tf.counts), raw_methods=dict(m_raw.counts)))
+        dump_json(args.json, {"count": n, "threads": t, "terraform": version, "create_s": made,
+                              "import_s": imported, "import_how": how, "tf_plan_s": tf_times, "raw_seq_s": raw_seq,
+                              "raw_par_s": raw_par, "tf_plan_requests": m_tf.total, "raw_requests": m_raw.total,
+                              "tf_plan_methods": dict(m_tf.counts), "raw_methods": dict(m_raw.counts)})
         destroy = subprocess.run([lab.terraform, "destroy", "-auto-approve", "-input=false", "-no-color",
                                   f"-parallelism={t}"], cwd=lab.config, env=lab.env(False),
                                  capture_output=True, text=True)

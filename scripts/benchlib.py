@@ -106,7 +106,7 @@ class CountingProxy:
             with self._lock:
                 self.counts[key] += 1
 
-    def measure(self) -> "_Measure":
+    def measure(self) -> _Measure:
         return _Measure(self)
 
     def close(self) -> None:
@@ -119,7 +119,7 @@ class _Measure:
         self.proxy = proxy
         self.counts: Counter[str] = Counter()
 
-    def __enter__(self) -> "_Measure":
+    def __enter__(self) -> _Measure:
         with self.proxy._lock:
             self.proxy.counts.clear()
             self.proxy.counting = True
@@ -143,6 +143,7 @@ class Lab:
 
     def __init__(self, terraform: str | None = None, keep: bool = False) -> None:
         from demo import find_terraform
+
         from tests.vcsim.harness import start_vcsim
 
         self.keep = keep

@@ -279,7 +279,7 @@ class Demo:
                 subprocess.run([self.terraform, "destroy", "-auto-approve", "-input=false", "-no-color",
                                 *self.tf_vars()], cwd=self.work / "config", env=self.env,
                                capture_output=True, timeout=120)
-            except Exception:
+            except Exception:  # noqa: BLE001 - best effort: the step's own error is what gets reported
                 pass
         if self.sim is not None:
             self.sim.stop()
@@ -296,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--terraform", help="terraform binary (default: newer one on PATH, else the bundled 1.0.3)")
     parser.add_argument("--real-home", action="store_true",
-                        help="install the launcher into your real HOME (~/.terraform.d/plugins) instead of a temporary one")
+                        help="install the launcher into your real HOME (~/.terraform.d/plugins) "
+                             "instead of a temporary one")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (configuration, state, logs)")
     parser.add_argument("--copies-first", action="store_true",
                         help="create the snapshot and the clone in the first apply, then extend (needs a vCenter "

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import os
 import re
 import sys
 from pathlib import Path
@@ -39,7 +38,14 @@ sys.path.insert(0, str(REPO / "provider"))
 def type_name(t: Any) -> str:
     """A cty type as the registry docs spell it: String, Number, Boolean, List of String, Object, ..."""
     from terraform_provider_vmdk.framework.types import (
-        CollectionType, DynamicType, List, Map, Object, PrimitiveType, Set, Tuple,
+        CollectionType,
+        DynamicType,
+        List,
+        Map,
+        Object,
+        PrimitiveType,
+        Set,
+        Tuple,
     )
 
     if isinstance(t, PrimitiveType):

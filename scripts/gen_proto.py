@@ -37,8 +37,8 @@ def _fix_imports(text: str) -> str:
 
 def generate(out: Path) -> None:
     """Run protoc (from grpcio-tools) for all protos into ``out``."""
-    from grpc_tools import protoc  # imported lazily: only needed when generating
     import grpc_tools
+    from grpc_tools import protoc  # imported lazily: only needed when generating
 
     well_known = Path(grpc_tools.__file__).parent / "_proto"
     args = [

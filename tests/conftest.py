@@ -44,8 +44,8 @@ class ExternalVsphere:
     def connection_config(self, **overrides):
         from terraform_provider_vmdk.vsphere.config import ConnectionConfig
 
-        kw = dict(server=self.server, user=self.user, password=self.password, ca_file=self.ca_file,
-                  allow_unverified_ssl=self.insecure)
+        kw = {"server": self.server, "user": self.user, "password": self.password, "ca_file": self.ca_file,
+              "allow_unverified_ssl": self.insecure}
         kw.update(overrides)
         return ConnectionConfig(**kw)
 

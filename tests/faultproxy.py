@@ -45,7 +45,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal, Union
+from typing import Any, Final, Literal
 
 LOG = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class Exchange:
     fault: str | None
 
 
-Matcher = Union[None, str, Callable[[str], bool], Collection[str]]
+Matcher = None | str | Callable[[str], bool] | Collection[str]
 
 
 @dataclass

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from . import __version__
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .framework.resource import Provider
+    from .framework.server import FrameworkServer
+    from .resources.provider import VmdkProvider
 
 __all__ = ["main", "build_provider"]
 
@@ -27,13 +32,13 @@ USAGE = """usage: terraform-provider-vmdk [--debug | install | orphans --state F
 """
 
 
-def build_provider() -> Any:
+def build_provider() -> VmdkProvider:
     from .resources.provider import VmdkProvider
 
     return VmdkProvider()
 
 
-def main(argv: list[str] | None = None, provider_factory: Callable[[], Any] | None = None) -> int:
+def main(argv: list[str] | None = None, provider_factory: Callable[[], Provider] | None = None) -> int:
     """The command line. ``provider_factory`` (default ``build_provider``) lets a test entry point serve a
     provider with extra test-only resources; the shipped command never takes them from the environment."""
     args = sys.argv[1:] if argv is None else argv
@@ -54,12 +59,12 @@ def main(argv: list[str] | None = None, provider_factory: Callable[[], Any] | No
     if args not in ([], ["--debug"]):
         sys.stderr.write(USAGE)
         return 2
-    from .plugin.server import serve
     from .plugin.lazy_service import LazyProviderService
+    from .plugin.server import serve
 
     factory = provider_factory or build_provider
 
-    def load() -> Any:
+    def load() -> FrameworkServer:
         from .framework.server import FrameworkServer
 
         return FrameworkServer(factory())

@@ -129,9 +129,9 @@ def find_orphans(ops: Any, known: Known) -> list[Orphan]:
 def _table(orphans: list[Orphan], out: TextIO) -> None:
     headers = ("ID", "KIND", "NAME", "DATASTORE", "SIZE_GB", "CREATED", "WHY")
     rows = [(o.id, o.kind, o.name, o.datastore, f"{o.size_gb:g}", o.created, o.reason) for o in orphans]
-    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows)]
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
     for row in (headers, *rows):
-        out.write("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+        out.write("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
 
 
 def _session(args: argparse.Namespace) -> Any:

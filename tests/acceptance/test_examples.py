@@ -8,7 +8,6 @@ without their own ``required_providers`` get the header the acceptance tests use
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path

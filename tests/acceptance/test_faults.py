@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import run, write_config
+from .conftest import run
 
 pytestmark = pytest.mark.acceptance
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, run, write_config
+from .conftest import run, write_config
 
 pytestmark = pytest.mark.acceptance
 

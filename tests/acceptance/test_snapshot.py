@@ -69,7 +69,8 @@ def test_template_snapshot_lifecycle(make_tf, vsphere_provider_block, vsphere_se
     assert "No changes" in run(tf, "plan").stdout
 
     # name and description: in place, same snapshot
-    write_config(Path(tf.tfdir), config(vsphere_provider_block, snapshot=(snap % "second").replace("nightly", "weekly")))
+    renamed = (snap % "second").replace("nightly", "weekly")
+    write_config(Path(tf.tfdir), config(vsphere_provider_block, snapshot=renamed))
     plan = tf.plan(output=True)
     assert actions(plan) == ["update"]
     after = plan.resource_changes["vmdk_snapshot.s"]["change"]["after"]
@@ -208,9 +209,11 @@ output "from_template" { value = vmdk_volume.from_template }
 
     write_config(Path(tf.tfdir), config(vsphere_provider_block, snapshot=cow, extra=snapshots + from_cow))
     tf.apply()
-    write_config(Path(tf.tfdir), config(vsphere_provider_block, snapshot=cow, extra=snapshots + from_cow + from_template))
+    write_config(Path(tf.tfdir),
+                 config(vsphere_provider_block, snapshot=cow, extra=snapshots + from_cow + from_template))
     plan = tf.plan(output=True)
-    assert actions(plan, "vmdk_volume.from_template") == ["create"] and actions(plan, "vmdk_volume.from_cow") == ["no-op"]
+    assert actions(plan, "vmdk_volume.from_template") == ["create"]
+    assert actions(plan, "vmdk_volume.from_cow") == ["no-op"]
     tf.apply()
     out = tf.output()
     assert out["from_cow"]["size_gb"] == 1 and out["from_template"]["size_gb"] == 2  # bigger than its source
@@ -243,8 +246,8 @@ resource "vmdk_snapshot" "t" {
 output "dup" { value = vmdk_snapshot.dup }
 output "t" { value = vmdk_snapshot.t }
 """
-    tf = make_tf(config(vsphere_provider_block, snapshot='  volume_id = vmdk_volume.v.id\n  name = "c"\n  format = "COW"',
-                        extra=extra))
+    cow_body = '  volume_id = vmdk_volume.v.id\n  name = "c"\n  format = "COW"'
+    tf = make_tf(config(vsphere_provider_block, snapshot=cow_body, extra=extra))
     tf.apply()
     out = tf.output()
     vid, cow, tmpl = out["vid"], out["snap"], out["t"]

@@ -83,7 +83,6 @@ def test_volume_lifecycle(make_tf, vsphere_provider_block, vsphere_session, scan
 
 
 def _controller_of(props) -> str:
-    from pyVmomi import vim
 
     for dev in props["config.hardware.device"]:
         if dev.key == props["disk"].controllerKey:
@@ -123,7 +122,8 @@ def test_types_retype_and_adapter_change(make_tf, vsphere_provider_block, vspher
     assert after["after"]["datastore"] == tf.output()["datastore"]  # same-datastore copy: datastore kept
     assert after["after_unknown"].get("vmdk_path") is True and after["after_unknown"].get("backing_moref") is True
     text = run(tf, "plan")
-    assert "Retype: clone" in text.stdout + text.stderr and "copies the volume's data (1 GiB)" in text.stdout + text.stderr
+    said = text.stdout + text.stderr
+    assert "Retype: clone" in said and "copies the volume's data (1 GiB)" in said
     tf.apply()
     props = backing_props(vsphere_session, vid)
     assert props["disk"].backing.thinProvisioned and tf.output()["id"] == vid
@@ -158,7 +158,8 @@ def test_unknown_values_in_config(make_tf, vsphere_provider_block, scan_backings
     """Values known only after apply (from another resource) plan and apply without errors."""
     before = set(scan_backings())
     body = '  name = "first"\n  size_gb = 1'
-    extra = 'resource "vmdk_volume" "w" {\n  name = "from-${vmdk_volume.v.id}"\n  size_gb = 1\n  description = vmdk_volume.v.vmdk_path\n}\n'
+    extra = ('resource "vmdk_volume" "w" {\n  name = "from-${vmdk_volume.v.id}"\n  size_gb = 1\n'
+             '  description = vmdk_volume.v.vmdk_path\n}\n')
     tf = make_tf(volume(vsphere_provider_block, body, extra))
     plan = tf.plan(output=True)
     assert actions(plan, "vmdk_volume.w") == ["create"]

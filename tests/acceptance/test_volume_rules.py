@@ -14,8 +14,9 @@ pytestmark = pytest.mark.acceptance
 
 
 def test_unknown_datacenter_and_cluster_are_setting_errors(make_tf, vsphere_provider_block) -> None:
-    for setting, value, text in (("datacenter", '"NoSuchDC"', "Invalid provider setting: datacenter"),
-                                 ("cluster_names", '["DC0_C0", "NoSuchCluster"]', "Invalid provider setting: cluster_names")):
+    for setting, value, text in (
+            ("datacenter", '"NoSuchDC"', "Invalid provider setting: datacenter"),
+            ("cluster_names", '["DC0_C0", "NoSuchCluster"]', "Invalid provider setting: cluster_names")):
         lines = [ln for ln in vsphere_provider_block.rstrip().rstrip("}").splitlines()
                  if not ln.strip().startswith(setting)]
         provider = "\n".join(lines) + f"\n  {setting} = {value}\n}}\n"
@@ -43,11 +44,12 @@ output "gold_datastore" { value = vmdk_volume.gold.datastore }
     assert out["gold_datastore"] in ("ds-big", "ds-c1")
     assert "No changes" in run(tf, "plan").stdout
     # a datastore that cannot take the volume: a diagnostic on datastore, saying why
-    write_config(Path(tf.tfdir), volume(vsphere_provider_block, '  name = "pinned"\n  size_gb = 1\n  datastore = "ds-c1"',
-                                        extra + 'resource "vmdk_volume" "m" {\n  name = "m"\n  size_gb = 1\n  datastore = "ds-maint"\n}\n'))
+    pinned = '  name = "pinned"\n  size_gb = 1\n  datastore = "ds-c1"'
+    maint = 'resource "vmdk_volume" "m" {\n  name = "m"\n  size_gb = 1\n  datastore = "ds-maint"\n}\n'
+    write_config(Path(tf.tfdir), volume(vsphere_provider_block, pinned, extra + maint))
     result = run(tf, "apply", "-auto-approve")
     assert result.returncode == 1 and "ds-maint" in result.stderr and "maintenance" in result.stderr
-    write_config(Path(tf.tfdir), volume(vsphere_provider_block, '  name = "pinned"\n  size_gb = 1\n  datastore = "ds-c1"', extra))
+    write_config(Path(tf.tfdir), volume(vsphere_provider_block, pinned, extra))
     tf.destroy(auto_approve=True)
     assert set(scan_backings()) == before
 

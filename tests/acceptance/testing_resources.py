@@ -11,7 +11,7 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from terraform_provider_vmdk.framework.diagnostics import DiagnosticError, Diagnostics
 from terraform_provider_vmdk.framework.planmodifiers import RequiresReplace, UseStateForUnknown
@@ -48,7 +48,8 @@ class TestItem(Resource):
         )
 
     # version 0 called "size" "capacity"
-    state_upgraders = {0: lambda s: {**{k: v for k, v in s.items() if k != "capacity"}, "size": s.get("capacity")}}
+    state_upgraders: ClassVar[dict[int, Any]] = {
+        0: lambda s: {**{k: v for k, v in s.items() if k != "capacity"}, "size": s.get("capacity")}}
 
     def validate_config(self, config: dict[str, Any], diags: Diagnostics) -> None:
         name = config.get("name")

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+# The volumeops fixtures, shared by the test_volumeops* modules (defining them here instead of importing
+# them into each module keeps them from shadowing the test functions' parameters of the same name).
+from test_volumeops import inventory, made, ops, places  # noqa: F401 - fixtures
+
 HERE = Path(__file__).resolve().parent
 
 

@@ -62,11 +62,11 @@ class SoapCapture:
             try:
                 xml = stub.SerializeRequest(mo, info, args)
                 xml = xml.decode("utf-8", "replace") if isinstance(xml, bytes) else str(xml)
-            except Exception as error:  # never break the call because of the recorder
+            except Exception as error:  # noqa: BLE001 - never break the call because of the recorder
                 xml = f"<unserializable: {error!r}>"
             names = [p.name for p in info.params]
             with self._lock:
-                self.calls.append(SoapCall(info.wsdlName, mo, dict(zip(names, args)), xml))
+                self.calls.append(SoapCall(info.wsdlName, mo, dict(zip(names, args, strict=False)), xml))
                 injected = self._fail.pop(info.wsdlName, None)
             if injected is not None:
                 raise injected

@@ -18,9 +18,9 @@ from pyVmomi import vim
 
 from terraform_provider_vmdk.vsphere import exceptions
 from terraform_provider_vmdk.vsphere.datastore import (
-    GiB,
     SUPPORTED_TYPES,
     DatastoreSelector,
+    GiB,
     Requirements,
     volume_stats,
 )

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from pyVmomi import vim
+from test_volumeops import GiB, Made, placements
 
 from terraform_provider_vmdk.vsphere import exceptions as exc
 from terraform_provider_vmdk.vsphere import specs
@@ -20,7 +21,6 @@ from terraform_provider_vmdk.vsphere.inventory import Inventory
 from terraform_provider_vmdk.vsphere.session import Session
 from terraform_provider_vmdk.vsphere.volumeops import VolumeOps
 from tests.faultproxy import FaultProxy
-from test_volumeops import GiB, Made, placements
 
 pytestmark = pytest.mark.integration
 

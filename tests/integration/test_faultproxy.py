@@ -25,7 +25,15 @@ import pytest
 from pyVmomi import SoapStubAdapter, vim
 
 from tests.faultproxy import (
-    DELAY, HTTP503, KINDS, LOST_RESPONSE, PROTECTED_METHODS, RESET, SESSION_END, FaultProxy, classify,
+    DELAY,
+    HTTP503,
+    KINDS,
+    LOST_RESPONSE,
+    PROTECTED_METHODS,
+    RESET,
+    SESSION_END,
+    FaultProxy,
+    classify,
 )
 
 VERSION = "vim.version.version8"
@@ -267,7 +275,7 @@ def test_http503_without_forwarding(proxy, sim, direct, folders):
     # The 503 is a well-formed keep-alive response: the next request on the same connection works.
     with https(proxy.server, sim) as conn:
         proxy.inject(HTTP503, "GET /folder")
-        status, headers, body = http_call(conn, "GET", ds_path("nothing-here"))
+        status, _headers, body = http_call(conn, "GET", ds_path("nothing-here"))
         assert status == 503 and body == b"503 Service Unavailable\n"
         status, _, _ = http_call(conn, "GET", ds_path("nothing-here"))
         assert status == 404  # forwarded this time: vcsim's answer
@@ -363,7 +371,7 @@ def test_protected_methods_only_by_exact_name(proxy, sim):
         client.si.CurrentTime()
     proxy.clear()
     proxy.inject(HTTP503, "Login")
-    with pytest.raises(http.client.HTTPException, match="^503"):
+    with pytest.raises(http.client.HTTPException, match=r"^503"):
         connect(proxy.server, sim)
     assert proxy.injected == [(RESET, "CurrentTime"), (HTTP503, "Login")]
     client.logout()
@@ -442,11 +450,11 @@ def test_random_mode_is_deterministic_per_seed(sim, direct, folders):
 def test_random_rates_follow_read_write_classes(proxy, sim, direct, folders):
     client = connect(proxy.server, sim)
     proxy.randomize(3, read_rate=0.0, write_rate=1.0, kinds=(HTTP503,))
-    for i in range(5):
+    for _ in range(5):
         client.si.CurrentTime()
         name = unique()
         folders.append(name)
-        with pytest.raises(http.client.HTTPException, match="^503"):
+        with pytest.raises(http.client.HTTPException, match=r"^503"):
             client.content.rootFolder.CreateFolder(name)
     proxy.randomize(None)
     name = unique()

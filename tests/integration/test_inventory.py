@@ -25,7 +25,7 @@ def test_single_datacenter_is_chosen(inv):
 
 def test_named_datacenter(vsphere_session):
     assert Inventory(vsphere_session, "DC0").datacenter_name == "DC0"
-    with pytest.raises(exc.DatacenterNotFound, match="'nope'.*DC0"):
+    with pytest.raises(exc.DatacenterNotFound, match=r"'nope'.*DC0"):
         Inventory(vsphere_session, "nope").datacenter  # noqa: B018
 
 
@@ -98,7 +98,7 @@ def test_hosts_and_clusters(inv, vsphere_session):
     assert inv.resource_pool_for_host(c0[0].moref)._GetMoId() == c0[0].resource_pool._GetMoId()
     with pytest.raises(exc.ClusterNotFound, match="'nope'"):
         inv.hosts(["DC0_C0", "nope"])
-    with pytest.raises(exc.ClusterNotFound, match="'x'.*'y'"):
+    with pytest.raises(exc.ClusterNotFound, match=r"'x'.*'y'"):
         inv.clusters(["x", "DC0_C1", "y"])
     assert [c.name for c in inv.clusters(["DC0_C1"])] == ["DC0_C1"]
     assert len(inv.clusters(["DC0_C1"])[0].hosts) == 3

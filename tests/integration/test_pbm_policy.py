@@ -13,9 +13,8 @@ import pytest
 from pyVmomi import pbm, vim
 from soap_capture import SoapCapture
 
-from terraform_provider_vmdk.vsphere import exceptions
+from terraform_provider_vmdk.vsphere import exceptions, specs
 from terraform_provider_vmdk.vsphere import pbm as pbm_util
-from terraform_provider_vmdk.vsphere import specs
 from terraform_provider_vmdk.vsphere.datastore import (
     SUPPORTED_TYPES,
     DatastoreSelector,
@@ -143,8 +142,8 @@ def test_profile_specs_on_create_vm(vsphere_session, selector):
         device=vim.vm.device.VirtualDisk(
             key=-101, unitNumber=0, controllerKey=-100, capacityInKB=1024,
             backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(diskMode="persistent", thinProvisioned=True)))
-    ctrl = vim.vm.device.VirtualDeviceSpec(operation="add",
-                                           device=vim.vm.device.VirtualLsiLogicController(key=-100, busNumber=0, sharedBus="noSharing"))
+    ctrl = vim.vm.device.VirtualDeviceSpec(
+        operation="add", device=vim.vm.device.VirtualLsiLogicController(key=-100, busNumber=0, sharedBus="noSharing"))
     spec = vim.vm.ConfigSpec(name="pbm-spec-test", guestId="otherGuest", numCPUs=1, memoryMB=128,
                              files=vim.vm.FileInfo(vmPathName=f"[{p.datastore_name}]"),
                              vmProfile=specs.profile_specs(p.profile_id), deviceChange=[ctrl, disk])

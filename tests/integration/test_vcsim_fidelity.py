@@ -286,7 +286,7 @@ def test_linked_clone_gets_a_child_disk_of_the_snapshot_disk(w, vms):
     assert cb.parent is not None and cb.parent.fileName == src_file
     assert cb.fileName == f"[ds-c0] {name}/{name}.vmdk"
     assert w.disk(src).backing.fileName == src_file and w.disk(src).backing.parent is None
-    status, desc = w.get(cb.fileName)
+    _status, desc = w.get(cb.fileName)
     assert f'parentFileNameHint="../{src.name}/{src.name}.vmdk"' in desc.decode()
     assert w.get(w.flat(cb.fileName)) == (200, data)
     # the layout lists the chain
@@ -310,8 +310,8 @@ def test_clone_inherits_extra_config_with_spec_on_top(w, vms):
     w.wait(src.ReconfigVM_Task(vim.vm.ConfigSpec(annotation="source note", extraConfig=[
         opt(key="keep", value="1"), opt(key="change", value="old"), opt(key="drop", value="x")])))
     spec = vim.vm.CloneSpec(location=vim.vm.RelocateSpec(pool=w.pool("DC0_C0_H0")), powerOn=False, template=False,
-                            config=vim.vm.ConfigSpec(extraConfig=[opt(key="change", value="new"),
-                                                                  opt(key="drop", value=""), opt(key="add", value="2")]))
+                            config=vim.vm.ConfigSpec(extraConfig=[
+                                opt(key="change", value="new"), opt(key="drop", value=""), opt(key="add", value="2")]))
     clone = w.wait(src.CloneVM_Task(folder=w.folder, name=f"clone-{uuid.uuid4().hex[:8]}", spec=spec))
     vms.append(clone)
     extra = {o.key: o.value for o in clone.config.extraConfig}
@@ -340,9 +340,11 @@ def test_clone_growing_a_linked_child_is_refused(w, vms):
     snap = w.wait(src.CreateSnapshot_Task(name="s", description="", memory=False, quiesce=False))
     disk = w.disk(src)
     disk.capacityInKB, disk.capacityInBytes = 2 * MiB // 1024, 2 * MiB
+    edit = vim.vm.device.VirtualDeviceSpec(operation="edit", device=disk)
     spec = vim.vm.CloneSpec(snapshot=snap, powerOn=False, template=False,
-                            location=vim.vm.RelocateSpec(pool=w.pool("DC0_C0_H0"), diskMoveType="createNewChildDiskBacking"),
-                            config=vim.vm.ConfigSpec(deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="edit", device=disk)]))
+                            location=vim.vm.RelocateSpec(pool=w.pool("DC0_C0_H0"),
+                                                         diskMoveType="createNewChildDiskBacking"),
+                            config=vim.vm.ConfigSpec(deviceChange=[edit]))
     name = f"linked-{uuid.uuid4().hex[:8]}"
     with pytest.raises(vim.fault.InvalidDeviceOperation):
         w.wait(src.CloneVM_Task(folder=w.folder, name=name, spec=spec))
@@ -443,7 +445,8 @@ def test_growing_only_capacity_in_kb_is_understood(w, vms):
     vms.append(vm)
     disk = w.disk(vm)
     disk.capacityInKB = 2 * MiB // 1024  # capacityInBytes still says 1 MiB, as clients leave it
-    w.wait(vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="edit", device=disk)])))
+    edit = vim.vm.device.VirtualDeviceSpec(operation="edit", device=disk)
+    w.wait(vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[edit])))
     assert w.disk(vm).capacityInBytes == 2 * MiB
 
 
@@ -504,7 +507,8 @@ def test_backing_uuid_edit_reaches_the_descriptor(w, vms):
     vms.append(vm)
     disk = w.disk(vm)
     disk.backing.uuid = "6000C291-2345-6789-abcd-ef0123456789"
-    w.wait(vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="edit", device=disk)])))
+    edit = vim.vm.device.VirtualDeviceSpec(operation="edit", device=disk)
+    w.wait(vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[edit])))
     assert w.disk(vm).backing.uuid == "6000C291-2345-6789-abcd-ef0123456789"
     assert 'ddb.uuid = "60 00 C2 91 23 45 67 89-ab cd ef 01 23 45 67 89"' in w.get(disk.backing.fileName)[1].decode()
     vdm = w.content.virtualDiskManager
@@ -652,8 +656,9 @@ def test_disk_manager_create_extend_move_delete(w):
         assert w.get(f"{d}/a.vmdk")[0] == 404 and w.get(f"{d}/a-flat.vmdk")[0] == 404
         assert 'RW 4096 VMFS "b-flat.vmdk"' in w.get(f"{d}/b.vmdk")[1].decode()
         assert vdm.QueryVirtualDiskUuid(name=f"{d}/b.vmdk", datacenter=w.dc) == uuid_before
-        vdm.SetVirtualDiskUuid(name=f"{d}/b.vmdk", datacenter=w.dc, uuid="60 00 C2 90 00 00 00 00-00 00 00 00 00 00 00 01")
-        assert vdm.QueryVirtualDiskUuid(name=f"{d}/b.vmdk", datacenter=w.dc) == "60 00 C2 90 00 00 00 00-00 00 00 00 00 00 00 01"
+        new_uuid = "60 00 C2 90 00 00 00 00-00 00 00 00 00 00 00 01"
+        vdm.SetVirtualDiskUuid(name=f"{d}/b.vmdk", datacenter=w.dc, uuid=new_uuid)
+        assert vdm.QueryVirtualDiskUuid(name=f"{d}/b.vmdk", datacenter=w.dc) == new_uuid
         w.wait(vdm.DeleteVirtualDisk_Task(name=f"{d}/b.vmdk", datacenter=w.dc))
         assert w.get(f"{d}/b.vmdk")[0] == 404 and w.get(f"{d}/b-flat.vmdk")[0] == 404
         with pytest.raises(vim.fault.FileNotFound):
@@ -666,7 +671,8 @@ def test_disk_manager_create_extend_move_delete(w):
 
 def _profile_id(content, name):
     pm = content.profileManager
-    ids = pm.PbmQueryProfile(resourceType=pbm.profile.ResourceType(resourceType="STORAGE"), profileCategory="REQUIREMENT")
+    ids = pm.PbmQueryProfile(resourceType=pbm.profile.ResourceType(resourceType="STORAGE"),
+                             profileCategory="REQUIREMENT")
     return next(p.profileId for p in pm.PbmRetrieveContent(ids) if p.name == name)
 
 

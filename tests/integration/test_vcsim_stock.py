@@ -108,12 +108,12 @@ def test_no_fidelity_layer(stock, si):
     dc = content.rootFolder.childEntity[0]
     host = next(h for cr in dc.hostFolder.childEntity for h in cr.host if h.name == "DC0_H0")
     name = f"stock-{uuid.uuid4().hex[:6]}"
-    disk = vim.vm.device.VirtualDisk(key=-1, controllerKey=1000, unitNumber=0, capacityInKB=1024,
-                                     backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(fileName="", diskMode="persistent"))
+    backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(fileName="", diskMode="persistent")
+    disk = vim.vm.device.VirtualDisk(key=-1, controllerKey=1000, unitNumber=0, capacityInKB=1024, backing=backing)
+    controller = vim.vm.device.VirtualLsiLogicController(key=1000, busNumber=0, sharedBus="noSharing")
     spec = vim.vm.ConfigSpec(name=name, guestId="otherGuest", files=vim.vm.FileInfo(vmPathName="[LocalDS_0]"),
                              deviceChange=[
-                                 vim.vm.device.VirtualDeviceSpec(operation="add", device=vim.vm.device.VirtualLsiLogicController(
-                                     key=1000, busNumber=0, sharedBus="noSharing")),
+                                 vim.vm.device.VirtualDeviceSpec(operation="add", device=controller),
                                  vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create", device=disk)])
     vm = _wait(dc.vmFolder.CreateVM_Task(spec, host.parent.resourcePool, host))
     own = next(d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)).backing

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 from pyVmomi import vim
-
 from soap_capture import SoapCapture
+
 from terraform_provider_vmdk.vsphere import exceptions as exc
 from terraform_provider_vmdk.vsphere import specs
 from terraform_provider_vmdk.vsphere.volumeops import VolumeOps
@@ -110,7 +110,7 @@ class Made:
                     or any(item.obj._moId == v._moId for v in self.vms):
                 try:
                     self.session.run_task(item.obj.Destroy_Task)
-                except Exception:
+                except Exception:  # noqa: BLE001 - best-effort cleanup
                     pass
 
 

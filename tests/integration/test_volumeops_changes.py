@@ -7,17 +7,10 @@ and, beside it, the request we sent (soap_capture), which is what a stock vcsim 
 
 from __future__ import annotations
 
-
 import pytest
 from pyVmomi import vim
-
 from soap_capture import SoapCapture
-from terraform_provider_vmdk.framework.diagnostics import DiagnosticError
-from terraform_provider_vmdk.resources.volume_policy import EXTEND_IN_PLACE, EXTEND_MAY_MOVE, Executor
-from terraform_provider_vmdk.vsphere import exceptions as exc
-from terraform_provider_vmdk.vsphere import specs
-from terraform_provider_vmdk.vsphere.lookup import choose
-from test_volumeops import (  # noqa: F401 - fixtures
+from test_volumeops import (  # fixtures inventory, made, ops, places: see conftest.py
     GiB,
     consumer_vm,
     create,
@@ -25,14 +18,16 @@ from test_volumeops import (  # noqa: F401 - fixtures
     extra_config,
     file_exists,
     folder_path,
-    inventory,
-    made,
     new_id,
-    ops,
-    places,
     vm_props,
     vms_named,
 )
+
+from terraform_provider_vmdk.framework.diagnostics import DiagnosticError
+from terraform_provider_vmdk.resources.volume_policy import EXTEND_IN_PLACE, EXTEND_MAY_MOVE, Executor
+from terraform_provider_vmdk.vsphere import exceptions as exc
+from terraform_provider_vmdk.vsphere import specs
+from terraform_provider_vmdk.vsphere.lookup import choose
 
 pytestmark = pytest.mark.integration
 
@@ -175,7 +170,7 @@ def test_clone_smaller_refused_before_anything_is_sent(vsphere_session, ops, mad
     with SoapCapture(vsphere_session.si) as cap, pytest.raises(DiagnosticError) as err:
         executor(ops).clone(src, new_id(), name="x", description=None, clone_type="full", disk_type="thin",
                             placement=places[0], size_bytes=GiB)
-    assert str(list(err.value.diagnostics)[0].path) == "size_gb" and cap.count("CloneVM_Task") == 0
+    assert str(next(iter(err.value.diagnostics)).path) == "size_gb" and cap.count("CloneVM_Task") == 0
 
 
 def test_clone_from_cow_snapshot_uses_it_directly(vsphere_session, ops, made, places):
@@ -286,7 +281,8 @@ def test_extend_relocates_when_datastore_too_small(vsphere_session, inventory, m
     assert req.size_bytes == 3 * GiB and places[0].datastore._moId in req.excluded_datastores
     reloc = cap.last("RelocateVM_Task").args["spec"]
     assert reloc.datastore._moId == places[1].datastore._moId
-    assert cap.methods().index("RelocateVM_Task") < max(i for i, m in enumerate(cap.methods()) if m == "ReconfigVM_Task")
+    last_reconfig = max(i for i, m in enumerate(cap.methods()) if m == "ReconfigVM_Task")
+    assert cap.methods().index("RelocateVM_Task") < last_reconfig
     # inventory: the disk moved to the target and grew there
     assert places[1].datastore._moId in [d._moId for d in vm_props(s, b.moref, "datastore")["datastore"]]
     assert disk_of(s, b.moref).backing.fileName.startswith(f"[{places[1].datastore_name}] ")
@@ -376,7 +372,7 @@ def test_retype_disk_type_same_datastore_copies_then_promotes(vsphere_session, i
 def test_retype_copy_failure_leaves_the_original_untouched(vsphere_session, inventory, ops, made, places):
     b = create(ops, made, places[0], disk_type="thin")
     fault = vim.fault.InvalidState(msg="clone failed (injected)")
-    with SoapCapture(vsphere_session.si, fail={"CloneVM_Task": fault}) as cap, pytest.raises(Exception):
+    with SoapCapture(vsphere_session.si, fail={"CloneVM_Task": fault}) as cap, pytest.raises(Exception):  # noqa: B017 - any error: the test is about what is left
         executor(ops).retype(b, "thick", "lsiLogic", None, may_move=False)
     assert cap.count("Rename_Task") == 0 and cap.count("Destroy_Task") == 0
     assert vm_props(vsphere_session, b.moref, "name")["name"] == b.name
@@ -412,7 +408,7 @@ def test_adapter_change_reattaches_the_same_file_in_one_reconfigure(vsphere_sess
     with SoapCapture(s.si) as cap:
         new = ops.change_adapter(b, "paraVirtual")
     first = cap.named("ReconfigVM_Task")[0].args["spec"].deviceChange
-    assert [c.operation for c in first][0] == "remove" and "add" in [c.operation for c in first]
+    assert first[0].operation == "remove" and "add" in [c.operation for c in first]
     disk = disk_of(s, b.moref)
     controller = next(d for d in vm_props(s, b.moref, "config.hardware.device")["config.hardware.device"]
                       if d.key == disk.controllerKey)

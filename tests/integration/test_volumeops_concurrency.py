@@ -5,9 +5,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from test_volumeops import GiB, all_vms, new_id  # fixtures inventory, made, ops, places: see conftest.py
 
 from terraform_provider_vmdk.vsphere import specs
-from test_volumeops import GiB, all_vms, inventory, made, new_id, ops, places  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 

@@ -9,11 +9,11 @@ import pytest
 
 from terraform_provider_vmdk.vsphere import exceptions
 from terraform_provider_vmdk.vsphere.datastore import (
-    GiB,
     SUPPORTED_TYPES,
     DatastoreSelector,
     DatastoreState,
     Evaluation,
+    GiB,
     HostState,
     MountState,
     Requirements,

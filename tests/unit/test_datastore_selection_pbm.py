@@ -81,8 +81,9 @@ def test_profile_not_found_with_no_profiles():
 
 def test_filter_request_and_answer_handling():
     # Answer like vcsim (every datastore, including ones not asked for) plus an error result.
-    answer = lambda hubs: [_result("datastore-1"), _result("datastore-2", [vim.fault.NotFound()]),
-                           _result("datastore-99")]
+    def answer(hubs):
+        return [_result("datastore-1"), _result("datastore-2", [vim.fault.NotFound()]), _result("datastore-99")]
+
     s = FakeSession(answer=answer)
     ds = [vim.Datastore("datastore-1"), vim.Datastore("datastore-2"), vim.Datastore("datastore-3")]
     assert pbm_util.filter_compliant_datastores(s, "u-gold", ds) == [ds[0]]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -21,7 +21,7 @@ from terraform_provider_vmdk.framework.validators import OneOf, parse_duration
 
 class Thing(Resource):
     type_name = "t_thing"
-    state_upgraders = {0: lambda s: {**s, "size": s.pop("capacity", None)}}
+    state_upgraders: ClassVar[dict[int, Any]] = {0: lambda s: {**s, "size": s.pop("capacity", None)}}
 
     def __init__(self) -> None:
         self.leave_unknown = False

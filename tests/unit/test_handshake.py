@@ -106,7 +106,8 @@ def test_stdout_carries_exactly_the_handshake_line() -> None:
     env.update(COOKIE, PLUGIN_PROTOCOL_VERSIONS="6", TF_LOG="TRACE")
     code = SCRIPT.replace("print('stray print before serve')\n",
                           "import threading, os, signal\n"
-                          "threading.Timer(1.0, lambda: (print('late print'), os.kill(os.getpid(), signal.SIGTERM))).start()\n")
+                          "threading.Timer(1.0, lambda: (print('late print'),"
+                          " os.kill(os.getpid(), signal.SIGTERM))).start()\n")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines(keepends=True)

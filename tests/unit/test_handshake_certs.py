@@ -29,7 +29,7 @@ def test_certificate_properties() -> None:
     assert set(eku) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
     assert ext.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName) == [
         "localhost"]
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     assert cert.not_valid_before_utc <= now - datetime.timedelta(seconds=25)
     assert datetime.timedelta(days=29) < cert.not_valid_after_utc - now <= datetime.timedelta(days=30)
     assert b"PRIVATE KEY" in bundle.key_pem

@@ -10,9 +10,9 @@ from terraform_provider_vmdk.framework.diagnostics import DiagnosticError, Diagn
 from terraform_provider_vmdk.framework.planning import plan_resource_change
 from terraform_provider_vmdk.framework.resource import PlanRequest, RequestContext
 from terraform_provider_vmdk.framework.unknowns import UNKNOWN
+from terraform_provider_vmdk.resources.backend import driver_errors, run_bounded
 from terraform_provider_vmdk.resources.client import ProviderSettings, VSphereClient
 from terraform_provider_vmdk.resources.data_volume import VolumeDataSource
-from terraform_provider_vmdk.resources.backend import driver_errors, run_bounded
 from terraform_provider_vmdk.resources.snapshot import SnapshotResource, gib, rfc3339
 from terraform_provider_vmdk.vsphere.config import ConnectionConfig
 
@@ -68,7 +68,8 @@ def test_provider_default_change_keeps_existing_snapshots() -> None:
 def test_rename_is_in_place_and_keeps_computed_values() -> None:
     outcome, _ = plan(resource(), config(name="renamed", description="d"), prior=STATE)
     assert outcome.requires_replace == []
-    assert (outcome.plan["id"], outcome.plan["size_gb"], outcome.plan["created_at"]) == ("snap-1", 1, STATE["created_at"])
+    kept = (outcome.plan["id"], outcome.plan["size_gb"], outcome.plan["created_at"])
+    assert kept == ("snap-1", 1, STATE["created_at"])
 
 
 def test_format_and_volume_changes_replace() -> None:
@@ -86,7 +87,8 @@ def test_import_id_must_be_volume_slash_name(bad: str) -> None:
 
 def test_helpers() -> None:
     assert gib(1024**3) == 1 and gib(3 * 1024**3) == 3 and gib(1024**3 // 2) == 0.5 and gib(None) is None
-    assert rfc3339(dt.datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=dt.timezone(dt.timedelta(hours=2)))) == "2026-01-02T01:04:05Z"
+    plus_two = dt.timezone(dt.timedelta(hours=2))
+    assert rfc3339(dt.datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=plus_two)) == "2026-01-02T01:04:05Z"
     assert rfc3339(dt.datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02T03:04:05Z" and rfc3339(None) is None
 
 

@@ -56,13 +56,13 @@ def test_the_provider_sets_its_password_and_diagnostics_stay_readable(password: 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    config = {name: None for name in schema.attributes}
+    config = dict.fromkeys(schema.attributes)
     config.update(vsphere_server=f"127.0.0.1:{port}", user="admin", password=password, api_retry_count=0)
     assert not fw.configure_provider(encode(config, schema)).diagnostics.has_errors
     data = fw.data_sources["vmdk_datastores"]
     dschema = fw.schema_of("data", "vmdk_datastores").object_type()
     with pytest.raises(DiagnosticError) as failed:  # the servicer turns it into the RPC's diagnostics
-        fw.read_data_source("vmdk_datastores", encode({k: None for k in dschema.attributes}, dschema))
+        fw.read_data_source("vmdk_datastores", encode(dict.fromkeys(dschema.attributes), dschema))
     assert data is not None and failed.value.diagnostics.has_errors
     shown = diagnostics_to_proto(failed.value.diagnostics)
     text = " ".join(d.summary + " " + d.detail for d in shown)

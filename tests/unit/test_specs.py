@@ -103,7 +103,8 @@ def test_create_spec_with_profile_sets_vm_and_disk_profile():
 
 def test_create_spec_rejects_bad_types():
     with pytest.raises(exc.InvalidDiskType):
-        specs.create_spec(name="v", volume_id=VOL, size_in_kb=1, disk_type="x", adapter_type="lsiLogic", datastore_name="d")
+        specs.create_spec(name="v", volume_id=VOL, size_in_kb=1, disk_type="x", adapter_type="lsiLogic",
+                          datastore_name="d")
     with pytest.raises(exc.InvalidAdapterType):
         specs.create_spec(name="v", volume_id=VOL, size_in_kb=1, disk_type="thin", adapter_type="x", datastore_name="d")
 

@@ -8,7 +8,6 @@ import pytest
 from pyVmomi import vim
 
 from terraform_provider_vmdk.vsphere import backing as bk
-from terraform_provider_vmdk.vsphere import exceptions as exc
 from terraform_provider_vmdk.vsphere import specs
 
 GiB = specs.GiB
@@ -43,7 +42,7 @@ def _props(*, disk_type="thin", controller=None, snapshots=None, parent=None, ex
 
 def _tree(name, desc, children=()):
     return vim.vm.SnapshotTree(name=name, description=desc, snapshot=vim.vm.Snapshot(f"snap-{name}"),
-                               createTime=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+                               createTime=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
                                childSnapshotList=list(children), id=1, state="poweredOff", quiesced=False,
                                vm=vim.VirtualMachine("vm-1"))
 

@@ -143,7 +143,7 @@ def canon(v: Any, ty: CtyType) -> Any:
     if isinstance(ty, (List, Set)):
         return [canon(e, ty.element) for e in v]
     if isinstance(ty, Tuple):
-        return [canon(e, t) for e, t in zip(v, ty.elements)]
+        return [canon(e, t) for e, t in zip(v, ty.elements, strict=False)]
     if isinstance(ty, Map):
         return {k: canon(e, ty.element) for k, e in v.items()}
     if isinstance(ty, Object):
@@ -158,7 +158,7 @@ def strict_equal(a: Any, b: Any) -> bool:
     if isinstance(a, DynamicValue):
         return a.type == b.type and strict_equal(a.value, b.value)
     if isinstance(a, list):
-        return len(a) == len(b) and all(strict_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(strict_equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(strict_equal(a[k], b[k]) for k in a)
     if isinstance(a, float) and a == 0:

@@ -30,8 +30,8 @@ VOL = "0f3e9a1c-1111-4222-8333-944455556666"
 
 
 def facts(**kw) -> Facts:
-    base = dict(size_bytes=10 * GiB, disk_type="thick", adapter_type="lsiLogic", datastore="ds-a",
-                datastore_free=100 * GiB)
+    base = {"size_bytes": 10 * GiB, "disk_type": "thick", "adapter_type": "lsiLogic", "datastore": "ds-a",
+            "datastore_free": 100 * GiB}
     base.update(kw)
     return Facts(**base)
 
@@ -140,7 +140,7 @@ def record(moref: str, *, kind: str = specs.KIND_VOLUME, uuid: str = VOL, create
     props = {
         "name": moref, "config.instanceUuid": uuid, "config.hardware.device": devices,
         "config.extraConfig": specs.option_values(specs.volume_marks(VOL, None, kind)),
-        "config.createDate": dt.datetime(2026, 1, created, tzinfo=dt.timezone.utc),
+        "config.createDate": dt.datetime(2026, 1, created, tzinfo=dt.UTC),
         "snapshot": vim.vm.SnapshotInfo(rootSnapshotList=snapshots) if snapshots else None,
     }
     return bk.backing_from_props(vim.VirtualMachine(moref), props)
@@ -166,7 +166,7 @@ def test_a_retype_copy_is_the_volume_only_once_the_original_is_gone() -> None:
 def test_leftover_temporary_snapshots_are_a_repair_not_a_user_snapshot() -> None:
     tree = vim.vm.SnapshotTree(name="clone-x", snapshot=vim.vm.Snapshot("snap-1"), id=1, state="poweredOff",
                                quiesced=False, vm=vim.VirtualMachine("vm-1"),
-                               createTime=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+                               createTime=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
                                description=specs.encode_snapshot_description(None, specs.TEMPORARY_SNAPSHOT + "x"))
     r = record("vm-1", snapshots=[tree])
     assert r.user_snapshots == () and len(r.temporary_snapshots) == 1
@@ -195,7 +195,7 @@ STATE = {"id": VOL, "name": "v", "description": None, "size_gb": 10, "disk_type"
 
 
 def plan(change: dict, f: Facts | None = None, config_datastore: str | None = None):
-    cfg = {k: None for k in STATE}
+    cfg = dict.fromkeys(STATE)
     cfg.update({k: STATE[k] for k in ("name", "size_gb", "disk_type", "adapter_type", "clone_type")})
     cfg.update(change)
     cfg["datastore"] = config_datastore
@@ -274,9 +274,9 @@ def test_plan_repairs_an_interrupted_change_as_an_update() -> None:
 
 def test_plan_without_kept_facts_uses_the_state() -> None:
     cfg_change = {"size_gb": 20}
-    outcome, req = plan(cfg_change)
+    outcome, _req = plan(cfg_change)
     assert outcome.private["decision"]["extend"] == EXTEND_IN_PLACE
-    req2 = PlanRequest(config={**{k: None for k in STATE}, **{k: STATE[k] for k in ("name", "disk_type",
+    req2 = PlanRequest(config={**dict.fromkeys(STATE), **{k: STATE[k] for k in ("name", "disk_type",
                                                                                     "adapter_type", "clone_type")},
                                "size_gb": 20}, prior=dict(STATE), private={})
     outcome2 = plan_resource_change(VolumeResource(), req2, {**STATE, "size_gb": 20})

@@ -87,7 +87,7 @@ def make_certificates(directory: Path, hosts: tuple[str, ...] = ("127.0.0.1", "l
     from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = _dt.datetime.now(_dt.UTC)
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "terraform-provider-vmdk test CA")])
     ca_cert = (
@@ -167,7 +167,7 @@ class Vcsim:
     def connection_config(self, **overrides):
         from terraform_provider_vmdk.vsphere.config import ConnectionConfig
 
-        kw = dict(server=self.server, user=self.user, password=self.password, ca_file=self.ca_file)
+        kw = {"server": self.server, "user": self.user, "password": self.password, "ca_file": self.ca_file}
         kw.update(overrides)
         return ConnectionConfig(**kw)
 

@@ -81,7 +81,7 @@ class DiagnosticError(Exception):
         self.diagnostics.error(summary, detail, path)
 
     @classmethod
-    def of(cls, diags: Diagnostics) -> "DiagnosticError":
+    def of(cls, diags: Diagnostics) -> DiagnosticError:
         err = cls.__new__(cls)
         Exception.__init__(err, "; ".join(str(d) for d in diags))
         err.diagnostics = diags

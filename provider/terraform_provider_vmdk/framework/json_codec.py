@@ -116,7 +116,7 @@ def _list_from_json(raw: Any, ty: CollectionType, path: AttributePath, lenient: 
 
 def _tuple_from_json(raw: Any, ty: Tuple, path: AttributePath, lenient: bool) -> list[Any]:
     seq = check.expect_tuple(raw, ty, path)
-    return [_from_json(e, t, path.index(i), lenient) for i, (e, t) in enumerate(zip(seq, ty.elements))]
+    return [_from_json(e, t, path.index(i), lenient) for i, (e, t) in enumerate(zip(seq, ty.elements, strict=True))]
 
 
 def _map_from_json(raw: Any, ty: CollectionType, path: AttributePath, lenient: bool) -> dict[str, Any]:
@@ -196,7 +196,8 @@ def _list_text(v: Any, ty: CollectionType, path: AttributePath) -> str:
 
 def _tuple_text(v: Any, ty: Tuple, path: AttributePath) -> str:
     seq = check.expect_tuple(v, ty, path)
-    return "[" + ",".join(_json_text(e, t, path.index(i)) for i, (e, t) in enumerate(zip(seq, ty.elements))) + "]"
+    pairs = enumerate(zip(seq, ty.elements, strict=True))  # expect_tuple checked the length
+    return "[" + ",".join(_json_text(e, t, path.index(i)) for i, (e, t) in pairs) + "]"
 
 
 def _map_text(v: Any, ty: CollectionType, path: AttributePath) -> str:

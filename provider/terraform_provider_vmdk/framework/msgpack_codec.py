@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import msgpack  # type: ignore[import-untyped]
+import msgpack
 
 from . import value_checks as check
 from .dynamic_value import DynamicValue
@@ -116,7 +116,7 @@ def _list_to_wire(v: Any, ty: CollectionType, path: AttributePath, refine: bool)
 
 def _tuple_to_wire(v: Any, ty: Tuple, path: AttributePath, refine: bool) -> list[Any]:
     seq = check.expect_tuple(v, ty, path)
-    return [_to_wire(e, t, path.index(i), refine) for i, (e, t) in enumerate(zip(seq, ty.elements))]
+    return [_to_wire(e, t, path.index(i), refine) for i, (e, t) in enumerate(zip(seq, ty.elements, strict=True))]
 
 
 def _map_to_wire(v: Any, ty: CollectionType, path: AttributePath, refine: bool) -> dict[str, Any]:
@@ -249,7 +249,7 @@ def _list_from_wire(raw: Any, ty: CollectionType, path: AttributePath) -> list[A
 
 def _tuple_from_wire(raw: Any, ty: Tuple, path: AttributePath) -> list[Any]:
     seq = check.expect_tuple(raw, ty, path)
-    return [_from_wire(e, t, path.index(i)) for i, (e, t) in enumerate(zip(seq, ty.elements))]
+    return [_from_wire(e, t, path.index(i)) for i, (e, t) in enumerate(zip(seq, ty.elements, strict=True))]
 
 
 def _map_from_wire(raw: Any, ty: CollectionType, path: AttributePath) -> dict[str, Any]:

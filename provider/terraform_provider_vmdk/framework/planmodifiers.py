@@ -44,7 +44,9 @@ class AttributePlanResponse:
 
 
 class PlanModifier(Protocol):
-    description: str
+    # Read-only: plan modifiers are frozen dataclasses.
+    @property
+    def description(self) -> str: ...
 
     def modify(self, req: AttributePlanRequest, resp: AttributePlanResponse) -> None: ...
 

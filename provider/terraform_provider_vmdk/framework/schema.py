@@ -33,8 +33,8 @@ class Attribute:
     sensitive: bool = False
     default: Any = None
     deprecation_message: str = ""
-    validators: Sequence["Validator"] = ()
-    plan_modifiers: Sequence["PlanModifier"] = ()
+    validators: Sequence[Validator] = ()
+    plan_modifiers: Sequence[PlanModifier] = ()
     env_fallback: Sequence[str] = ()  # provider config only: documented environment variables
 
     def __post_init__(self) -> None:
@@ -57,7 +57,7 @@ class Nesting(Enum):
 @dataclass(frozen=True)
 class Block:
     attributes: Mapping[str, Attribute] = field(default_factory=dict)
-    blocks: Mapping[str, "NestedBlock"] = field(default_factory=dict)
+    blocks: Mapping[str, NestedBlock] = field(default_factory=dict)
     description: str = ""
     deprecation_message: str = ""
 

@@ -68,13 +68,14 @@ class FrameworkServer:
         try:
             return self.resources[type_name]
         except KeyError:
-            raise DiagnosticError("Unknown resource type", f"This provider has no resource type {type_name!r}.")
+            raise DiagnosticError(
+                "Unknown resource type", f"This provider has no resource type {type_name!r}.") from None
 
     def _data_source(self, type_name: str) -> DataSource:
         try:
             return self.data_sources[type_name]
         except KeyError:
-            raise DiagnosticError("Unknown data source", f"This provider has no data source {type_name!r}.")
+            raise DiagnosticError("Unknown data source", f"This provider has no data source {type_name!r}.") from None
 
     def _ctx(self, diags: Diagnostics) -> RequestContext:
         return RequestContext(diagnostics=diags, stop=self.stop_event)
@@ -84,9 +85,11 @@ class FrameworkServer:
         if not data:
             return None
         try:
-            return decode(data, ty)
+            value: dict[str, Any] = decode(data, ty)  # a known Object decodes to a dict
+            return value
         except CtyValueError as exc:
-            raise DiagnosticError(f"Invalid {what} value", f"Terraform sent a value that does not fit the schema: {exc}")
+            raise DiagnosticError(
+                f"Invalid {what} value", f"Terraform sent a value that does not fit the schema: {exc}") from exc
 
     @staticmethod
     def _encode(value: dict[str, Any] | None, ty: Object, what: str) -> bytes:
@@ -97,7 +100,7 @@ class FrameworkServer:
             raise DiagnosticError(
                 f"Provider produced an invalid {what}",
                 f"{exc}. This is a bug in terraform-provider-vmdk; please report it.",
-            )
+            ) from exc
 
     # -- provider ----------------------------------------------------------------------------------
     def validate_provider_config(self, config: bytes) -> Result:
@@ -183,7 +186,8 @@ class FrameworkServer:
         try:
             value = decode_json(raw_json, ty, ignore_undeclared=True)
         except CtyValueError as exc:
-            raise DiagnosticError("Invalid stored state", f"The stored {type_name} state does not fit the schema: {exc}")
+            raise DiagnosticError(
+                "Invalid stored state", f"The stored {type_name} state does not fit the schema: {exc}") from exc
         res.value = self._encode(value, ty, "upgraded state")
         return res
 
@@ -250,6 +254,7 @@ class FrameworkServer:
             res.value = encode(None, ty)
             return res
         operation = "create" if prior_v is None else "update"
+        new: dict[str, Any] | None
         try:
             new = resource.create(req) if prior_v is None else resource.update(req)
         except DiagnosticError as exc:
@@ -294,7 +299,7 @@ class FrameworkServer:
 
 def _unexpected(diags: Diagnostics, type_name: str, operation: str) -> None:
     """An error we did not foresee: named by resource and operation, its text only in the log."""
-    log.exception("unexpected error in %s %s", type_name, operation)
+    log.exception("unexpected error in %s %s", type_name, operation)  # noqa: LOG004 - called in except blocks
     diags.error(
         f"Unexpected error in {type_name} ({operation})",
         f"The provider failed unexpectedly while running the {operation} of a {type_name}. Nothing was lost: the "

@@ -196,7 +196,7 @@ class CollectionType(CtyType):
         return f"{self.KIND} of {self.element.friendly_name()}"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.element == self.element  # type: ignore[attr-defined]
+        return type(other) is type(self) and other.element == self.element
 
     def __hash__(self) -> int:
         return hash((self.KIND, self.element))
@@ -315,7 +315,7 @@ class Object(CtyType):
         return hash(("object", tuple(self.attributes.items()), self.optional))
 
     def __repr__(self) -> str:
-        opt = f", optional={set(sorted(self.optional))!r}" if self.optional else ""
+        opt = f", optional={set(self.optional)!r}" if self.optional else ""
         return f"Object({dict(self.attributes)!r}{opt})"
 
 

@@ -29,7 +29,9 @@ __all__ = [
 
 
 class Validator(Protocol):
-    description: str
+    # Read-only: validators are frozen dataclasses, some compute their description in a property.
+    @property
+    def description(self) -> str: ...
 
     def validate(self, value: Any, path: AttributePath, diags: Diagnostics) -> None: ...
 
@@ -69,7 +71,7 @@ class WholeNumber:
     description: str = "a whole number"
 
     def validate(self, value: Any, path: AttributePath, diags: Diagnostics) -> None:
-        if isinstance(value, float) and not value.is_integer() or (
+        if (isinstance(value, float) and not value.is_integer()) or (
             isinstance(value, Decimal) and value != value.to_integral_value()
         ):
             diags.error("Invalid attribute value", f"{path} must be a whole number; got {value}.", path)

@@ -87,7 +87,7 @@ def _sequence_children(v: Any, ty: CollectionType, path: AttributePath) -> Itera
 
 def _tuple_children(v: Any, ty: Tuple, path: AttributePath) -> Iterator[Node]:
     if isinstance(v, (list, tuple)):
-        for i, (e, t) in enumerate(zip(v, ty.elements)):
+        for i, (e, t) in enumerate(zip(v, ty.elements, strict=False)):  # not checked here: the shorter wins
             yield path.index(i), e, t
 
 

@@ -20,7 +20,10 @@ from __future__ import annotations
 import base64
 import os
 import time
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
 
 VALIDITY = 30 * 86400  # seconds
 BACKDATE = 30  # seconds; tolerates small clock skew with the host
@@ -99,7 +102,7 @@ def _pem(label: str, der: bytes) -> bytes:
     return b"-----BEGIN " + label.encode() + b"-----\n" + lines + b"\n-----END " + label.encode() + b"-----\n"
 
 
-def _ecdsa_sha256(ec, hashes):
+def _ecdsa_sha256() -> ECDSA:
     """An ``ec.ECDSA(hashes.SHA256())`` without its constructor's 5 ms import.
 
     ``ECDSA.__init__`` imports cryptography's whole OpenSSL backend module (RSA,
@@ -108,6 +111,8 @@ def _ecdsa_sha256(ec, hashes):
     cryptography release renames them, the properties fail and we fall back to
     the real constructor.
     """
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
 
     class _FastECDSA(ec.ECDSA):
         def __init__(self) -> None:  # noqa: D107 (deliberately skips super().__init__)
@@ -118,7 +123,7 @@ def _ecdsa_sha256(ec, hashes):
         fast = _FastECDSA()
         if isinstance(fast.algorithm, hashes.SHA256) and fast.deterministic_signing is False:
             return fast
-    except Exception:  # pragma: no cover - depends on cryptography internals
+    except Exception:  # noqa: BLE001  # pragma: no cover - depends on cryptography internals
         pass
     return ec.ECDSA(hashes.SHA256())  # pragma: no cover
 
@@ -126,7 +131,6 @@ def _ecdsa_sha256(ec, hashes):
 def generate_server_cert(common_name: str = "localhost") -> ServerCert:
     """Generate an ECDSA P-256 key and a self-signed CA/server certificate for it."""
     # Imported here: only the mTLS path needs cryptography.
-    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
     key = ec.generate_private_key(ec.SECP256R1())
@@ -152,7 +156,7 @@ def generate_server_cert(common_name: str = "localhost") -> ServerCert:
         _seq(_seq(_oid(OID_EC_PUBLIC_KEY), _oid(OID_P256)), _bits(point)),
         _tlv(0xA3, extensions),
     )
-    signature = key.sign(tbs, _ecdsa_sha256(ec, hashes))  # DER Ecdsa-Sig-Value
+    signature = key.sign(tbs, _ecdsa_sha256())  # DER Ecdsa-Sig-Value
     cert_der = _seq(tbs, algorithm, _bits(signature))
     key_der = _seq(  # SEC1 ECPrivateKey, which OpenSSL (ssl.load_cert_chain) reads
         _int(1),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from ._generated import (
     grpc_broker_pb2_grpc,
@@ -12,6 +13,12 @@ from ._generated import (
     grpc_controller_pb2_grpc,
     grpc_stdio_pb2_grpc,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    import grpc
+    from google.protobuf import empty_pb2
+
+    from ._generated import grpc_broker_pb2, grpc_stdio_pb2
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +33,9 @@ class ControllerServicer(grpc_controller_pb2_grpc.GRPCControllerServicer):
     def __init__(self, request_stop: Callable[[str], None]) -> None:
         self._request_stop = request_stop
 
-    def Shutdown(self, request, context):  # noqa: N802 (gRPC method name)
+    def Shutdown(  # noqa: N802 (gRPC method name)
+        self, request: grpc_controller_pb2.Empty, context: grpc.ServicerContext
+    ) -> grpc_controller_pb2.Empty:
         self._request_stop("GRPCController.Shutdown")
         return grpc_controller_pb2.Empty()
 
@@ -40,7 +49,9 @@ class StdioServicer(grpc_stdio_pb2_grpc.GRPCStdioServicer):
     means no worker thread is parked on it for the life of the process.
     """
 
-    def StreamStdio(self, request, context) -> Iterator:  # noqa: N802
+    def StreamStdio(  # noqa: N802
+        self, request: empty_pb2.Empty, context: grpc.ServicerContext
+    ) -> Iterator[grpc_stdio_pb2.StdioData]:
         return iter(())
 
 
@@ -54,12 +65,14 @@ class BrokerServicer(grpc_broker_pb2_grpc.GRPCBrokerServicer):
     def __init__(self, stopping: threading.Event) -> None:
         self._stopping = stopping
 
-    def StartStream(self, request_iterator, context) -> Iterator:  # noqa: N802
+    def StartStream(  # noqa: N802
+        self, request_iterator: Iterator[grpc_broker_pb2.ConnInfo], context: grpc.ServicerContext
+    ) -> Iterator[grpc_broker_pb2.ConnInfo]:
         try:
             for _ in request_iterator:
                 if self._stopping.is_set():
                     break
-        except Exception as exc:  # stream cancelled on shutdown
+        except Exception as exc:  # noqa: BLE001 - stream cancelled on shutdown
             log.debug("broker stream ended", extra={"reason": repr(exc)})
         return
         yield  # pragma: no cover  (makes this a generator)

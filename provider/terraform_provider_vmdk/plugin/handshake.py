@@ -17,7 +17,7 @@ import base64
 import os
 import socket
 import sys
-from typing import Mapping
+from collections.abc import Mapping
 
 MAGIC_COOKIE_KEY = "TF_PLUGIN_MAGIC_COOKIE"
 MAGIC_COOKIE_VALUE = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2"

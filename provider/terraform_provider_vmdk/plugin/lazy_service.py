@@ -32,7 +32,7 @@ class _Capture:
         pass  # the generic handler above serves the same methods
 
 
-class LazyProviderService(grpc.GenericRpcHandler):
+class LazyProviderService(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpc is untyped (Any)
     def __init__(self, load_framework: Callable[[], Any]) -> None:
         self._load_framework = load_framework
         self._lock = threading.Lock()
@@ -48,7 +48,7 @@ class LazyProviderService(grpc.GenericRpcHandler):
                 servicer = ProviderServicer(self._load_framework)
                 capture = _Capture()
                 tfplugin6_pb2_grpc.add_ProviderServicer_to_server(servicer, capture)
-                servicer.fw  # build the framework and provider now, not in the first RPC
+                servicer.fw  # noqa: B018 - build the framework and provider now, not in the first RPC
                 self._handlers = capture.generic
                 self._servicer = servicer
             return self._servicer

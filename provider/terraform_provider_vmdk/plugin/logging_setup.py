@@ -14,7 +14,8 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any, TextIO
 
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
@@ -62,7 +63,7 @@ def hclog_timestamp(created: float) -> str:
     Built with ``time`` rather than ``datetime`` to keep start-up imports small.
     """
     seconds = int(created)
-    micros = int(round((created - seconds) * 1_000_000))
+    micros = round((created - seconds) * 1_000_000)
     if micros >= 1_000_000:
         seconds, micros = seconds + 1, micros - 1_000_000
     local = time.localtime(seconds)
@@ -133,18 +134,18 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-class _StderrHandler(logging.StreamHandler):
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """Always writes to the *current* sys.stderr (tests and redirections swap it)."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
-    def stream(self):  # noqa: D401
+    @property
+    def stream(self) -> TextIO:  # noqa: D401
         return sys.stderr
 
     @stream.setter
-    def stream(self, value) -> None:
+    def stream(self, value: TextIO) -> None:
         pass
 
 

@@ -20,10 +20,14 @@ import signal
 import socket
 import sys
 import threading
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from . import handshake
 from .handshake import Endpoint, HandshakeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .tls_front import TLSFront
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +123,9 @@ def _install_signal_handlers(stop: _StopSignal, debug: bool) -> dict[int, Any]:
 
 def _serve(servicer: Any, endpoint: Endpoint, client_cert: str | None, stop: _StopSignal, debug: bool,
            real_stdout: Any) -> int:
-    import grpc
     from concurrent import futures
 
+    import grpc
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
     from . import go_plugin_services as gps
@@ -146,7 +150,8 @@ def _serve(servicer: Any, endpoint: Endpoint, client_cert: str | None, stop: _St
     health_servicer = health.HealthServicer()
     health_servicer.set(HEALTH_SERVICE, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    controller_stop = (lambda reason: log.info("ignoring %s in debug mode; stop with Ctrl-C", reason)) if debug else stop
+    controller_stop = (
+        (lambda reason: log.info("ignoring %s in debug mode; stop with Ctrl-C", reason)) if debug else stop)
     grpc_controller_pb2_grpc.add_GRPCControllerServicer_to_server(gps.ControllerServicer(controller_stop), server)
     grpc_stdio_pb2_grpc.add_GRPCStdioServicer_to_server(gps.StdioServicer(), server)
     grpc_broker_pb2_grpc.add_GRPCBrokerServicer_to_server(gps.BrokerServicer(stop.event), server)
@@ -201,7 +206,7 @@ def _bind_plain(server: Any, endpoint: Endpoint) -> None:
         raise OSError(f"gRPC could not listen on {target}")
 
 
-def _start_tls_front(server: Any, endpoint: Endpoint, client_cert: str):
+def _start_tls_front(server: Any, endpoint: Endpoint, client_cert: str) -> tuple[TLSFront, bytes]:
     from .certs import generate_server_cert
     from .tls_front import TLSFront, make_server_context
 

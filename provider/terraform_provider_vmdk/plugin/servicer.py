@@ -48,13 +48,13 @@ def rpc(name: str, response: Callable[..., Any]) -> Callable[[Callable[..., R]],
 
     def decorate(body: Callable[..., R]) -> Callable[..., Any]:
         @functools.wraps(body)
-        def handler(self: "ProviderServicer", request: Any, context: Any) -> Any:
+        def handler(self: ProviderServicer, request: Any, context: Any) -> Any:
             log.debug("rpc %s", name)
             try:
                 return body(self, request, context)
             except DiagnosticError as exc:
                 diags = exc.diagnostics
-            except Exception:  # noqa: BLE001 - the user gets a diagnostic, the log gets the traceback
+            except Exception:
                 log.exception("unexpected error in %s", name)
                 subject = getattr(request, "type_name", "") or "the provider"
                 diags = Diagnostics()
@@ -72,14 +72,14 @@ def rpc(name: str, response: Callable[..., Any]) -> Callable[[Callable[..., R]],
 
 
 class ProviderServicer(pb_grpc.ProviderServicer):
-    def __init__(self, server_factory: Callable[[], "FrameworkServer"]) -> None:
+    def __init__(self, server_factory: Callable[[], FrameworkServer]) -> None:
         self._factory = server_factory
         self._fw: FrameworkServer | None = None
         self._fw_lock = threading.Lock()
         self._schema_cache: pb.GetProviderSchema.Response | None = None
 
     @property
-    def fw(self) -> "FrameworkServer":
+    def fw(self) -> FrameworkServer:
         if self._fw is None:
             with self._fw_lock:
                 if self._fw is None:

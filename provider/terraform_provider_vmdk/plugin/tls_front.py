@@ -24,6 +24,7 @@ import os
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class _Connection:
     """One accepted TLS connection piped to one backend connection."""
 
     def __init__(self, raw: socket.socket, backend: socket.socket, tls: ssl.SSLObject,
-                 incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, on_done) -> None:
+                 incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, on_done: Callable[[_Connection], None]) -> None:
         self.raw, self.backend, self.tls = raw, backend, tls
         self.incoming, self.outgoing = incoming, outgoing
         self.ssl_lock = threading.Lock()  # guards the SSLObject and both BIOs
@@ -72,7 +73,7 @@ class _Connection:
                          name="tls-front-down").start()
         self._guard(self._upstream)
 
-    def _guard(self, direction) -> None:
+    def _guard(self, direction: Callable[[], None]) -> None:
         try:
             direction()
         except (BrokenPipeError, ConnectionResetError):
@@ -259,7 +260,7 @@ class TLSFront:
                     raw.sendall(out)
                 data = raw.recv(RECV_SIZE)
                 if not data:
-                    raise ConnectionError("client closed the connection during the TLS handshake")
+                    raise ConnectionError("client closed the connection during the TLS handshake") from None
                 incoming.write(data)
         out = outgoing.read()
         if out:

@@ -10,11 +10,12 @@ removed (never by throwing it away), so in-use checks and lookups stay O(1) per 
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ..framework.diagnostics import DiagnosticError
 from .client import VSphereClient
@@ -46,7 +47,7 @@ class VolumeBackend:
         self._free: Once[dict[str, int]] = Once(self._load_free)
         self._index_lock = threading.Lock()  # guards index edits (in memory only)
 
-    def _build(self) -> tuple["Inventory", "DatastoreSelector", "VolumeOps"]:
+    def _build(self) -> tuple[Inventory, DatastoreSelector, VolumeOps]:
         from ..vsphere.datastore import DatastoreSelector
         from ..vsphere.inventory import Inventory
         from ..vsphere.volumeops import VolumeOps
@@ -61,7 +62,7 @@ class VolumeBackend:
         )
         return inventory, selector, VolumeOps(session, inventory, volume_folder=self.settings.volume_folder)
 
-    def _check_settings(self, inventory: "Inventory") -> None:
+    def _check_settings(self, inventory: Inventory) -> None:
         """Settings only vSphere can judge (datacenter, clusters): an error that names the provider setting."""
         from ..vsphere.exceptions import ClusterNotFound, DatacenterNotFound
 
@@ -78,22 +79,22 @@ class VolumeBackend:
                                       f"{exc}\n\nFix `cluster_names` in the provider block.") from None
 
     @property
-    def inventory(self) -> "Inventory":
+    def inventory(self) -> Inventory:
         return self._core.get()[0]
 
     @property
-    def selector(self) -> "DatastoreSelector":
+    def selector(self) -> DatastoreSelector:
         return self._core.get()[1]
 
     @property
-    def ops(self) -> "VolumeOps":
+    def ops(self) -> VolumeOps:
         return self._core.get()[2]
 
     # -- the index -----------------------------------------------------------------------------------
-    def _load_index(self) -> "BackingIndex":
+    def _load_index(self) -> BackingIndex:
         return self.ops.load_index()
 
-    def index(self) -> "BackingIndex":
+    def index(self) -> BackingIndex:
         """The batched read of every VM (one per process, renewed after INDEX_TTL)."""
         index = self._index.get()
         if time.monotonic() - index.loaded_at > INDEX_TTL:
@@ -101,7 +102,7 @@ class VolumeBackend:
             index = self._index.get()
         return index
 
-    def choice(self, volume_id: str, *, fresh: bool = False) -> "Choice":
+    def choice(self, volume_id: str, *, fresh: bool = False) -> Choice:
         """The VMs carrying ``volume_id`` and which of them is the volume. ``fresh``: re-read each (writes)."""
         from ..vsphere.lookup import choose
 
@@ -115,7 +116,7 @@ class VolumeBackend:
                 records = [found]
         return choose(records)
 
-    def _reread(self, record: "Backing") -> "Backing | None":
+    def _reread(self, record: Backing) -> Backing | None:
         from ..vsphere.ops_base import is_gone
 
         try:
@@ -126,27 +127,27 @@ class VolumeBackend:
                 return None
             raise
 
-    def get(self, volume_id: str | None) -> "Backing | None":
+    def get(self, volume_id: str | None) -> Backing | None:
         """The volume's backing as the index saw it (reads)."""
         if not volume_id:
             return None
         return self.choice(volume_id).primary
 
-    def users_of(self, backing: "Backing") -> list[str]:
+    def users_of(self, backing: Backing) -> list[str]:
         """Other VMs that have the volume's VMDK attached (from the index: no per-volume scan)."""
         return self.index().users_of(backing)
 
-    def remember(self, backing: "Backing") -> None:
+    def remember(self, backing: Backing) -> None:
         if self._index.ready:
             with self._index_lock:
                 self._index.get().put(backing)
 
-    def forget(self, backing: "Backing") -> None:
+    def forget(self, backing: Backing) -> None:
         if self._index.ready:
             with self._index_lock:
                 self._index.get().drop(backing.moref_value)
 
-    def all_backings(self) -> dict[str, "Backing"]:
+    def all_backings(self) -> dict[str, Backing]:
         """Every volume of ours by id (its chosen backing)."""
         index = self.index()
         return {vid: primary for vid in list(index.volumes) if (primary := index.primary(vid)) is not None}
@@ -255,14 +256,15 @@ def run_bounded(what: str, seconds: float | None, stop: threading.Event, fn: Cal
     while not done.wait(allowance.bound(_WAIT_SLICE) or 0.0):
         if allowance.cancelled() or allowance.expired():
             error = vexc.Cancelled(what) if allowance.cancelled() else vexc.OperationTimedOut(what)
-            return driver_errors(what, lambda: _raise(error))
+            return driver_errors(what, functools.partial(_raise, error))
     if "error" in box:
         error = box["error"]
         if isinstance(error, (vexc.Cancelled, vexc.OperationTimedOut)):
             return driver_errors(what, lambda: _raise(error))
         raise error
-    return box["result"]  # type: ignore[no-any-return]
+    result: T = box["result"]
+    return result
 
 
-def _raise(error: BaseException) -> Any:
+def _raise(error: BaseException) -> NoReturn:
     raise error

@@ -8,17 +8,20 @@ a resource asks. A failed connection then becomes a diagnostic that points at th
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..framework.diagnostics import DiagnosticError
 from ..vsphere.config import ConnectionConfig
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..vsphere.once import Once
     from ..vsphere.session import Session
 
 __all__ = ["ProviderSettings", "VSphereClient"]
+
+T = TypeVar("T")
 
 
 # Cinder's datastore types (DatastoreSummary.type, compared case-insensitively).
@@ -46,9 +49,9 @@ class VSphereClient:
     settings: ProviderSettings
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # guards the dicts only
     _session: Any = field(default=None, repr=False)
-    _onces: dict[str, Any] = field(default_factory=dict, repr=False)
+    _onces: dict[str, Once[Any]] = field(default_factory=dict, repr=False)  # a key's value type is its callers'
 
-    def _once(self, key: str, factory: Callable[[], Any]) -> Any:
+    def _once(self, key: str, factory: Callable[[], T]) -> Once[T]:
         from ..vsphere.once import Once
 
         with self._lock:
@@ -57,12 +60,12 @@ class VSphereClient:
                 once = self._onces[key] = Once(factory)
         return once
 
-    def session(self) -> "Session":
+    def session(self) -> Session:
         """The shared, connected session; connection problems become a provider-configuration error."""
         session: Session = self._once("\0session", self._connect).get()
         return session
 
-    def _connect(self) -> "Session":
+    def _connect(self) -> Session:
         from ..vsphere.exceptions import ConnectionFailed
         from ..vsphere.session import Session
 
@@ -80,7 +83,7 @@ class VSphereClient:
         self._session = session
         return session
 
-    def cached(self, key: str, factory: Callable[[], Any]) -> Any:
+    def cached(self, key: str, factory: Callable[[], T]) -> T:
         """``factory()`` once per process and key (a failure is retried by the next caller)."""
         return self._once(key, factory).get()
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["VolumeDataSource"]
 
 
-def volume_state(backing: "Backing", backend: VolumeBackend) -> dict[str, Any]:
+def volume_state(backing: Backing, backend: VolumeBackend) -> dict[str, Any]:
     """The ``vmdk_volume`` resource's own mapping, plus the policy name (which the resource keeps from config)."""
     state = volume_state_from_backing(backing, backend.inventory.datacenter_name)
     state["storage_policy"] = backend.policy_name(backing.profile_id)
@@ -44,7 +44,8 @@ class VolumeDataSource(DataSource):
     def schema(self) -> Schema:
         attrs: dict[str, Attribute] = {
             "id": Attribute(String, optional=True, computed=True, validators=(NotEmpty(),),
-                            description="Volume id (the shadow VM's instance UUID). Set exactly one of `id` and `name`."),
+                            description="Volume id (the shadow VM's instance UUID). "
+                                        "Set exactly one of `id` and `name`."),
             "name": Attribute(String, optional=True, computed=True, validators=(NotEmpty(),),
                               description="Display name of the volume. Set exactly one of `id` and `name`; a name "
                               "several volumes share is an error listing their ids."),

@@ -14,10 +14,10 @@ from .. import __version__
 from ..framework.diagnostics import Diagnostics
 from ..framework.resource import DataSource, Provider, RequestContext, Resource
 from ..framework.schema import Attribute, Schema, schema
-from ..framework.types import Bool, List, Number, String
-from ..framework.validators import AtLeast, NotEmpty, OneOf, ValidRegex, WholeNumber
 from ..framework.secrets import set_secrets
+from ..framework.types import Bool, List, Number, String
 from ..framework.unknowns import is_unknown
+from ..framework.validators import AtLeast, NotEmpty, OneOf, ValidRegex, WholeNumber
 from ..vsphere.config import ConnectionConfig
 from .client import DEFAULT_DATASTORE_TYPES, ProviderSettings, VSphereClient
 from .data_datastores import DatastoresDataSource
@@ -186,7 +186,8 @@ class VmdkProvider(Provider):
                 server=server, user=user, password=password, allow_unverified_ssl=bool(unverified),
                 ca_file=ca_file or None,
                 api_retry_count=int(config["api_retry_count"]) if config.get("api_retry_count") is not None else 10,
-                task_poll_interval=float(config["task_poll_interval"]) if config.get("task_poll_interval") is not None else 0.5,
+                task_poll_interval=(float(config["task_poll_interval"])
+                                    if config.get("task_poll_interval") is not None else 0.5),
                 api_timeout=float(config["api_timeout"]) if config.get("api_timeout") is not None else 300.0,
             )
         except ValueError as exc:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 from ..framework.diagnostics import DiagnosticError
 from ..framework.planmodifiers import RequiresReplace, UseStateForUnknown
@@ -60,12 +60,15 @@ def rfc3339(when: _dt.datetime | None) -> str | None:
     if when is None:
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=_dt.timezone.utc)
-    return when.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        when = when.replace(tzinfo=_dt.UTC)
+    return when.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ------------------------------------------------------------------------------------ the resource
-def _known(v: Any) -> bool:
+T = TypeVar("T")
+
+
+def _known(v: T | None) -> TypeGuard[T]:
     return v is not None and not is_unknown(v)
 
 
@@ -116,7 +119,7 @@ class SnapshotResource(Resource):
 
     @staticmethod
     def _find(backend: VolumeBackend, volume_id: str | None, snapshot_id: str, fmt: str | None,
-              *, fresh: bool = False) -> "SnapshotInfo | None":
+              *, fresh: bool = False) -> SnapshotInfo | None:
         """The snapshot by id: COW in the volume's snapshot tree, template by its instance UUID."""
         if fmt != FORMAT_TEMPLATE and volume_id:
             backing = backend.choice(volume_id, fresh=fresh).primary
@@ -128,14 +131,15 @@ class SnapshotResource(Resource):
             from ..vsphere.backing import template_snapshot
 
             record = None if fresh else backend.index().templates.get(snapshot_id)
-            info = template_snapshot(record) if record is not None else backend.ops.find_snapshot(
+            found = template_snapshot(record) if record is not None else backend.ops.find_snapshot(
                 None, snapshot_id=snapshot_id)
-            if info is not None and info.format == FORMAT_TEMPLATE and (not volume_id or info.volume_id == volume_id):
-                return info
+            if (found is not None and found.format == FORMAT_TEMPLATE
+                    and (not volume_id or found.volume_id == volume_id)):
+                return found
         return None
 
     @staticmethod
-    def _state(info: "SnapshotInfo", prior: dict[str, Any] | None, backing: "Backing | None" = None,
+    def _state(info: SnapshotInfo, prior: dict[str, Any] | None, backing: Backing | None = None,
                created_at: str | None = None) -> dict[str, Any]:
         prior = prior or {}
         size = prior.get("size_gb") if _known(prior.get("size_gb")) else None
@@ -157,7 +161,7 @@ class SnapshotResource(Resource):
         return state
 
     @staticmethod
-    def _template_created(backend: VolumeBackend, info: "SnapshotInfo") -> str | None:
+    def _template_created(backend: VolumeBackend, info: SnapshotInfo) -> str | None:
         """A template's creation time: config.createDate where vSphere has it (6.7+; vcsim does not)."""
         return rfc3339(info.template.create_date) if info.template is not None else None
 
@@ -179,14 +183,15 @@ class SnapshotResource(Resource):
         plan = req.plan or {}
         backend = self._backend()
         volume_id = plan["volume_id"]
-        fmt = plan.get("format") if _known(plan.get("format")) else backend.settings.snapshot_format
+        fmt_plan = plan.get("format")
+        fmt = fmt_plan if _known(fmt_plan) else backend.settings.snapshot_format
         name, description = plan["name"], plan.get("description")
         snapshot_id = str(uuid.uuid4())
         # The identity is fixed before vSphere is asked: a failed or cancelled create keeps it in the state.
         req.partial = {**plan, "id": snapshot_id, "format": fmt}
         limit = timeout_seconds(plan, "create", 3600.0)
 
-        def work() -> tuple["SnapshotInfo", "Backing"]:
+        def work() -> tuple[SnapshotInfo, Backing]:
             backing = driver_errors("find the volume", lambda: backend.choice(volume_id, fresh=True).primary,
                                     "volume_id")
             if backing is None:
@@ -207,7 +212,7 @@ class SnapshotResource(Resource):
         info, backing = run_bounded(f"snapshot {name!r} of volume {volume_id}", limit, req.stop, work)
         created = rfc3339(info.create_time) or (
             self._template_created(backend, info) if info.format == FORMAT_TEMPLATE else None
-        ) or rfc3339(_dt.datetime.now(_dt.timezone.utc))
+        ) or rfc3339(_dt.datetime.now(_dt.UTC))
         state = self._state(info, None, backing, created)
         state["size_gb"] = gib(info.size_bytes if info.size_bytes is not None else backing.size_bytes)
         state["timeouts"] = plan.get("timeouts")
@@ -267,7 +272,7 @@ class SnapshotResource(Resource):
         return state
 
     @staticmethod
-    def _rename_template(backend: VolumeBackend, info: "SnapshotInfo", name: str, description: str | None) -> None:
+    def _rename_template(backend: VolumeBackend, info: SnapshotInfo, name: str, description: str | None) -> None:
         """The name and description are the template's annotation (see VolumeOps.update_template_annotation)."""
         template = info.template if info.template is not None else backend.ops.get_backing(info.moref)
 
@@ -282,7 +287,8 @@ class SnapshotResource(Resource):
             return host.moref, host.resource_pool or backend.inventory.resource_pool_for_host(host.moref)
 
         driver_errors("rename the template snapshot",
-                      lambda: backend.ops.update_template_annotation(template, name, description, host_and_pool), "name")
+                      lambda: backend.ops.update_template_annotation(template, name, description, host_and_pool),
+                      "name")
 
     # -- delete --------------------------------------------------------------------------------------
     def delete(self, req: ApplyRequest) -> None:
@@ -316,7 +322,7 @@ class SnapshotResource(Resource):
             )
         backend = self._backend()
 
-        def lookup() -> list["SnapshotInfo"]:
+        def lookup() -> list[SnapshotInfo]:
             found: dict[str, SnapshotInfo] = {}
             backing = backend.ops.find_backing(volume_id)
             for info in backing.snapshots if backing is not None else ():
@@ -335,7 +341,8 @@ class SnapshotResource(Resource):
                 "(COW snapshots live in the volume, template snapshots in the Snapshots folder).",
             )
         if len(matches) > 1:
-            listing = ", ".join(f"{m.snapshot_id} ({m.format})" for m in sorted(matches, key=lambda m: m.snapshot_id or ""))
+            ordered = sorted(matches, key=lambda m: m.snapshot_id or "")
+            listing = ", ".join(f"{m.snapshot_id} ({m.format})" for m in ordered)
             raise DiagnosticError(
                 "Ambiguous snapshot name",
                 f"Volume {volume_id} has {len(matches)} snapshots named {key!r}: {listing}. Import by id: "

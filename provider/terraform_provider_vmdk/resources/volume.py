@@ -13,6 +13,7 @@ the decision out with fresh facts. This module wires that into Terraform's lifec
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -89,7 +90,7 @@ class VolumeResource(Resource):
         backing = run_bounded("create the volume", limit, req.stop, lambda: self._create(req, backend, volume_id))
         return self._result(req, backend, backing)
 
-    def _create(self, req: ApplyRequest, backend: VolumeBackend, volume_id: str) -> "Backing":
+    def _create(self, req: ApplyRequest, backend: VolumeBackend, volume_id: str) -> Backing:
         plan = req.plan or {}
         size_bytes = int(plan["size_gb"]) * GiB
         placement = self._placement(backend, size_bytes, plan.get("storage_policy"), plan.get("datastore"))
@@ -185,15 +186,16 @@ class VolumeResource(Resource):
         backing = run_bounded("update the volume", limit, req.stop, lambda: self._update(req, backend))
         return self._result(req, backend, backing)
 
-    def _update(self, req: ApplyRequest, backend: VolumeBackend) -> "Backing":
+    def _update(self, req: ApplyRequest, backend: VolumeBackend) -> Backing:
         plan, prior, config = req.plan or {}, req.prior or {}, req.config or {}
         decision = req.private.get("decision") or {}
         executor = Executor(backend)
         volume_id = volume_id_of(prior)
-        backing = driver_errors("find the volume", lambda: executor.resolve(volume_id) if volume_id else None)
-        if backing is None:
+        found = driver_errors("find the volume", lambda: executor.resolve(volume_id) if volume_id else None)
+        if found is None:
             raise DiagnosticError("Volume not found", f"The backing of volume {volume_id} no longer exists in vSphere; "
                                   "run terraform apply again to recreate it.")
+        backing: Backing = found  # declared, so the closures below see it as not None
         ds_cfg = config.get("datastore")
         if _known(ds_cfg) and ds_cfg != backing.datastore_name:
             refuse_in_use(backend.users_of(backing), "move it", "datastore")
@@ -211,7 +213,8 @@ class VolumeResource(Resource):
         new_size = int(plan["size_gb"]) * GiB
         if new_size > backing.size_bytes:
             refuse_in_use(backend.users_of(backing), "extend it", "size_gb")
-            planned = decision.get("extend") or (EXTEND_MAY_MOVE if is_unknown(plan.get("datastore")) else EXTEND_IN_PLACE)
+            planned = decision.get("extend") or (
+                EXTEND_MAY_MOVE if is_unknown(plan.get("datastore")) else EXTEND_IN_PLACE)
             backing = driver_errors("extend the volume", lambda: executor.extend(
                 backing, new_size, planned, plan.get("storage_policy")), "size_gb")
         if (plan.get("name"), plan.get("description")) != (backing.display_name, backing.description):
@@ -221,7 +224,7 @@ class VolumeResource(Resource):
         return backing
 
     @staticmethod
-    def _retype_wanted(plan: dict[str, Any], prior: dict[str, Any], backing: "Backing") -> bool:
+    def _retype_wanted(plan: dict[str, Any], prior: dict[str, Any], backing: Backing) -> bool:
         if any(plan.get(k) != prior.get(k) for k in ("disk_type", "adapter_type", "storage_policy")):
             return True
         return (backing.disk_type, backing.adapter_type) != (plan.get("disk_type"), plan.get("adapter_type"))
@@ -240,13 +243,13 @@ class VolumeResource(Resource):
                 return  # already gone: deleting is idempotent
             refuse_in_use(backend.users_of(choice.primary), "delete it")
             for backing in (choice.primary, *choice.leftovers):
-                driver_errors("delete the volume", lambda b=backing: backend.ops.delete_backing(b))
+                driver_errors("delete the volume", functools.partial(backend.ops.delete_backing, backing))
                 backend.forget(backing)
 
         run_bounded("delete the volume", timeout_seconds(prior, "delete", _DEFAULT_SECONDS["delete"]), req.stop, work)
 
     # -- results ---------------------------------------------------------------------------------------
-    def _result(self, req: ApplyRequest, backend: VolumeBackend, backing: "Backing") -> dict[str, Any]:
+    def _result(self, req: ApplyRequest, backend: VolumeBackend, backing: Backing) -> dict[str, Any]:
         """The state vSphere holds now; an error on each attribute where it is not what the plan asked."""
         plan = req.plan or {}
         state = volume_state_from_backing(backing, backend.inventory.datacenter_name, plan)

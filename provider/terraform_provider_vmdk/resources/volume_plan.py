@@ -12,7 +12,7 @@ The decision travels to apply in the planned private state (``decision``), not i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard, TypeVar
 
 from ..framework.resource import PlanRequest
 from ..framework.unknowns import UNKNOWN, is_unknown
@@ -24,7 +24,10 @@ __all__ = ["plan_update", "facts_from_state"]
 _RETYPE_KEYS = ("disk_type", "adapter_type", "storage_policy")
 
 
-def _known(v: Any) -> bool:
+T = TypeVar("T")
+
+
+def _known(v: T | None) -> TypeGuard[T]:
     return v is not None and not is_unknown(v)
 
 

@@ -69,7 +69,8 @@ VOLUME_ATTRIBUTES: dict[str, Attribute] = {
     "backing_name": Attribute(String, computed=True, plan_modifiers=(UseStateForUnknown(),),
                               description="Name of the shadow VM (`volume-<id>`)."),
     "backing_moref": Attribute(String, computed=True, description="Managed object id of the shadow VM."),
-    "vmdk_path": Attribute(String, computed=True, description="Datastore path of the VMDK, `[datastore] dir/file.vmdk`."),
+    "vmdk_path": Attribute(String, computed=True,
+                           description="Datastore path of the VMDK, `[datastore] dir/file.vmdk`."),
     "disk_uuid": Attribute(String, computed=True, plan_modifiers=(UseStateForUnknown(),),
                            description="UUID of the virtual disk."),
     "connection_info": Attribute(

@@ -162,7 +162,7 @@ def flatten_snapshots(snapshot_info: Any, volume_id: str | None, vm: Any = None)
     """Depth-first list of a VM's snapshot tree."""
     out: list[SnapshotInfo] = []
 
-    def walk(nodes: Iterable[Any]) -> None:
+    def walk(nodes: Iterable[Any] | None) -> None:
         for node in nodes or ():
             snapshot_id, description = specs.decode_snapshot_description(node.description)
             out.append(

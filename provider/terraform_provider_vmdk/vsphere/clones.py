@@ -64,6 +64,7 @@ class Clones(Snapshots):
         spec = specs.clone_spec(location=location, snapshot=snapshot_ref, extra_config=marks, instance_uuid=new_id,
                                 annotation=annotation)
         if profile_id and not linked:
+            assert spec.config is not None  # clone_spec always sets config
             spec.config.vmProfile = specs.profile_specs(profile_id)
         target = self._resolve_folder(folder)
         try:
@@ -87,7 +88,7 @@ class Clones(Snapshots):
     def _drop_temporary(self, src: Backing, snapshot: Any) -> None:
         try:
             self._task(snapshot.RemoveSnapshot_Task, removeChildren=False, consolidate=True, idempotent=True)
-        except Exception as error:  # noqa: BLE001 - left for the next write on the source to remove
+        except Exception as error:
             if is_gone(error):
                 return
             LOG.exception("could not remove the temporary snapshot of %s; the next change of that volume removes it",

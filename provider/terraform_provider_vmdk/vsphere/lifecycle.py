@@ -93,7 +93,8 @@ class Lifecycle(Lookup):
 
     def update_annotation(self, backing: Backing, name: str | None, description: str | None) -> Backing:
         """Display name and description live in the VM annotation (JSON)."""
-        self._reconfig(backing.moref, specs.extra_config_spec({}, annotation=specs.encode_annotation(name, description)))
+        annotation = specs.encode_annotation(name, description)
+        self._reconfig(backing.moref, specs.extra_config_spec({}, annotation=annotation))
         return self.refresh(backing)
 
     def promote_retype_copy(self, copy: Backing) -> Backing:

@@ -30,7 +30,7 @@ from .ops_base import OpsBase, is_gone, moid
 __all__ = ["BackingIndex", "Choice", "choose", "build_index", "Lookup"]
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Choice:
 def _rank(record: Backing) -> tuple[int, int, int, _dt.datetime, str]:
     created = record.create_date or _EPOCH
     if created.tzinfo is None:
-        created = created.replace(tzinfo=_dt.timezone.utc)
+        created = created.replace(tzinfo=_dt.UTC)
     return (0 if record.complete else 1, 0 if record.disk is not None else 1,
             0 if (record.disk_uuid or "").lower() == (record.volume_id or "").lower() else 1,
             created, record.moref_value)

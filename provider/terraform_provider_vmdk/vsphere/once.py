@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from . import budget as _budget
 
@@ -38,7 +38,7 @@ class Once(Generic[T]):
         while True:
             with self._lock:
                 if self._done:
-                    return self._value  # type: ignore[return-value]
+                    return cast(T, self._value)  # done: set by the factory or set() (T may include None)
                 event = self._running
                 if event is None:
                     event = self._running = threading.Event()

@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
-from pyVmomi import pbm, vim
+from pyVmomi import pbm
 
 from . import exceptions
 
@@ -37,7 +37,7 @@ STORAGE_RESOURCE_TYPE = "STORAGE"
 _T = TypeVar("_T")
 
 # name -> unique id, per Session object; weak so a logged-out session takes its cache with it.
-_cache: "weakref.WeakKeyDictionary[Any, dict[str, str]]" = weakref.WeakKeyDictionary()
+_cache: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
 
 
@@ -81,7 +81,7 @@ def find_profile_id(session: Any, name: str) -> str:
     if cached is not None:
         return cached
     profiles = list_profiles(session)
-    found = {p.name: p.profileId.uniqueId for p in profiles}
+    found: dict[str, str] = {p.name: p.profileId.uniqueId for p in profiles}
     with _cache_lock:
         _cache.setdefault(session, {}).update(found)
     if name in found:
@@ -107,7 +107,7 @@ def _moref_value(ds: Any) -> str:
     inner = getattr(ds, "moref", None)
     if inner is not None and inner is not ds:
         return _moref_value(inner)
-    mo_id = getattr(ds, "_moId", None)
+    mo_id: str | None = getattr(ds, "_moId", None)
     if mo_id is None and isinstance(getattr(ds, "key", None), str):
         mo_id = ds.key  # datastore.DatastoreState without a live moref (unit tests)
     if mo_id is None:

@@ -38,7 +38,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-
 __all__ = [
     "GiB",
     "SUPPORTED_TYPES",
@@ -268,7 +267,7 @@ def _ref_text(x: Any) -> str:
     """Name/moref string for a str or a pyVmomi managed object."""
     if isinstance(x, str):
         return x
-    mo = getattr(x, "_moId", None)
+    mo: str | None = getattr(x, "_moId", None)
     if mo is not None:
         return mo
     raise TypeError(f"expected a name, moref value or managed object, got {x!r}")

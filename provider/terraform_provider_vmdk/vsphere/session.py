@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from http.cookies import SimpleCookie
-from typing import Any
+from typing import Any, TypeVar
 
 from pyVmomi import VmomiSupport, pbm, vim, vmodl
 
@@ -38,6 +38,8 @@ LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
 SOAP_PATH = "/sdk"
 PBM_PATHS = ("/pbm/sdk", "/pbm")  # vCenter, then vcsim
 PBM_VERSION = "pbm.version.version11"
+
+T = TypeVar("T")
 BACKOFF_BASE = 0.1
 BACKOFF_MAX = 10.0
 MAX_CACHED_VIEWS = 32
@@ -183,14 +185,14 @@ class Session:
             body = resp.read()
         finally:
             conn.close()
-        known = VmomiSupport.GetServiceVersions("vim25")
+        known: list[str] = VmomiSupport.GetServiceVersions("vim25")
         if resp.status != 200:
             if resp.status == 503:
                 raise http.client.HTTPException("503 Service Unavailable")
             return known[0]
         root = ET.fromstring(body)
         offered = {v.text for ns in root.iter("namespace") if (ns.findtext("name") or "") == "urn:vim25"
-                   for v in ns.iter("version")}
+                   for v in ns.iter("version") if v.text is not None}
         for version in known:
             if VmomiSupport.versionIdMap.get(version) in offered:
                 return version
@@ -228,7 +230,7 @@ class Session:
                                                 fail_fast=_NO_SERVER)
             except exc.VMwareDriverError:
                 raise
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - any other failure is a ConnectionFailed
                 raise self._fail(self._describe(error)) from None
             self._stub, self._si, self._content = stub, si, content
             self._generation += 1
@@ -251,7 +253,7 @@ class Session:
                 self._retry(login, what="Login", idempotent=True, relogin=False)
             except exc.VMwareDriverError:
                 raise
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - any other failure is a ConnectionFailed
                 raise self._fail(self._describe(error)) from None
             self._generation += 1
             with self._views_lock:
@@ -275,8 +277,8 @@ class Session:
         return self._content is not None
 
     # ------------------------------------------------------------------ calls
-    def _retry(self, thunk: Callable[[], Any], *, what: str, idempotent: bool, relogin: bool = True,
-               fail_fast: tuple[type[BaseException], ...] = ()) -> Any:
+    def _retry(self, thunk: Callable[[], T], *, what: str, idempotent: bool, relogin: bool = True,
+               fail_fast: tuple[type[BaseException], ...] = ()) -> T:
         """Run ``thunk`` (raw pyVmomi calls) with the retry and re-login policy of its kind.
 
         NotAuthenticated: the server refused the call, so after a new login it is sent again. Transport
@@ -313,7 +315,7 @@ class Session:
                             self._scrub(self._describe(error)), delay)
                 budget.sleep(delay)
 
-    def read(self, thunk: Callable[[], Any], what: str = "read") -> Any:
+    def read(self, thunk: Callable[[], T], what: str = "read") -> T:
         """An idempotent request (or several, as one unit): retried on any transport failure and re-login."""
         self.connect()
         return self._retry(thunk, what=what, idempotent=True)
@@ -330,7 +332,7 @@ class Session:
         self.connect()
         return self._retry(lambda: fn(*args, **kwargs), what=_name_of(fn), idempotent=False)
 
-    def send(self, thunk: Callable[[], Any], *, what: str, idempotent: bool) -> Any:
+    def send(self, thunk: Callable[[], T], *, what: str, idempotent: bool) -> T:
         """Run ``thunk`` (raw pyVmomi calls) under the read (``idempotent``) or write policy."""
         self.connect()
         return self._retry(thunk, what=what, idempotent=idempotent)

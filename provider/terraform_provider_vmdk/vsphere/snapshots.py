@@ -27,7 +27,8 @@ class Snapshots(Lifecycle):
                         format: str = FORMAT_TEMPLATE, *, snapshot_id: str) -> SnapshotInfo:  # noqa: A002
         """COW: a VM snapshot. template: full clone into Snapshots + MarkAsTemplate."""
         if format not in SNAPSHOT_FORMATS:
-            raise exc.InvalidSnapshot(f"invalid snapshot format {format!r}; expected one of {', '.join(SNAPSHOT_FORMATS)}")
+            raise exc.InvalidSnapshot(
+                f"invalid snapshot format {format!r}; expected one of {', '.join(SNAPSHOT_FORMATS)}")
         if format == FORMAT_COW:
             return self.create_cow_snapshot(backing, name, description, snapshot_id)
         return self.create_template_snapshot(backing, name, description, snapshot_id)
@@ -78,8 +79,8 @@ class Snapshots(Lifecycle):
                                  snapshot_id: str) -> SnapshotInfo:
         location = specs.relocate_spec(datastore=backing.datastore, disk_move_type=specs.DISK_MOVE_FULL)
         annotation = specs.encode_annotation(name, description)
-        spec = specs.clone_spec(location=location, extra_config=specs.snapshot_marks(backing.volume_id or "", snapshot_id),
-                                instance_uuid=snapshot_id, annotation=annotation)
+        marks = specs.snapshot_marks(backing.volume_id or "", snapshot_id)
+        spec = specs.clone_spec(location=location, extra_config=marks, instance_uuid=snapshot_id, annotation=annotation)
         target = self.snapshot_folder()
         vm = create_once(
             self.session, what=f"template snapshot {name!r} of {backing.name}",

@@ -37,7 +37,7 @@ ADAPTER_PVSCSI = "paraVirtual"
 ADAPTER_IDE = "ide"
 ADAPTER_TYPES: tuple[str, ...] = (ADAPTER_LSI, ADAPTER_BUS, ADAPTER_LSISAS, ADAPTER_PVSCSI, ADAPTER_IDE)
 
-CONTROLLER_CLASSES: dict[str, type] = {
+CONTROLLER_CLASSES: dict[str, type[vim.vm.device.VirtualController]] = {
     ADAPTER_LSI: vim.vm.device.VirtualLsiLogicController,
     ADAPTER_BUS: vim.vm.device.VirtualBusLogicController,
     ADAPTER_LSISAS: vim.vm.device.VirtualLsiLogicSASController,
@@ -184,7 +184,7 @@ def snapshot_marks(volume_id: str, snapshot_id: str) -> dict[str, str]:
 
 def cleared_marks() -> dict[str, str]:
     """vSphere deletes an extraConfig key when it is set to the empty string."""
-    return {k: "" for k in OWN_KEYS}
+    return dict.fromkeys(OWN_KEYS, "")
 
 
 # -------------------------------------------------------------------- devices
@@ -260,7 +260,7 @@ def disk_add_spec(
     )
     spec = vim.vm.device.VirtualDeviceSpec(operation="add", device=disk)
     if file_name is None:
-        spec.fileOperation = "create"
+        spec.fileOperation = vim.vm.device.VirtualDeviceSpec.FileOperation.create
     if profile_id:
         spec.profile = profile_specs(profile_id)
     return spec
@@ -348,7 +348,7 @@ def disk_remove_spec(device: Any, *, destroy_file: bool = False) -> vim.vm.devic
     """Remove a device; without fileOperation the VMDK file is kept (detach)."""
     spec = vim.vm.device.VirtualDeviceSpec(operation="remove", device=device)
     if destroy_file:
-        spec.fileOperation = "destroy"
+        spec.fileOperation = vim.vm.device.VirtualDeviceSpec.FileOperation.destroy
     return spec
 
 

@@ -32,10 +32,13 @@ def folder_url(session: Any, datacenter_path: str, datastore_name: str, path: st
 def _connection(session: Any, url: str, timeout: float | None) -> tuple[http.client.HTTPConnection, str]:
     parts = urllib.parse.urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
+    host = parts.hostname
+    if host is None:  # folder_url always names the server
+        raise ValueError(f"no host in datastore URL {url!r}")
     if parts.scheme == "http":
-        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout), target
+        return http.client.HTTPConnection(host, parts.port, timeout=timeout), target
     context = getattr(session, "ssl_context", None)
-    return http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout, context=context), target
+    return http.client.HTTPSConnection(host, parts.port, timeout=timeout, context=context), target
 
 
 def _headers(session: Any) -> dict[str, str]:

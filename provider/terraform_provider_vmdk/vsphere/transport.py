@@ -24,7 +24,8 @@ from collections.abc import Callable
 from typing import Any
 from xml.parsers.expat import ExpatError
 
-from pyVmomi import SoapStubAdapter, vim, vmodl
+from pyVmomi import vim, vmodl
+from pyVmomi.SoapAdapter import SoapStubAdapter
 
 __all__ = ["NOT_SENT", "UNKNOWN", "FATAL", "Stub", "classify", "request_sent", "TRANSIENT_FAULTS"]
 
@@ -78,25 +79,28 @@ def classify(error: BaseException, sent: bool) -> str:
 class _TrackedHTTPSConnection(http.client.HTTPSConnection):
     """Records when a request has been written in full (see ``request_sent``)."""
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> None:
         _mark(False)
         super().request(*args, **kwargs)
         _mark(True)
 
 
-class Stub(SoapStubAdapter):  # type: ignore[misc]
+class Stub(SoapStubAdapter):
     """SoapStubAdapter that counts requests and records whether each was sent (``request_sent``)."""
 
     def __init__(self, *args: Any, on_request: Callable[[], None], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # pyVmomi's adapter is unannotated
         self._on_request = on_request
-        if self.scheme is http.client.HTTPSConnection:
-            self.scheme = _TrackedHTTPSConnection
+        scheme: type[http.client.HTTPConnection] = self.scheme
+        if scheme is http.client.HTTPSConnection:
+            # pyVmomi's untyped __init__ first assigns _UnixSocketConnection, so mypy pins the attribute
+            # to that class; it holds any HTTPConnection class.
+            self.scheme = _TrackedHTTPSConnection  # type: ignore[assignment]
 
     def InvokeMethod(self, mo: Any, info: Any, args: Any, outerStub: Any = None) -> Any:  # noqa: N802
         _mark(False)
         self._on_request()
-        return super().InvokeMethod(mo, info, args, outerStub)
+        return super().InvokeMethod(mo, info, args, outerStub)  # type: ignore[no-untyped-call]  # as above
 
     def forget_session(self) -> None:
         """Drop the session cookie and pooled connections, so the next Login opens a new session
