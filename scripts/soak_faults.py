@@ -82,19 +82,19 @@ def phases() -> list[str]:
         create.append(volume(f"v{i}", 1, disks[i % 3]))
     create += [snapshot("t0", "v0", "template"), snapshot("c1", "v1", "COW"), snapshot("t2", "v2", "template"),
                volume("full", 2, "thin", extra="  source_volume_id = vmdk_volume.v3.id\n"),
-               volume("linked", 1, "thin", extra='  source_volume_id = vmdk_volume.v4.id\n  clone_type = "linked"\n')]
+               volume("linked", 1, "thick", extra='  source_volume_id = vmdk_volume.v4.id\n  clone_type = "linked"\n')]
     change = [HEADER,
               volume("v0", 2, "thin"),  # extend
               volume("v1", 1, "thick"),  # has a COW snapshot: retype relocates
               volume("v2", 1, "eagerZeroedThick", "paraVirtual"),  # adapter
               volume("v3", 3, "eagerZeroedThick"),  # extend
-              volume("v4", 1, "thin"),  # retype by copy
-              volume("v5", 1, "thick"),
+              volume("v4", 1, "thick"),  # the linked clone's source: unchanged
+              volume("v5", 1, "thin"),  # retype by copy
               snapshot("t0", "v0", "template", "t0-renamed"), snapshot("c1", "v1", "COW", "c1-renamed"),
               volume("full", 2, "thin", extra="  source_volume_id = vmdk_volume.v3.id\n"),
-              volume("linked", 1, "thin", extra='  source_volume_id = vmdk_volume.v4.id\n  clone_type = "linked"\n'),
+              volume("linked", 1, "thick", extra='  source_volume_id = vmdk_volume.v4.id\n  clone_type = "linked"\n'),
               volume("fromsnap", 1, "thin", extra="  source_snapshot_id = vmdk_snapshot.t0.id\n")]
-    shrink = [HEADER, volume("v0", 2, "thin"), volume("v1", 1, "thick"), volume("v4", 1, "thin"),
+    shrink = [HEADER, volume("v0", 2, "thin"), volume("v1", 1, "thick"), volume("v5", 1, "thin"),
               snapshot("c1", "v1", "COW", "c1-renamed"),
               volume("fromsnap", 1, "thin", extra="  source_snapshot_id = vmdk_snapshot.t0.id\n"),
               snapshot("t0", "v0", "template", "t0-renamed")]
@@ -163,7 +163,8 @@ class Soak:
         cwd = self.work / f"seed-{seed}"
         cwd.mkdir()
         log: list[str] = []
-        result: Counter[str] = Counter()
+        result: Counter[str] = Counter(dict.fromkeys(
+            ("orphans", "duplicates", "lost", "wedged", "tracebacks", "inconsistent"), 0))
         before_volumes, before_templates = self.ours()
         configs = phases()
         (cwd / "main.tf").write_text(configs[0])

@@ -288,3 +288,13 @@ def test_plan_without_kept_facts_uses_the_state() -> None:
     ({"id": "not-a-uuid"}, None), ({"id": UNKNOWN, "backing_name": None}, None), (None, None)])
 def test_volume_id_of_any_state(state, expected) -> None:
     assert volume_id_of(state) == expected
+
+
+def test_a_volume_linked_clones_build_on_cannot_grow_move_or_be_copied() -> None:
+    parent = facts(linked_children=("volume-child",))
+    refusal = decide_extend(parent, 20 * GiB, "thick", pinned=False).refusal
+    assert refusal is not None and "source of linked clones" in refusal.summary and "volume-child" in refusal.detail
+    assert messages(plan({"disk_type": "thin"}, parent)[1])[0] == (
+        "error", "Volume is the source of linked clones: cannot retype it", "disk_type")
+    assert messages(plan({}, parent, config_datastore="ds-b")[1])[0][2] == "datastore"
+    assert not plan({"adapter_type": "paraVirtual"}, parent)[1].diagnostics.has_errors  # no copy, no move

@@ -137,6 +137,10 @@ class VolumeBackend:
         """Other VMs that have the volume's VMDK attached (from the index: no per-volume scan)."""
         return self.index().users_of(backing)
 
+    def children_of(self, backing: Backing) -> list[str]:
+        """Linked clones (ours) whose disks build on the volume's disk."""
+        return self.index().children_of(backing)
+
     def remember(self, backing: Backing) -> None:
         if self._index.ready:
             with self._index_lock:

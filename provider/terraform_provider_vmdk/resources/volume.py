@@ -14,9 +14,10 @@ the decision out with fresh facts. This module wires that into Terraform's lifec
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..framework.diagnostics import DiagnosticError, Diagnostics
 from ..framework.resource import ApplyRequest, PlanRequest, ReadRequest, RequestContext, Resource
@@ -25,7 +26,7 @@ from ..framework.timeouts import timeout_seconds, timeouts_block
 from ..framework.unknowns import is_unknown
 from .backend import VolumeBackend, backend_of, driver_errors, run_bounded
 from .volume_plan import plan_update
-from .volume_policy import EXTEND_IN_PLACE, EXTEND_MAY_MOVE, Executor, Facts, GiB, refuse_in_use
+from .volume_policy import EXTEND_IN_PLACE, EXTEND_MAY_MOVE, Executor, Facts, GiB, refuse_in_use, refuse_parent
 from .volume_schema import VOLUME_ATTRIBUTES, volume_state_from_backing
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["VolumeResource", "volume_state_from_backing", "VOLUME_ATTRIBUTES", "volume_id_of"]
 
+LOG = logging.getLogger("terraform_provider_vmdk.resources")
 DEFAULT_TIMEOUTS = {"create": "30m", "update": "30m", "delete": "10m"}
 _DEFAULT_SECONDS = {"create": 1800.0, "update": 1800.0, "delete": 600.0}
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -96,11 +98,7 @@ class VolumeResource(Resource):
         placement = self._placement(backend, size_bytes, plan.get("storage_policy"), plan.get("datastore"))
         try:
             if plan.get("source_volume_id") or plan.get("source_snapshot_id"):
-                source = self._source(backend, plan)
-                return driver_errors("clone the volume", lambda: Executor(backend).clone(
-                    source, volume_id, name=plan["name"], description=plan.get("description"),
-                    clone_type=plan["clone_type"], disk_type=plan["disk_type"], placement=placement,
-                    size_bytes=size_bytes))
+                return self._clone(backend, plan, volume_id, placement, size_bytes)
             backing = driver_errors("create the volume", lambda: backend.ops.create_backing(
                 volume_id, plan["name"], size_bytes, plan["disk_type"], plan["adapter_type"], placement,
                 profile_id=placement.profile_id, description=plan.get("description")))
@@ -108,6 +106,29 @@ class VolumeResource(Resource):
             placement.release()
         backend.remember(backing)
         return backing
+
+    def _clone(self, backend: VolumeBackend, plan: dict[str, Any], volume_id: str, placement: Any,
+               size_bytes: int) -> Backing:
+        """Clone from the source; when the source's VM went away meanwhile (a retype by copy of the source in
+        the same apply gives it a new VM), look the source up again and clone once more (the new volume's
+        identity makes that safe)."""
+        from ..vsphere.ops_base import is_gone
+
+        for attempt in (1, 2):
+            source = self._source(backend, plan)
+            try:
+                return Executor(backend).clone(
+                    source, volume_id, name=plan["name"], description=plan.get("description"),
+                    clone_type=plan["clone_type"], disk_type=plan["disk_type"], placement=placement,
+                    size_bytes=size_bytes)
+            except DiagnosticError:
+                raise
+            except Exception as error:  # noqa: BLE001 - mapped to a diagnostic below, or retried once
+                if attempt == 1 and is_gone(error):
+                    LOG.info("the source of volume %s changed its VM while being cloned; cloning again", volume_id)
+                    continue
+                driver_errors("clone the volume", functools.partial(_raise, error))
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _placement(backend: VolumeBackend, size_bytes: int, policy: str | None, datastore: Any) -> Any:
@@ -122,7 +143,8 @@ class VolumeResource(Resource):
     @staticmethod
     def _source(backend: VolumeBackend, plan: dict[str, Any]) -> Any:
         if plan.get("source_volume_id"):
-            source = driver_errors("find the source volume", lambda: backend.get(plan["source_volume_id"]),
+            source = driver_errors("find the source volume",
+                                   lambda: backend.choice(plan["source_volume_id"], fresh=True).primary,
                                    "source_volume_id")
             if source is None:
                 raise DiagnosticError("Source volume not found",
@@ -165,7 +187,8 @@ class VolumeResource(Resource):
             state["clone_type"] = "full"
         req.private.clear()
         req.private["facts"] = driver_errors("read the volume", lambda: Facts.of(
-            backing, backend.datastore_free(backing.datastore_name), backend.users_of(backing), choice)).to_private()
+            backing, backend.datastore_free(backing.datastore_name), backend.users_of(backing), choice,
+            backend.children_of(backing))).to_private()
         return state
 
     def import_state(self, import_id: str, ctx: RequestContext) -> dict[str, Any]:
@@ -199,6 +222,7 @@ class VolumeResource(Resource):
         ds_cfg = config.get("datastore")
         if _known(ds_cfg) and ds_cfg != backing.datastore_name:
             refuse_in_use(backend.users_of(backing), "move it", "datastore")
+            refuse_parent(backend.children_of(backing), "move it", "datastore")
             placement = self._placement(backend, backing.size_bytes, plan.get("storage_policy"), ds_cfg)
             try:
                 backing = driver_errors("relocate the volume", lambda: backend.ops.relocate_backing(
@@ -242,6 +266,7 @@ class VolumeResource(Resource):
             if choice.primary is None:
                 return  # already gone: deleting is idempotent
             refuse_in_use(backend.users_of(choice.primary), "delete it")
+            refuse_parent(backend.children_of(choice.primary), "delete it")
             for backing in (choice.primary, *choice.leftovers):
                 driver_errors("delete the volume", functools.partial(backend.ops.delete_backing, backing))
                 backend.forget(backing)
@@ -264,7 +289,7 @@ class VolumeResource(Resource):
         verify(state, plan, req.diagnostics)
         req.private.clear()
         req.private["facts"] = Facts.of(backing, backend.datastore_free(backing.datastore_name),
-                                        backend.users_of(backing)).to_private()
+                                        backend.users_of(backing), children=backend.children_of(backing)).to_private()
         return state
 
 
@@ -277,6 +302,10 @@ _CHECKED = {
     "name": "vSphere did not keep the name",
     "description": "vSphere did not keep the description",
 }
+
+
+def _raise(error: BaseException) -> NoReturn:
+    raise error
 
 
 def verify(state: dict[str, Any], plan: dict[str, Any], diags: Diagnostics) -> None:

@@ -16,7 +16,7 @@ from typing import Any, TypeGuard, TypeVar
 
 from ..framework.resource import PlanRequest
 from ..framework.unknowns import UNKNOWN, is_unknown
-from .volume_policy import EXTEND_MAY_MOVE, EXTEND_NONE, Facts, GiB, decide_extend, decide_retype
+from .volume_policy import EXTEND_MAY_MOVE, EXTEND_NONE, Facts, GiB, decide_extend, decide_retype, parent_refusal
 from .volume_schema import LOCATION_ATTRIBUTES
 
 __all__ = ["plan_update", "facts_from_state"]
@@ -48,7 +48,10 @@ def plan_update(req: PlanRequest) -> None:
     moves = _plan_extend(req, facts, decision)
     if moves is None:
         return
-    moves = _plan_relocation(req, decision) or moves
+    relocation = _plan_relocation(req, facts, decision)
+    if relocation is None:
+        return
+    moves = relocation or moves
     retype_path = _plan_retype(req, facts, decision)
     if retype_path is None:
         return
@@ -96,10 +99,14 @@ def _plan_extend(req: PlanRequest, facts: Facts, decision: dict[str, Any]) -> bo
     return False
 
 
-def _plan_relocation(req: PlanRequest, decision: dict[str, Any]) -> bool:
+def _plan_relocation(req: PlanRequest, facts: Facts, decision: dict[str, Any]) -> bool | None:
     prior, ds_cfg = req.prior or {}, req.config.get("datastore")
     if not _known(ds_cfg) or ds_cfg == prior.get("datastore"):
         return False
+    if facts.linked_children:
+        refusal = parent_refusal(facts, "move it", "datastore")
+        req.diagnostics.error(refusal.summary, refusal.detail, refusal.attribute)
+        return None
     req.diagnostics.warning(
         "Volume will be relocated",
         f"apply moves the volume from datastore {prior.get('datastore')} to {ds_cfg}, copying {prior.get('size_gb')} "
@@ -127,6 +134,10 @@ def _plan_retype(req: PlanRequest, facts: Facts, decision: dict[str, Any]) -> st
                            new_profile=bool(plan.get("storage_policy")))
     if retype.noop:
         return "none"
+    if retype.copies_data and facts.linked_children:
+        refusal = parent_refusal(facts, "retype it", "disk_type")
+        diags.error(refusal.summary, refusal.detail, refusal.attribute)
+        return None
     if facts.in_use_by:
         diags.error("Volume is in use: cannot retype it", f"The volume's disk is attached to "
                     f"{', '.join(facts.in_use_by)}. Detach it first (Cinder refuses to retype an attached volume).",

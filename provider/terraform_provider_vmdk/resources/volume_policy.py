@@ -32,8 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
 LOG = logging.getLogger("terraform_provider_vmdk.resources")
 
 __all__ = ["Facts", "Refusal", "ExtendDecision", "RetypeDecision", "CloneDecision", "Executor", "decide_extend",
-           "decide_retype", "decide_clone", "refuse_in_use", "GiB", "CLONE_TYPES", "DISK_THIN", "EXTEND_NONE",
-           "EXTEND_IN_PLACE", "EXTEND_MAY_MOVE"]
+           "decide_retype", "decide_clone", "refuse_in_use", "refuse_parent", "parent_refusal", "GiB", "CLONE_TYPES",
+           "DISK_THIN", "EXTEND_NONE", "EXTEND_IN_PLACE", "EXTEND_MAY_MOVE"]
 
 GiB = 1024**3
 CLONE_TYPES = ("full", "linked")
@@ -59,18 +59,21 @@ class Facts:
     linked_clone: bool = False
     in_use_by: tuple[str, ...] = ()
     repairs: tuple[str, ...] = ()
+    linked_children: tuple[str, ...] = ()  # linked clones whose disks build on this volume's disk
 
     @classmethod
     def of(cls, backing: Backing, datastore_free: int | None, in_use_by: list[str] | tuple[str, ...] = (),
-           choice: Choice | None = None) -> Facts:
+           choice: Choice | None = None, children: list[str] | tuple[str, ...] = ()) -> Facts:
         return cls(size_bytes=backing.size_bytes, disk_type=backing.disk_type, adapter_type=backing.adapter_type,
                    profile_id=backing.profile_id, datastore=backing.datastore_name, datastore_free=datastore_free,
                    cow_snapshots=len(backing.user_snapshots), linked_clone=backing.is_linked_clone,
-                   in_use_by=tuple(in_use_by), repairs=tuple(choice.repairs()) if choice is not None else ())
+                   in_use_by=tuple(in_use_by), repairs=tuple(choice.repairs()) if choice is not None else (),
+                   linked_children=tuple(children))
 
     def to_private(self) -> dict[str, Any]:
         data = asdict(self)
-        data["in_use_by"], data["repairs"] = list(self.in_use_by), list(self.repairs)
+        for key in ("in_use_by", "repairs", "linked_children"):
+            data[key] = list(data[key])
         return data
 
     @classmethod
@@ -79,8 +82,8 @@ class Facts:
         if not isinstance(data, Mapping) or not isinstance(data.get("size_bytes"), int):
             return None
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        known["in_use_by"] = tuple(known.get("in_use_by") or ())
-        known["repairs"] = tuple(known.get("repairs") or ())
+        for key in ("in_use_by", "repairs", "linked_children"):
+            known[key] = tuple(known.get(key) or ())
         try:
             return cls(**known)
         except TypeError:
@@ -126,6 +129,8 @@ def decide_extend(facts: Facts, new_size_bytes: int, disk_type: str | None, *, p
             "size_gb", "Volume cannot be extended while it has snapshots",
             f"The volume has {facts.cow_snapshots} COW snapshot(s); vSphere cannot extend a disk with snapshots. "
             "Delete the COW snapshots (or use template-format snapshots) and apply again."))
+    if facts.linked_children:
+        return ExtendDecision(EXTEND_NONE, refusal=parent_refusal(facts, "extend it", "size_gb"))
     if facts.linked_clone:
         return ExtendDecision(EXTEND_NONE, refusal=Refusal(
             "size_gb", "Linked clone cannot be extended",
@@ -248,6 +253,19 @@ def decide_clone(clone_type: str, size_bytes: int, source_size: int, source_is_t
 
 
 # ---------------------------------------------------------------------------------------------- in use
+def parent_refusal(facts: Facts, action: str, attribute: str | None) -> Refusal:
+    """A volume that linked clones build on cannot grow, move, be copied away or go: their disks would break."""
+    return Refusal(attribute or "", f"Volume is the source of linked clones: cannot {action}",
+                   f"The linked clone(s) {', '.join(facts.linked_children)} build on this volume's disk. Delete them, "
+                   "or recreate them with clone_type = \"full\", first.")
+
+
+def refuse_parent(children: list[str] | tuple[str, ...], action: str, attribute: str | None = None) -> None:
+    if children:
+        refusal = parent_refusal(Facts(0, linked_children=tuple(children)), action, attribute)
+        raise DiagnosticError(refusal.summary, refusal.detail, attribute)
+
+
 def refuse_in_use(users: list[str] | tuple[str, ...], action: str, attribute: str | None = None) -> None:
     """Cinder refuses to extend, retype, snapshot or delete a volume attached to an instance."""
     if users:
@@ -289,7 +307,8 @@ class Executor:
         return primary
 
     def facts(self, backing: Backing) -> Facts:
-        return Facts.of(backing, self.ops.free_space(backing.datastore), self.backend.users_of(backing))
+        return Facts.of(backing, self.ops.free_space(backing.datastore), self.backend.users_of(backing),
+                        children=self.backend.children_of(backing))
 
     # -- extend ----------------------------------------------------------------------------------------
     def extend(self, backing: Backing, new_size_bytes: int, planned: str, policy_name: str | None) -> Backing:
@@ -345,6 +364,8 @@ class Executor:
         change = (facts.profile_id or None) != (profile_id or None)
         decision = decide_retype(facts, disk_type, adapter_type, profile_change=change, new_profile=bool(profile_id),
                                  current_compliant=compliant)
+        if decision.copies_data and facts.linked_children:
+            raise parent_refusal(facts, "retype it", "disk_type").error()
         if decision.relocate and not may_move:
             raise DiagnosticError(
                 "Retype needs a move the plan did not include",
@@ -380,6 +401,12 @@ class Executor:
         decision = decide_clone(clone_type, size_bytes, src.size_bytes, src.is_template)
         if decision.refusal is not None:
             raise decision.refusal.error()
+        if decision.linked and src.disk_type and disk_type != src.disk_type:
+            raise DiagnosticError(
+                "A linked clone has its source's disk type",
+                f"A linked clone is a child disk of its source, whose disk type is {src.disk_type}; it cannot be "
+                f"{disk_type}. Set disk_type = \"{src.disk_type}\", or clone_type = \"full\" for an independent "
+                "copy of another type.", "disk_type")
         if decision.note:
             LOG.info("clone of %s: %s", src.name, decision.note)
         backing = self.ops.clone_backing(source, new_id, name, linked=decision.linked, disk_type=disk_type,

@@ -91,6 +91,7 @@ class BackingIndex:
     templates: dict[str, Backing] = field(default_factory=dict)
     users: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # vmdk path -> [(moref, vm name)]
     loaded_at: float = field(default_factory=time.monotonic)
+    _children: dict[str, list[str]] | None = field(default=None, repr=False)  # parent vmdk path -> VM names
 
     def choice(self, volume_id: str) -> Choice:
         return choose(self.volumes.get(volume_id, ()))
@@ -105,6 +106,18 @@ class BackingIndex:
             return []
         return sorted(name for ref, name in self.users.get(backing.vmdk_path, ()) if ref != backing.moref_value)
 
+    def children_of(self, backing: Backing) -> list[str]:
+        """Names of our VMs (linked clones) whose disk is a child of this backing's VMDK: vSphere cannot
+        grow, move, copy away or delete a disk that other disks build on."""
+        if self._children is None:
+            children: dict[str, list[str]] = {}
+            records = [r for rs in self.volumes.values() for r in rs] + list(self.templates.values())
+            for record in records:
+                if record.parent_vmdk_path:
+                    children.setdefault(record.parent_vmdk_path, []).append(record.name)
+            self._children = children
+        return sorted(self._children.get(backing.vmdk_path or "", ()))
+
     def put(self, backing: Backing) -> None:
         """Record a backing this process just wrote (so the index stays true without a new read)."""
         self.drop(backing.moref_value)
@@ -115,6 +128,7 @@ class BackingIndex:
 
     def drop(self, moref_value: str) -> None:
         """Forget a VM this process just destroyed (or is about to re-record)."""
+        self._children = None
         for key in list(self.volumes):
             kept = [b for b in self.volumes[key] if b.moref_value != moref_value]
             if kept:
