@@ -17,8 +17,8 @@ pytestmark = pytest.mark.acceptance
 
 
 def slow_config(provider: str, count: int) -> str:
-    volumes = "".join(f'resource "vmdk_volume" "v{i}" {{\n  name = "slow{i}"\n  size_gb = 1\n}}\n' for i in range(count))
-    return provider + volumes
+    return provider + "".join(f'resource "vmdk_volume" "v{i}" {{\n  name = "slow{i}"\n  size_gb = 1\n}}\n'
+                              for i in range(count))
 
 
 def ours(vsphere_session) -> set[str]:
