@@ -169,8 +169,10 @@ class Session:
             return f"no answer within {self.config.api_timeout:g} s (api_timeout)"
         if isinstance(error, ConnectionResetError):
             return "connection reset by the server or a proxy"
+        if isinstance(error, (http.client.IncompleteRead, http.client.BadStatusLine)):
+            return "the answer was cut off"
         if isinstance(error, http.client.HTTPException):
-            return f"bad HTTP answer ({type(error).__name__}: {error})"
+            return f"the server answered HTTP {error}" if str(error)[:3].isdigit() else "a malformed HTTP answer"
         if isinstance(error, OSError):
             return f"server unreachable ({error.strerror or error})"
         return f"{type(error).__name__}: {error}"
