@@ -60,6 +60,9 @@ class FakeBackend:
     def users_of(self, backing):
         return self.ops.load_index().users_of(backing)
 
+    def children_of(self, backing):
+        return self.ops.load_index().children_of(backing)
+
     def remember(self, backing):
         pass
 

@@ -69,7 +69,11 @@ class Lifecycle(Lookup):
         return self.refresh(backing)
 
     def ensure_annotation(self, backing: Backing, annotation: str) -> Backing:
-        """Clone config carries the annotation; re-send it when the server did not apply it (vcsim)."""
+        """SIMULATOR COMPATIBILITY (``simulator_compat``): a stock vcsim drops the annotation a clone's config
+        carries, so the clone is renamed to its display name only by re-sending it. vSphere applies the clone's
+        config; on a real vCenter this is not called."""
+        if not self.simulator_compat:
+            return backing
         current = self.session.get_properties(backing.moref, ["config.annotation"]).get("config.annotation")
         if current == annotation:
             return backing

@@ -1,13 +1,13 @@
 # `terraform test` (Terraform >= 1.6) against a vCenter simulator (vcsim) or a lab vCenter.
 # Connection settings come from the environment: VSPHERE_SERVER, VSPHERE_USER, VSPHERE_PASSWORD and
-# VSPHERE_CA_FILE (or VSPHERE_ALLOW_UNVERIFIED_SSL=true). A stock vcsim reports its datastores as type
-# OTHER, which the provider refuses unless datastore_types admits it:
-#   terraform test -var 'datastore_types=["OTHER"]'
+# VSPHERE_CA_FILE (or VSPHERE_ALLOW_UNVERIFIED_SSL=true). datastore_types says which datastores placement
+# may use; a stock vcsim reports its datastores as type OTHER:
+#   terraform test -var 'datastore_types=["OTHER"]'                              # a vcsim
+#   terraform test -var 'datastore_types=["vmfs", "nfs", "nfs41", "vsan", "vvol"]' # a vCenter
 
 variables {
-  name            = "tftest"
-  snapshots       = ["first"]
-  datastore_types = ["vmfs", "nfs", "nfs41", "vsan", "vvol"]
+  name      = "tftest"
+  snapshots = ["first"]
 }
 
 provider "vmdk" {
