@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "provider"))
 
+KEYS = ("orphans", "duplicates", "lost", "wedged", "tracebacks", "inconsistent")
 TRACEBACK = re.compile(r"Traceback|Unexpected error|TypeError|KeyError|AttributeError|NameError|ValueError:")
 INCONSISTENT = re.compile(r"inconsistent result|Provider produced invalid|This is a bug in the provider")
 
@@ -163,8 +164,7 @@ class Soak:
         cwd = self.work / f"seed-{seed}"
         cwd.mkdir()
         log: list[str] = []
-        result: Counter[str] = Counter(dict.fromkeys(
-            ("orphans", "duplicates", "lost", "wedged", "tracebacks", "inconsistent"), 0))
+        result: Counter[str] = Counter(dict.fromkeys(KEYS, 0))
         before_volumes, before_templates = self.ours()
         configs = phases()
         (cwd / "main.tf").write_text(configs[0])
@@ -252,13 +252,15 @@ def main() -> int:
             print(line(results[-1]), flush=True)
     finally:
         soak.close()
-        if not args.keep:
+        failed = [r["seed"] for r in results if any(r[k] for k in KEYS)]
+        if args.keep or failed:  # a failing seed's Terraform output is what the next engineer needs
+            print(f"kept {work} (terraform.log per seed; failing seeds: {failed or 'none'})")
+        else:
             shutil.rmtree(work, ignore_errors=True)
     total_faults: Counter[str] = Counter()
     for r in results:
         total_faults.update(r["faults"])
-    keys = ("orphans", "duplicates", "lost", "wedged", "tracebacks", "inconsistent")
-    totals = {k: sum(r[k] for r in results) for k in keys}
+    totals = {k: sum(r[k] for r in results) for k in KEYS}
     faults = ", ".join(f"{k} {v}" for k, v in sorted(total_faults.items()))
     print(f"SUMMARY {len(results)} seeds in {time.monotonic() - started:.0f} s: faults [{faults}]; "
           + ", ".join(f"{k} {v}" for k, v in totals.items())

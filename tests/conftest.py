@@ -104,3 +104,14 @@ def vsphere_session(vsphere_config):
         yield session
     finally:
         session.logout()
+
+
+@pytest.fixture
+def fault_proxy(vcsim, is_vcsim):
+    """A fault-injecting TLS proxy in front of the test vCenter (tests/faultproxy.py), fresh per test."""
+    if not is_vcsim:
+        pytest.skip("the fault proxy fronts our vcsim (it presents its certificate)")
+    from tests.faultproxy import FaultProxy
+
+    with FaultProxy(vcsim) as proxy:
+        yield proxy

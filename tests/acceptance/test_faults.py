@@ -20,13 +20,8 @@ BAD = ("Traceback", "inconsistent result", "This is a bug in the provider", "Req
 
 
 @pytest.fixture
-def proxy(vcsim, is_vcsim):
-    if not is_vcsim:
-        pytest.skip("the fault proxy fronts our vcsim")
-    from tests.faultproxy import FaultProxy
-
-    with FaultProxy(vcsim) as p:
-        yield p
+def proxy(fault_proxy):
+    return fault_proxy
 
 
 @pytest.fixture

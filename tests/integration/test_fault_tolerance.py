@@ -20,7 +20,6 @@ from terraform_provider_vmdk.vsphere import specs
 from terraform_provider_vmdk.vsphere.inventory import Inventory
 from terraform_provider_vmdk.vsphere.session import Session
 from terraform_provider_vmdk.vsphere.volumeops import VolumeOps
-from tests.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.integration
 
@@ -28,11 +27,8 @@ FAULTS = ("reset", "http503", "session_end", "lost_response")
 
 
 @pytest.fixture
-def proxy(vcsim, is_vcsim):
-    if not is_vcsim:
-        pytest.skip("the fault proxy fronts our vcsim")
-    with FaultProxy(vcsim) as p:
-        yield p
+def proxy(fault_proxy):
+    return fault_proxy
 
 
 @pytest.fixture
