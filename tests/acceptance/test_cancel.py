@@ -39,7 +39,8 @@ def test_ctrl_c_during_slow_creates(make_tf, vsphere_provider_block, vsphere_ses
         pytest.skip("needs the test vCenter's slow tasks")
     before = ours(vsphere_session)
     tf = make_tf(slow_config(vsphere_provider_block, 3))
-    vcsim.set_delay("CreateVM_Task", 60)  # like a big eager-zeroed disk on a real vCenter
+    vcsim.set_delay("CreateVM_Task", 12)  # like a big eager-zeroed disk on a real vCenter
+    started = time.monotonic()
     try:
         # a session of its own: Ctrl-C in a terminal signals the whole process group (Terraform 1.0 runs
         # itself under a wrapper that ignores SIGINT and relies on that)
@@ -66,4 +67,7 @@ def test_ctrl_c_during_slow_creates(make_tf, vsphere_provider_block, vsphere_ses
     assert "No changes" in run(tf, "plan").stdout
     assert len(ours(vsphere_session) - before) == 3
     tf.destroy(auto_approve=True)
+    assert ours(vsphere_session) == before
+    # and the interrupted creates never complete later (they were cancelled, not abandoned)
+    time.sleep(max(0.0, started + 14 - time.monotonic()))
     assert ours(vsphere_session) == before

@@ -27,11 +27,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..vsphere.lookup import BackingIndex, Choice
     from ..vsphere.volumeops import VolumeOps
 
-__all__ = ["VolumeBackend", "backend_of", "driver_errors", "run_bounded", "GiB"]
+__all__ = ["VolumeBackend", "backend_of", "driver_errors", "run_bounded", "settle_pending", "still_running", "GiB"]
 
 T = TypeVar("T")
 LOG = logging.getLogger("terraform_provider_vmdk.resources")
 GiB = 1024**3
+CANCEL_GRACE = 2.0  # seconds an interrupted apply waits for its worker to cancel the vSphere task
 INDEX_TTL = 20.0  # seconds a batched read serves lookups in a long-lived (debug) process
 _WAIT_SLICE = 0.1
 
@@ -233,13 +234,17 @@ def driver_errors(action: str, fn: Callable[[], T], path: str | None = None) -> 
 
 
 # ---------------------------------------------------------------------------------------------- running
-def run_bounded(what: str, seconds: float | None, stop: threading.Event, fn: Callable[[], T]) -> T:
+def run_bounded(what: str, seconds: float | None, stop: threading.Event, fn: Callable[[], T],
+                private: dict[str, Any] | None = None) -> T:
     """Run ``fn`` (an apply's vSphere work) within ``seconds`` (the timeouts block) and until StopProvider.
 
     The work runs in a worker thread under a budget that every wait inside it honours; when time runs out or
-    Terraform asks to stop, this returns at once with Cancelled / timed-out diagnostics, and the worker,
-    seeing the same budget, cancels its task and stops at its next wait. Nothing relies on the worker
-    finishing: whatever it created already has its id in the partial state the caller returns."""
+    Terraform asks to stop, the worker, seeing the same budget, cancels its vSphere task at its next wait,
+    and this returns Cancelled / timed-out diagnostics as soon as it has done so (CANCEL_GRACE at most: the
+    provider process ends soon after). The tasks the work started are recorded in ``private`` as
+    ``pending_tasks``: a task vSphere could not cancel may still make its object, and the next refresh or
+    delete waits for it (``settle_pending``) instead of losing that object. Whatever was created has its id
+    in the partial state the caller returns."""
     from ..vsphere import budget
     from ..vsphere import exceptions as vexc
 
@@ -259,15 +264,40 @@ def run_bounded(what: str, seconds: float | None, stop: threading.Event, fn: Cal
     threading.Thread(target=runner, name=f"vmdk-{what[:40]}", daemon=True).start()
     while not done.wait(allowance.bound(_WAIT_SLICE) or 0.0):
         if allowance.cancelled() or allowance.expired():
+            done.wait(CANCEL_GRACE)  # the worker cancels its task at its next wait
+            if private is not None and allowance.started:
+                private["pending_tasks"] = list(allowance.started)
             error = vexc.Cancelled(what) if allowance.cancelled() else vexc.OperationTimedOut(what)
             return driver_errors(what, functools.partial(_raise, error))
     if "error" in box:
         error = box["error"]
         if isinstance(error, (vexc.Cancelled, vexc.OperationTimedOut)):
+            if private is not None and allowance.started:
+                private["pending_tasks"] = list(allowance.started)
             return driver_errors(what, lambda: _raise(error))
         raise error
     result: T = box["result"]
     return result
+
+
+def settle_pending(backend: VolumeBackend, private: dict[str, Any], timeout: float | None) -> None:
+    """Cancel and wait out the tasks an interrupted apply left running (``pending_tasks``), so the object such
+    a task makes is seen now rather than appearing after the lookup that decided it did not exist."""
+    pending = private.pop("pending_tasks", None)
+    if pending:
+        from ..vsphere import tasks
+
+        tasks.stop_and_wait(backend.ops.session, list(pending), timeout)
+
+
+def still_running(backend: VolumeBackend, private: dict[str, Any]) -> list[str]:
+    """Of the tasks an interrupted apply left (``pending_tasks``), those still running (read: keep the state)."""
+    pending = private.get("pending_tasks")
+    if not pending:
+        return []
+    from ..vsphere import tasks
+
+    return [t._GetMoId() for t in tasks.running(backend.ops.session, list(pending))]
 
 
 def _raise(error: BaseException) -> NoReturn:

@@ -28,7 +28,7 @@ from ..framework.timeouts import timeout_seconds, timeouts_block
 from ..framework.types import Number, String
 from ..framework.unknowns import UNKNOWN, is_unknown
 from ..framework.validators import NotEmpty, OneOf
-from .backend import VolumeBackend, backend_of, driver_errors, run_bounded
+from .backend import VolumeBackend, backend_of, driver_errors, run_bounded, settle_pending, still_running
 from .client import VSphereClient
 from .volume_policy import refuse_in_use
 
@@ -209,7 +209,7 @@ class SnapshotResource(Resource):
                 backend.remember(info.template)
             return info, backing
 
-        info, backing = run_bounded(f"snapshot {name!r} of volume {volume_id}", limit, req.stop, work)
+        info, backing = run_bounded(f"snapshot {name!r} of volume {volume_id}", limit, req.stop, work, req.private)
         created = rfc3339(info.create_time) or (
             self._template_created(backend, info) if info.format == FORMAT_TEMPLATE else None
         ) or rfc3339(_dt.datetime.now(_dt.UTC))
@@ -227,7 +227,18 @@ class SnapshotResource(Resource):
             return None
         fmt = state.get("format") if _known(state.get("format")) else None
         info = driver_errors("read the snapshot", lambda: self._find(backend, volume_id, snapshot_id, fmt))
+        running = driver_errors("read the snapshot", lambda: still_running(backend, req.private))
+        if running:
+            req.private["pending_tasks"] = running
+        else:
+            req.private.pop("pending_tasks", None)
         if info is None:
+            if running:  # an interrupted apply's create may still make it: keep the state until it ends
+                req.diagnostics.warning(
+                    "The snapshot's creation is still running in vSphere",
+                    f"Task(s) {', '.join(running)} that an interrupted apply started have not ended; the snapshot "
+                    "stays in the state until they do.")
+                return state
             return None
         backing = backend.get(info.volume_id) if info.format == FORMAT_COW and info.volume_id else None
         created = None
@@ -301,6 +312,7 @@ class SnapshotResource(Resource):
         limit = timeout_seconds(prior, "delete", 1200.0)
 
         def work() -> None:
+            driver_errors("wait for the snapshot's running tasks", lambda: settle_pending(backend, req.private, None))
             info = driver_errors(
                 "find the snapshot", lambda: self._find(backend, volume_id, snapshot_id, fmt, fresh=True)
             )
@@ -310,7 +322,7 @@ class SnapshotResource(Resource):
             if info.template is not None:
                 backend.forget(info.template)
 
-        run_bounded(f"delete snapshot {prior.get('name')!r}", limit, req.stop, work)
+        run_bounded(f"delete snapshot {prior.get('name')!r}", limit, req.stop, work, req.private)
 
     # -- import --------------------------------------------------------------------------------------
     def import_state(self, import_id: str, ctx: RequestContext) -> dict[str, Any]:

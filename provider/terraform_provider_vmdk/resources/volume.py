@@ -24,7 +24,7 @@ from ..framework.resource import ApplyRequest, PlanRequest, ReadRequest, Request
 from ..framework.schema import Schema, schema
 from ..framework.timeouts import timeout_seconds, timeouts_block
 from ..framework.unknowns import is_unknown
-from .backend import VolumeBackend, backend_of, driver_errors, run_bounded
+from .backend import VolumeBackend, backend_of, driver_errors, run_bounded, settle_pending, still_running
 from .volume_plan import plan_update
 from .volume_policy import EXTEND_IN_PLACE, EXTEND_MAY_MOVE, Executor, Facts, GiB, refuse_in_use, refuse_parent
 from .volume_schema import VOLUME_ATTRIBUTES, volume_state_from_backing
@@ -89,7 +89,8 @@ class VolumeResource(Resource):
         # The identity is fixed before vSphere is asked: from here on a failure still saves this id.
         req.partial = {**plan, "id": volume_id, "backing_name": f"volume-{volume_id}"}
         limit = timeout_seconds(plan, "create", _DEFAULT_SECONDS["create"])
-        backing = run_bounded("create the volume", limit, req.stop, lambda: self._create(req, backend, volume_id))
+        backing = run_bounded("create the volume", limit, req.stop, lambda: self._create(req, backend, volume_id),
+                              req.private)
         return self._result(req, backend, backing)
 
     def _create(self, req: ApplyRequest, backend: VolumeBackend, volume_id: str) -> Backing:
@@ -176,7 +177,14 @@ class VolumeResource(Resource):
         if volume_id is None:
             return None  # a state that names no volume: nothing in vSphere can be it
         choice = driver_errors("read the volume", lambda: backend.choice(volume_id))
+        running = driver_errors("read the volume", lambda: still_running(backend, req.private))
         if choice.primary is None:
+            if running:  # an interrupted apply's create may still make it: keep the state until it ends
+                req.diagnostics.warning(
+                    "A change of this volume is still running in vSphere",
+                    f"Task(s) {', '.join(running)} that an interrupted apply started have not ended; the volume "
+                    "stays in the state until they do (the next apply waits for them).")
+                return req.state
             return None
         backing = choice.primary
         state = {**req.state, **volume_state_from_backing(backing, backend.inventory.datacenter_name, req.state)}
@@ -189,6 +197,8 @@ class VolumeResource(Resource):
         req.private["facts"] = driver_errors("read the volume", lambda: Facts.of(
             backing, backend.datastore_free(backing.datastore_name), backend.users_of(backing), choice,
             backend.children_of(backing))).to_private()
+        if running:
+            req.private["pending_tasks"] = running
         return state
 
     def import_state(self, import_id: str, ctx: RequestContext) -> dict[str, Any]:
@@ -206,7 +216,7 @@ class VolumeResource(Resource):
     def update(self, req: ApplyRequest) -> dict[str, Any]:
         backend = backend_of(self.provider_data)
         limit = timeout_seconds(req.plan, "update", _DEFAULT_SECONDS["update"])
-        backing = run_bounded("update the volume", limit, req.stop, lambda: self._update(req, backend))
+        backing = run_bounded("update the volume", limit, req.stop, lambda: self._update(req, backend), req.private)
         return self._result(req, backend, backing)
 
     def _update(self, req: ApplyRequest, backend: VolumeBackend) -> Backing:
@@ -214,6 +224,7 @@ class VolumeResource(Resource):
         decision = req.private.get("decision") or {}
         executor = Executor(backend)
         volume_id = volume_id_of(prior)
+        driver_errors("wait for the volume's running tasks", lambda: settle_pending(backend, req.private, None))
         found = driver_errors("find the volume", lambda: executor.resolve(volume_id) if volume_id else None)
         if found is None:
             raise DiagnosticError("Volume not found", f"The backing of volume {volume_id} no longer exists in vSphere; "
@@ -262,6 +273,7 @@ class VolumeResource(Resource):
             return  # names no volume: nothing to remove
 
         def work() -> None:
+            driver_errors("wait for the volume's running tasks", lambda: settle_pending(backend, req.private, None))
             choice = driver_errors("find the volume", lambda: backend.choice(volume_id, fresh=True))
             if choice.primary is None:
                 return  # already gone: deleting is idempotent
@@ -271,7 +283,8 @@ class VolumeResource(Resource):
                 driver_errors("delete the volume", functools.partial(backend.ops.delete_backing, backing))
                 backend.forget(backing)
 
-        run_bounded("delete the volume", timeout_seconds(prior, "delete", _DEFAULT_SECONDS["delete"]), req.stop, work)
+        run_bounded("delete the volume", timeout_seconds(prior, "delete", _DEFAULT_SECONDS["delete"]), req.stop, work,
+                    req.private)
 
     # -- results ---------------------------------------------------------------------------------------
     def _result(self, req: ApplyRequest, backend: VolumeBackend, backing: Backing) -> dict[str, Any]:

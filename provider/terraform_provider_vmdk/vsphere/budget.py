@@ -13,7 +13,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from . import exceptions as exc
 
@@ -27,6 +28,16 @@ class Budget:
     deadline: float | None = None
     stop: threading.Event | None = None
     what: str = "the operation"
+    # vSphere tasks this operation started (moref values), so a caller that stops waiting can say which
+    # may still be running (see ``resources.backend.run_bounded`` and the pending-task checks on read).
+    started: list[str] = field(default_factory=list, compare=False)
+
+    def note_task(self, task: Any) -> None:
+        """Record a task this operation started (a no-op for the UNLIMITED budget outside any operation)."""
+        if self is not UNLIMITED:
+            value = getattr(task, "_moId", None)
+            if value:
+                self.started.append(value)
 
     @classmethod
     def within(cls, seconds: float | None, stop: threading.Event | None = None, what: str = "the operation"

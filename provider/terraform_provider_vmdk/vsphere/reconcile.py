@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from pyVmomi import vim
 
+from . import budget as _budget
 from . import exceptions as exc
 from . import tasks as _tasks
 
@@ -42,6 +43,7 @@ def create_once(session: Any, *, what: str, start: Callable[[], Any], find: Call
     for attempt in range(1, attempts + 1):
         try:
             task = session.send(start, what=what, idempotent=False)
+            _budget.current().note_task(task)
             return session.wait_for_task(task)
         except (exc.OutcomeUnknown, exc.TaskNotFound) as error:
             doubt: BaseException = error

@@ -352,6 +352,7 @@ class Session(PropertyReads):
         lost answer sends it again; otherwise OutcomeUnknown, for the caller to reconcile."""
         self.connect()
         task = self._retry(lambda: fn(*args, **kwargs), what=_name_of(fn), idempotent=idempotent)
+        _budget.current().note_task(task)
         return self.wait_for_task(task, timeout=timeout)
 
     # ------------------------------------------------------------------ PBM, cookies

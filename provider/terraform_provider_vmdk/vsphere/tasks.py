@@ -82,9 +82,11 @@ def _poll(session: Session, spec: Any) -> dict[str, Any] | None:
 
 
 def cancel_task(session: Session, task: Any, name: str) -> None:
-    """Ask vSphere to cancel a task (best effort: many tasks cannot be cancelled once running)."""
+    """Ask vSphere to cancel a task (best effort: many tasks cannot be cancelled once running). Sent outside
+    the operation's budget: it is what the operation does *because* its budget ran out."""
     try:
-        session.call(task.CancelTask)
+        with _budget.scoped(_budget.UNLIMITED):
+            session.call(task.CancelTask)
         LOG.info("asked vSphere to cancel task %s (%s)", name, task._GetMoId())
     except Exception as error:  # noqa: BLE001 - not cancelable, already done, ...
         LOG.debug("could not cancel task %s (%s): %s", name, task._GetMoId(), error)
@@ -166,3 +168,27 @@ def settle(session: Session, entity: Any, description_ids: tuple[str, ...] = (),
             wait_for_task(session, task, timeout)
         except exc.TaskFailed:
             pass  # its outcome is what the caller looks up next
+
+
+def running(session: Session, task_ids: list[str]) -> list[Any]:
+    """The tasks among ``task_ids`` (moref values) that are still queued or running; vanished ones are done."""
+    if not task_ids:
+        return []
+    tasks = [vim.Task(value, session.content.taskManager._stub) for value in task_ids]
+    spec = objects_filter_spec(tasks, ["info.state"])
+    try:
+        contents = session.read(lambda: session._retrieve(spec), "task states")
+    except vmodl.fault.ManagedObjectNotFound:
+        return []
+    return [c.obj for c in contents if c.props.get("info.state") in _ACTIVE]
+
+
+def stop_and_wait(session: Session, task_ids: list[str], timeout: float | None = None) -> None:
+    """Cancel the tasks still running among ``task_ids`` and wait until they have ended (a create that an
+    interrupted apply left running must end before its object is looked up, or it would appear later)."""
+    for task in running(session, task_ids):
+        cancel_task(session, task, task._GetMoId())
+        try:
+            wait_for_task(session, task, timeout)
+        except exc.TaskFailed:
+            pass  # cancelled, or failed: its outcome is what the caller looks up next
