@@ -8,6 +8,7 @@ forced that.  Clone/extend/relocate/retype live in test_volumeops_changes.py.
 
 from __future__ import annotations
 
+import io
 import uuid
 from types import SimpleNamespace
 from typing import Any
@@ -89,7 +90,7 @@ def folder_path(session: Any, inventory: Any, obj: Any) -> str:
 def file_exists(ops: VolumeOps, ds_path: str) -> bool:
     ds, _, rel = ds_path[1:].partition("] ")
     try:
-        ops.download_file(ds, rel)
+        ops.download_file(ds, rel, io.BytesIO)
         return True
     except exc.NotFound:
         return False
@@ -350,16 +351,35 @@ def test_upload_download_round_trip(vsphere_session, ops, made, places, tmp_path
     b = create(ops, made, places[0])
     folder = b.vmdk_path.split("] ", 1)[1].rsplit("/", 1)[0]
     payload = bytes(range(256)) * 8193  # > 2 MiB: several chunks
-    sent = ops.upload_file(places[0].datastore_name, f"{folder}/blob.bin", payload)
-    assert sent == len(payload)
-    assert ops.download_file(places[0].datastore_name, f"{folder}/blob.bin") == payload
     src = tmp_path / "src.bin"
-    src.write_bytes(payload[:1000])
-    with src.open("rb") as fh:
-        ops.upload_file(places[0].datastore_name, f"{folder}/from-file.bin", fh)
+    src.write_bytes(payload)
+    sent = ops.upload_file(places[0].datastore_name, f"{folder}/blob.bin", lambda: src.open("rb"), len(payload))
+    assert sent == len(payload)
     out = tmp_path / "out.bin"
-    with out.open("wb") as fh:
-        assert ops.download_file(places[0].datastore_name, f"{folder}/from-file.bin", fh) == 1000
-    assert out.read_bytes() == payload[:1000]
+    assert ops.download_file(places[0].datastore_name, f"{folder}/blob.bin", lambda: out.open("wb")) == len(payload)
+    assert out.read_bytes() == payload
     with pytest.raises(exc.NotFound):
-        ops.download_file(places[0].datastore_name, f"{folder}/missing.bin")
+        ops.download_file(places[0].datastore_name, f"{folder}/missing.bin", io.BytesIO)
+
+
+def test_transfers_survive_faults(vsphere_session, fault_proxy, vcsim, made, places, tmp_path):
+    """A reset, a 503 and an ended session in the middle of datastore transfers: retried from the start."""
+    from terraform_provider_vmdk.vsphere.inventory import Inventory
+    from terraform_provider_vmdk.vsphere.session import Session
+
+    session = Session(vcsim.connection_config(server=fault_proxy.server, api_retry_count=4))
+    faulty = VolumeOps(session, Inventory(session))
+    b = create(faulty, made, places[0])
+    folder = b.vmdk_path.split("] ", 1)[1].rsplit("/", 1)[0]
+    payload = bytes(range(256)) * 5000
+    src = tmp_path / "src.bin"
+    src.write_bytes(payload)
+    for fault in ("reset", "http503", "lost_response"):
+        fault_proxy.inject(fault, "PUT /folder")
+        faulty.upload_file(places[0].datastore_name, f"{folder}/f.bin", lambda: src.open("rb"), len(payload))
+        fault_proxy.inject(fault, "GET /folder")
+        out = tmp_path / f"{fault}.bin"
+        faulty.download_file(places[0].datastore_name, f"{folder}/f.bin", lambda o=out: o.open("wb"))
+        assert out.read_bytes() == payload
+    assert fault_proxy.counts["reset"] == 2 and fault_proxy.counts["http503"] == 2
+    session.logout()

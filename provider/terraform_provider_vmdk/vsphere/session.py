@@ -258,6 +258,10 @@ class Session(PropertyReads):
                 self._pbm_stub.cookie = stub.cookie
                 self._pbm_stub.requestContext = {"vcSessionCookie": self._session_id()}
 
+    def renew_login(self, generation: int) -> None:
+        """A new login when the session of ``generation`` has ended (an HTTP transfer saw 401/403)."""
+        self._relogin(generation)
+
     @property
     def si(self) -> Any:
         self.connect()

@@ -23,7 +23,8 @@ again. Design notes (where we differ from, or pin down, Cinder):
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import BinaryIO
 
 from . import transfer
 from .resize import Resize
@@ -40,10 +41,10 @@ class VolumeOps(Resize):
             return str(name)
         return str(self.session.get_properties(self.inventory.datacenter, ["name"])["name"])
 
-    def upload_file(self, datastore_name: str, path: str, data: Any, *, size: int | None = None) -> int:
+    def upload_file(self, datastore_name: str, path: str, opener: Callable[[], BinaryIO], size: int) -> int:
         """PUT a file onto a datastore of this datacenter (HTTPS /folder, session cookie)."""
-        return transfer.upload_file(self.session, self._datacenter_path(), datastore_name, path, data, size=size)
+        return transfer.upload_file(self.session, self._datacenter_path(), datastore_name, path, opener, size)
 
-    def download_file(self, datastore_name: str, path: str, dest: Any = None) -> bytes | int:
-        """GET a datastore file: bytes, or the count written to ``dest``."""
-        return transfer.download_file(self.session, self._datacenter_path(), datastore_name, path, dest)
+    def download_file(self, datastore_name: str, path: str, opener: Callable[[], BinaryIO]) -> int:
+        """GET a datastore file into ``opener()``: the count of bytes written."""
+        return transfer.download_file(self.session, self._datacenter_path(), datastore_name, path, opener)
