@@ -107,6 +107,11 @@ def size_kb(size_bytes: int) -> int:
     return max(MIN_DISK_KB, size_bytes // KiB)
 
 
+def size_kb_any(size_bytes: int) -> int:
+    """Any disk capacity (an image's need not be whole GiB) in KiB, rounded up, at least 4 MiB."""
+    return max(MIN_DISK_KB, -(-int(size_bytes) // KiB))
+
+
 # ------------------------------------------------------------------ naming/marks
 def backing_name(volume_id: str) -> str:
     return f"volume-{volume_id}"
@@ -303,8 +308,10 @@ def create_spec(
     profile_id: str | None = None,
     annotation: str | None = None,
     hw_version: str | None = None,
+    with_disk: bool = True,
 ) -> vim.vm.ConfigSpec:
-    """CreateVM_Task config for a shadow VM: 1 vCPU, 128 MB, otherGuest, one disk."""
+    """CreateVM_Task config for a shadow VM: 1 vCPU, 128 MB, otherGuest, one disk (or none, for a backing whose
+    disk comes from elsewhere: an image, an adopted VMDK)."""
     spec = vim.vm.ConfigSpec(
         name=name,
         guestId=GUEST_ID,
@@ -313,8 +320,9 @@ def create_spec(
         instanceUuid=volume_id,
         files=vim.vm.FileInfo(vmPathName=f"[{datastore_name}]"),
         extraConfig=option_values(volume_marks(volume_id, profile_id)),
-        deviceChange=disk_and_controller_specs(size_in_kb, disk_type, adapter_type, profile_id=profile_id),
     )
+    if with_disk:
+        spec.deviceChange = disk_and_controller_specs(size_in_kb, disk_type, adapter_type, profile_id=profile_id)
     if annotation is not None:
         spec.annotation = annotation
     if hw_version:
@@ -435,6 +443,36 @@ def clone_spec(
     if snapshot is not None:
         spec.snapshot = snapshot
     return spec
+
+
+# VirtualDiskManager's names for our disk types (FileBackedVirtualDiskSpec.diskType / adapterType).
+VDM_DISK_TYPES = {DISK_THIN: "thin", DISK_THICK: "preallocated", DISK_EAGER: "eagerZeroedThick"}
+VDM_ADAPTER_TYPES = {ADAPTER_LSI: "lsiLogic", ADAPTER_BUS: "busLogic", ADAPTER_LSISAS: "lsiLogic",
+                     ADAPTER_PVSCSI: "lsiLogic", ADAPTER_IDE: "ide"}
+
+
+def disk_copy_spec(disk_type: str, adapter_type: str) -> vim.VirtualDiskManager.FileBackedVirtualDiskSpec:
+    """CopyVirtualDisk's destSpec: the disk type the copy becomes (a hosted image becomes a VMFS disk)."""
+    validate_disk_type(disk_type)
+    return vim.VirtualDiskManager.FileBackedVirtualDiskSpec(
+        diskType=VDM_DISK_TYPES[disk_type], adapterType=VDM_ADAPTER_TYPES.get(adapter_type, "lsiLogic"))
+
+
+def flat_descriptor(extent_file: str, size_bytes: int, adapter_type: str = ADAPTER_LSI) -> str:
+    """The text descriptor of a flat (preallocated) extent, as ESXi writes one: what turns a raw image file
+    into a VMDK the datastore understands."""
+    sectors = size_bytes // 512
+    heads, per_track = 255, 63
+    cylinders = max(1, sectors // (heads * per_track))
+    adapter = {ADAPTER_IDE: "ide", ADAPTER_BUS: "buslogic"}.get(adapter_type, "lsilogic")
+    return (
+        "# Disk DescriptorFile\nversion=1\nencoding=\"UTF-8\"\nCID=fffffffe\nparentCID=ffffffff\n"
+        "createType=\"vmfs\"\n\n# Extent description\n"
+        f"RW {sectors} VMFS \"{extent_file}\"\n\n# The Disk Data Base\n#DDB\n\n"
+        f"ddb.adapterType = \"{adapter}\"\nddb.geometry.cylinders = \"{cylinders}\"\n"
+        f"ddb.geometry.heads = \"{heads}\"\nddb.geometry.sectors = \"{per_track}\"\n"
+        "ddb.virtualHWVersion = \"8\"\n"
+    )
 
 
 def free_scsi_bus(devices: list[Any]) -> int:

@@ -6,6 +6,7 @@ and extraConfig marks it ours (see specs.py). ``VolumeOps`` is the *how*, one mo
   ops_base   session, folders, task plumbing        lookup     find by id, the batched index, in-use
   lifecycle  create, delete, rename, annotation     snapshots  COW and template snapshots
   clones     full and linked clones                 resize     relocate, grow, disk type, adapter, policy
+  nfc        HttpNfcLease import and export         imports    volumes from images, backups, existing VMDKs
 
 Whether and in which order to do these — extend in place or move first, which retype path, what to
 refuse — is decided by the volume policy (``resources/volume_policy.py``), as Cinder's ``vmdk.py`` decides.
@@ -27,12 +28,12 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from . import transfer
-from .resize import Resize
+from .imports import Imports
 
 __all__ = ["VolumeOps"]
 
 
-class VolumeOps(Resize):
+class VolumeOps(Imports):
     """All shadow-VM operations for one datacenter; safe to share between threads."""
 
     def _datacenter_path(self) -> str:

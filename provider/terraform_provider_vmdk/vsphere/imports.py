@@ -1,0 +1,204 @@
+"""Volumes whose disk comes from elsewhere: an image file, a backup, or an existing VMDK (Cinder's
+copy_image_to_volume, restore_backup and manage_existing).
+
+* streamOptimized (an image or a backup): ImportVApp makes the shadow VM with the volume's identity and the
+  disk is streamed into it (``nfc``).
+* sparse (monolithicSparse), preallocated (a raw flat extent) and "thin" (a flat extent to be made thin):
+  the shadow VM is made without a disk, the image goes next to it on the datastore (a flat extent gets the
+  descriptor we write), VirtualDiskManager copies it into the volume's own VMDK in the volume's disk type,
+  the upload is removed and the VMDK attached.
+* an existing VMDK: detached from the VM that has it (when named), moved into the shadow VM's folder with
+  MoveVirtualDisk, attached.
+Every step after the shadow VM exists checks what is already done, so an interrupted create continues.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import posixpath
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+from pyVmomi import vim
+
+from . import exceptions as exc
+from . import specs
+from .backing import Backing, split_datastore_path
+from .nfc import Nfc
+from .reconcile import create_once
+from .resize import Resize
+
+LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
+
+IMAGE_STREAM = "streamOptimized"
+IMAGE_SPARSE = "sparse"
+IMAGE_PREALLOCATED = "preallocated"
+IMAGE_THIN = "thin"
+IMAGE_DISK_TYPES = (IMAGE_STREAM, IMAGE_SPARSE, IMAGE_PREALLOCATED, IMAGE_THIN)
+
+
+class Imports(Resize, Nfc):
+    # ------------------------------------------------------------------ the shadow VM
+    def _config(self, volume_id: str, name: str | None, description: str | None, placement: Any, *,
+                size_bytes: int, disk_type: str, adapter_type: str, profile_id: str | None,
+                with_disk: bool) -> vim.vm.ConfigSpec:
+        return specs.create_spec(
+            name=specs.backing_name(volume_id), volume_id=volume_id, size_in_kb=specs.size_kb_any(size_bytes),
+            disk_type=disk_type, adapter_type=adapter_type, datastore_name=placement.datastore_name,
+            profile_id=profile_id, annotation=specs.encode_annotation(name, description), hw_version=self.hw_version,
+            with_disk=with_disk)
+
+    def create_diskless_backing(self, volume_id: str, name: str | None, description: str | None, placement: Any,
+                                profile_id: str | None = None) -> Backing:
+        """The shadow VM alone (exactly once): its disk is attached later."""
+        config = self._config(volume_id, name, description, placement, size_bytes=specs.GiB,
+                              disk_type=specs.DISK_THIN, adapter_type=specs.ADAPTER_LSI, profile_id=profile_id,
+                              with_disk=False)
+        target = self.volume_folder()
+        vm = create_once(
+            self.session, what=f"create the backing of volume {volume_id}",
+            start=lambda: target.CreateVM_Task(config=config, pool=placement.resource_pool, host=placement.host),
+            find=lambda: self.find_vm(volume_id), entity=target, description_ids=("Folder.createVm",),
+        )
+        return self.get_backing(vm)
+
+    def vm_directory(self, backing: Backing) -> tuple[str, str]:
+        """(datastore name, folder) of the shadow VM's files."""
+        path = self.session.get_properties(backing.moref, ["config.files.vmPathName"]).get("config.files.vmPathName")
+        ds, rel = split_datastore_path(path)
+        if not ds:
+            raise exc.VMwareDriverError(f"cannot tell where the files of {backing.name} are ({path!r})")
+        return ds, posixpath.dirname(rel or "")
+
+    def attach_existing_disk(self, backing: Backing, vmdk_path: str, capacity_bytes: int, disk_type: str,
+                             adapter_type: str, profile_id: str | None = None) -> Backing:
+        """Attach a VMDK file to the shadow VM (nothing to do when that file is its disk already)."""
+        if backing.vmdk_path == vmdk_path:
+            return backing
+        if backing.disk is not None:
+            raise exc.VMwareDriverError(f"{backing.name} already has a disk ({backing.vmdk_path})")
+        devices = list(backing.devices)
+        change = self._attach_specs_for(devices, capacity_bytes, disk_type, adapter_type, vmdk_path, profile_id)
+        self._reconfig(backing.moref, vim.vm.ConfigSpec(deviceChange=change))
+        fresh = self.refresh(backing)
+        if fresh.volume_id:
+            fresh = self.stamp_disk_uuid(fresh, fresh.volume_id)
+        return fresh
+
+    @staticmethod
+    def _attach_specs_for(devices: list[Any], capacity_bytes: int, disk_type: str, adapter_type: str,
+                          vmdk_path: str, profile_id: str | None) -> list[Any]:
+        kb = specs.size_kb_any(capacity_bytes)
+        if adapter_type == specs.ADAPTER_IDE:
+            return [specs.disk_add_spec(kb, disk_type, specs.IDE_CONTROLLER_KEY, file_name=vmdk_path,
+                                        profile_id=profile_id)]
+        cls = specs.CONTROLLER_CLASSES[adapter_type]
+        for controller in devices:
+            if type(controller) is cls:
+                return [specs.disk_add_spec(kb, disk_type, controller.key,
+                                            unit_number=specs.free_unit_number(devices, controller.key),
+                                            file_name=vmdk_path, profile_id=profile_id)]
+        return specs.disk_and_controller_specs(kb, disk_type, adapter_type, file_name=vmdk_path,
+                                               profile_id=profile_id, bus_number=specs.free_scsi_bus(devices))
+
+    # ------------------------------------------------------------------ datastore files
+    def delete_datastore_file(self, ds_path: str) -> None:
+        """FileManager.DeleteDatastoreFile (a missing file counts as deleted)."""
+        try:
+            self._task(self.session.content.fileManager.DeleteDatastoreFile_Task, name=ds_path,
+                       datacenter=self.inventory.datacenter, idempotent=True)
+        except exc.NotFound:
+            pass
+
+    def _copy_disk(self, source: str, dest: str, disk_type: str, adapter_type: str) -> None:
+        vdm = self.session.content.virtualDiskManager
+        self._task(vdm.CopyVirtualDisk_Task, sourceName=source, sourceDatacenter=self.inventory.datacenter,
+                   destName=dest, destDatacenter=self.inventory.datacenter,
+                   destSpec=specs.disk_copy_spec(disk_type, adapter_type), force=True, idempotent=True)
+
+    # ------------------------------------------------------------------ images
+    def import_stream_optimized(self, volume_id: str, name: str | None, description: str | None, *,
+                                opener: Callable[[], BinaryIO], size: int, capacity_bytes: int, disk_type: str,
+                                adapter_type: str, placement: Any, profile_id: str | None, what: str) -> Backing:
+        """ImportVApp + the lease upload of a streamOptimized VMDK into a new shadow VM with the volume's identity."""
+        config = self._config(volume_id, name, description, placement, size_bytes=capacity_bytes,
+                              disk_type=disk_type, adapter_type=adapter_type, profile_id=profile_id, with_disk=True)
+        vm = self.import_stream(pool=placement.resource_pool, folder=self.volume_folder(), host=placement.host,
+                                config=config, volume_id=volume_id, opener=opener, size=size, what=what)
+        return self.stamp_disk_uuid(self.get_backing(vm), volume_id)
+
+    def import_hosted(self, backing: Backing, *, image_kind: str, opener: Callable[[], BinaryIO], size: int,
+                      capacity_bytes: int, disk_type: str, adapter_type: str, profile_id: str | None,
+                      what: str) -> Backing:
+        """Upload a sparse or flat image next to the disk-less shadow VM, copy it into the volume's own VMDK in
+        ``disk_type``, remove the upload, attach the VMDK."""
+        ds, folder = self.vm_directory(backing)
+        volume_vmdk = f"[{ds}] {posixpath.join(folder, specs.backing_name(backing.volume_id or ''))}.vmdk"
+        if backing.vmdk_path != volume_vmdk:  # not attached yet (a copy an earlier attempt made is overwritten)
+            upload = posixpath.join(folder, f"image-{backing.volume_id}.vmdk")
+            uploaded = [f"[{ds}] {upload}"]
+            if image_kind == IMAGE_SPARSE:
+                self._upload(ds, upload, opener, size, what)
+            else:  # a raw flat extent: the descriptor is ours
+                extent = f"image-{backing.volume_id}-flat.vmdk"
+                self._upload(ds, posixpath.join(folder, extent), opener, size, what)
+                text = specs.flat_descriptor(extent, capacity_bytes, adapter_type).encode()
+                self._upload(ds, upload, lambda: io.BytesIO(text), len(text), f"{what} (descriptor)")
+                uploaded.append(f"[{ds}] {posixpath.join(folder, extent)}")
+            try:
+                self._copy_disk(f"[{ds}] {upload}", volume_vmdk, disk_type, adapter_type)
+            finally:
+                for path in uploaded:
+                    self.delete_datastore_file(path)
+        return self.attach_existing_disk(self.refresh(backing), volume_vmdk, capacity_bytes, disk_type, adapter_type,
+                                         profile_id)
+
+    def _upload(self, datastore: str, path: str, opener: Callable[[], BinaryIO], size: int, what: str) -> None:
+        from . import transfer
+
+        dc = self.inventory.datacenter_name
+        transfer.upload(self.session, transfer.folder_url(self.session, dc, datastore, path), opener, size, what=what)
+
+    # ------------------------------------------------------------------ export
+    def export_flat(self, backing: Backing, opener: Callable[[], BinaryIO], *, what: str) -> int:
+        """The disk's raw bytes (its flat extent, which the descriptor names) into ``opener()``."""
+        from . import transfer
+
+        ds, rel = split_datastore_path(backing.vmdk_path)
+        if not ds or not rel:
+            raise exc.VirtualDiskNotFound(f"{backing.name} has no disk to export")
+        dc = self.inventory.datacenter_name
+        text = io.BytesIO()
+        transfer.download(self.session, transfer.folder_url(self.session, dc, ds, rel), lambda: _Keep(text),
+                          what=f"{what} (descriptor)")
+        extent = _extent_of(text.getvalue().decode("utf-8", "replace"))
+        if extent is None:
+            raise exc.VMwareDriverError(f"{what}: {backing.vmdk_path} is not a flat disk (no extent in its descriptor)")
+        path = posixpath.join(posixpath.dirname(rel), extent)
+        return transfer.download(self.session, transfer.folder_url(self.session, dc, ds, path), opener, what=what)
+
+
+class _Keep(io.BytesIO):
+    """A sink that outlives its ``with`` block, for a small download kept in memory."""
+
+    def __init__(self, target: io.BytesIO) -> None:
+        super().__init__()
+        target.seek(0)
+        target.truncate()  # a new attempt starts over
+        self.target = target
+
+    def write(self, data: Any) -> int:
+        return self.target.write(data)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        pass
+
+
+def _extent_of(descriptor: str) -> str | None:
+    """The extent file a VMDK descriptor names (``RW <sectors> VMFS "name-flat.vmdk"``)."""
+    for line in descriptor.splitlines():
+        parts = line.strip().split(None, 3)
+        if len(parts) == 4 and parts[0] in ("RW", "RDONLY") and parts[2] in ("VMFS", "FLAT"):
+            return parts[3].strip().strip('"')
+    return None
