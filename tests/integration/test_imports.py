@@ -15,10 +15,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from test_volumeops import GiB, vm_props
 
 from terraform_provider_vmdk.vsphere import specs
+from terraform_provider_vmdk.vsphere.exceptions import VMwareDriverError
 from terraform_provider_vmdk.vsphere.imports import IMAGE_PREALLOCATED, IMAGE_SPARSE, IMAGE_THIN
-from test_volumeops import GiB, vm_props
 
 pytestmark = pytest.mark.integration
 MiB = 1 << 20
@@ -102,7 +103,7 @@ def test_a_failed_upload_aborts_the_import_and_leaves_nothing(ops, made, places,
         def read(self, n=-1):
             raise OSError("the image file went away")
 
-    with pytest.raises(Exception):
+    with pytest.raises(VMwareDriverError, match="went away"):
         ops.import_stream_optimized(vid, "x", None, opener=lambda: Broken(b""), size=10 * MiB,
                                     capacity_bytes=GiB, disk_type="thin", adapter_type="lsiLogic",
                                     placement=places[0], profile_id=None, what="import")

@@ -25,7 +25,8 @@ def test_every_type_has_a_page_and_an_example() -> None:
         short = res.type_name.removeprefix("vmdk_")
         assert (ROOT / "docs" / "resources" / f"{short}.md").is_file(), res.type_name
         assert (ROOT / "examples" / "resources" / res.type_name / "resource.tf").is_file(), res.type_name
-        assert (ROOT / "examples" / "resources" / res.type_name / "import.sh").is_file(), res.type_name
+        importable = (ROOT / "examples" / "resources" / res.type_name / "import.sh").is_file()
+        assert importable == res.importable, res.type_name
     for ds in provider.data_sources():
         short = ds.type_name.removeprefix("vmdk_")
         assert (ROOT / "docs" / "data-sources" / f"{short}.md").is_file(), ds.type_name

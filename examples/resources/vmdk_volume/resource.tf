@@ -35,3 +35,40 @@ output "data_vmdk_path" {
 output "data_connection_info" {
   value = vmdk_volume.data.connection_info
 }
+
+# A volume seeded from an image file (what Glance holds for Cinder): a streamOptimized VMDK from a web
+# server, checked against its SHA-256 before anything is created, grown to size_gb.
+resource "vmdk_volume" "from_image" {
+  name      = "ubuntu-root"
+  size_gb   = 20
+  disk_type = "thin"
+
+  image {
+    source    = "https://images.example.com/ubuntu-22.04.vmdk"
+    disk_type = "streamOptimized"
+    sha256    = "0f3a6c1e8d2b4a5f9e7c1d3b5a7f9e1c3d5b7a9f1e3c5d7b9a1f3e5c7d9b1a3f"
+  }
+}
+
+# A volume made from a backup that vmdk_volume_backup wrote.
+resource "vmdk_volume" "restored" {
+  name    = "app-data-restored"
+  size_gb = 10
+
+  backup {
+    path = "/var/backups/vmdk/app-data-2026-11-01"
+  }
+}
+
+# Adopt an existing VMDK (Cinder's manage_existing): detached from its VM, moved into a shadow VM of its
+# own. disk_type must be the VMDK's own type (change it afterwards, in place, if another is wanted).
+resource "vmdk_volume" "adopted" {
+  name      = "legacy-db"
+  size_gb   = 40
+  disk_type = "thin"
+
+  adopt {
+    vmdk_path = "[datastore1] legacy-db/legacy-db_1.vmdk"
+    vm        = "DC0/vm/legacy-db"
+  }
+}

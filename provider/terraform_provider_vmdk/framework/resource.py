@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .diagnostics import Diagnostics
+from .diagnostics import DiagnosticError, Diagnostics
 from .schema import Schema
 
 __all__ = [
@@ -65,6 +65,8 @@ class Resource:
     """A managed resource type. Override what applies; defaults are safe no-ops or clear errors."""
 
     type_name: ClassVar[str]
+    # False for a resource that records an action (nothing in the world to import): import is refused
+    importable: ClassVar[bool] = True
     # version -> function(raw state dict as stored) -> state dict in the *next* version's shape
     state_upgraders: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
 
@@ -95,6 +97,10 @@ class Resource:
 
     def import_state(self, import_id: str, ctx: RequestContext) -> dict[str, Any]:
         """Return a partial state (missing attributes become null); Terraform then calls read."""
+        if not self.importable:
+            raise DiagnosticError("Import not supported", f"{self.type_name} records an action, not an object that "
+                                  "exists in the world: there is nothing to import. Declare it in the "
+                                  "configuration instead.")
         return {"id": import_id}
 
 

@@ -107,7 +107,8 @@ class VolumeBackend:
         """The VMs carrying ``volume_id`` and which of them is the volume. ``fresh``: re-read each (writes)."""
         from ..vsphere.lookup import choose
 
-        records = list(self.index().volumes.get(volume_id, ()))
+        index = self.index()
+        records = list(index.volumes.get(volume_id) or index.foreign.get(volume_id) or [])
         if fresh:
             records = [r for r in (self._reread(r) for r in records) if r is not None]
         if not records:  # made by another process after our read, or an id our read did not see

@@ -29,8 +29,8 @@ class DiskTypesDataSource(DataSource):
                 "id": Attribute(String, computed=True, description="Always `vmdk_disk_types`."),
                 "image_disk_types": Attribute(
                     List(String), computed=True,
-                    description="Disk types a VMDK image may have (Cinder's `ImageDiskType`): "
-                    + ", ".join(f"`{t}`" for t in IMAGE_DISK_TYPES) + ".",
+                    description="Kinds of image file `vmdk_volume`'s `image.disk_type` accepts (Cinder's "
+                    "`ImageDiskType`): " + ", ".join(f"`{t}`" for t in IMAGE_DISK_TYPES) + ".",
                 ),
                 "volume_disk_types": Attribute(
                     List(String), computed=True,

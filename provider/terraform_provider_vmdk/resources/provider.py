@@ -19,11 +19,14 @@ from ..framework.types import Bool, List, Number, String
 from ..framework.unknowns import is_unknown
 from ..framework.validators import AtLeast, NotEmpty, OneOf, ValidRegex, WholeNumber
 from ..vsphere.config import ConnectionConfig
+from .backups import BackupResource, RestoreResource
 from .client import DEFAULT_DATASTORE_TYPES, ProviderSettings, VSphereClient
 from .data_datastores import DatastoresDataSource
 from .data_volume import VolumeDataSource
 from .data_volume_stats import VolumeStatsDataSource
 from .disk_types import DiskTypesDataSource
+from .export import ExportResource
+from .revert import RevertResource
 from .snapshot import SnapshotResource
 from .volume import VolumeResource
 
@@ -129,7 +132,8 @@ class VmdkProvider(Provider):
         return PROVIDER_SCHEMA
 
     def resources(self) -> list[Resource]:
-        return [VolumeResource(), SnapshotResource(), *self._extra_resources]
+        return [VolumeResource(), SnapshotResource(), ExportResource(), BackupResource(), RestoreResource(),
+                RevertResource(), *self._extra_resources]
 
     def data_sources(self) -> list[DataSource]:
         return [DiskTypesDataSource(), VolumeDataSource(), DatastoresDataSource(), VolumeStatsDataSource(),

@@ -24,10 +24,12 @@ from ..framework.resource import ApplyRequest, PlanRequest, ReadRequest, Request
 from ..framework.schema import Schema, schema
 from ..framework.timeouts import timeout_seconds, timeouts_block
 from ..framework.unknowns import is_unknown
+from . import volume_sources
 from .backend import VolumeBackend, backend_of, driver_errors, run_bounded, settle_pending, still_running
 from .volume_plan import plan_update
 from .volume_policy import EXTEND_IN_PLACE, EXTEND_MAY_MOVE, Executor, Facts, GiB, refuse_in_use, refuse_parent
 from .volume_schema import VOLUME_ATTRIBUTES, volume_state_from_backing
+from .volume_sources import SOURCE_BLOCKS, validate_sources
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..vsphere.backing import Backing
@@ -63,22 +65,21 @@ class VolumeResource(Resource):
     def schema(self) -> Schema:
         return schema(
             VOLUME_ATTRIBUTES,
-            blocks={"timeouts": timeouts_block("create", "update", "delete", defaults=DEFAULT_TIMEOUTS)},
+            blocks={"timeouts": timeouts_block("create", "update", "delete", defaults=DEFAULT_TIMEOUTS),
+                    **SOURCE_BLOCKS},
             description="A VMDK volume: one virtual disk in a never-powered-on shadow VM, placed, cloned, "
             "extended and retyped the way OpenStack Cinder's VMware VMDK driver does it.",
         )
 
     # -- validation and plan -------------------------------------------------------------------------
     def validate_config(self, config: dict[str, Any], diags: Diagnostics) -> None:
-        src_vol, src_snap = config.get("source_volume_id"), config.get("source_snapshot_id")
-        if src_vol is not None and src_snap is not None:
-            diags.error("Conflicting sources", "Set source_volume_id or source_snapshot_id, not both.",
-                        "source_snapshot_id")
-        if config.get("clone_type") == "linked" and src_vol is None and src_snap is None:
-            diags.error("Linked clone without a source",
-                        'clone_type = "linked" needs source_volume_id or source_snapshot_id.', "clone_type")
+        validate_sources(config, diags)
 
     def modify_plan(self, req: PlanRequest) -> None:
+        if req.plan is not None and req.prior is not None:
+            for block in ("image", "backup", "adopt"):  # where the data came from: a new source, a new volume
+                if req.plan.get(block) != req.prior.get(block):
+                    req.requires_replace.add(block)
         plan_update(req)
 
     # -- create ----------------------------------------------------------------------------------------
@@ -87,7 +88,6 @@ class VolumeResource(Resource):
         plan = req.plan or {}
         volume_id = str(uuid.uuid4())
         # The identity is fixed before vSphere is asked: from here on a failure still saves this id.
-        req.partial = {**plan, "id": volume_id, "backing_name": f"volume-{volume_id}"}
         limit = timeout_seconds(plan, "create", _DEFAULT_SECONDS["create"])
         backing = run_bounded("create the volume", limit, req.stop, lambda: self._create(req, backend, volume_id),
                               req.private)
@@ -96,8 +96,40 @@ class VolumeResource(Resource):
     def _create(self, req: ApplyRequest, backend: VolumeBackend, volume_id: str) -> Backing:
         plan = req.plan or {}
         size_bytes = int(plan["size_gb"]) * GiB
-        placement = self._placement(backend, size_bytes, plan.get("storage_policy"), plan.get("datastore"))
+        if plan.get("adopt"):
+            return self._adopt(req, backend, volume_id)
+        prepared = volume_sources.prepare(plan)  # an image or backup: fetched and checked, nothing made yet
         try:
+            return self._create_backing(req, backend, volume_id, size_bytes, prepared)
+        finally:
+            if prepared is not None:
+                prepared[0].close()
+
+    @staticmethod
+    def _fix_identity(req: ApplyRequest, volume_id: str) -> None:
+        """From here on vSphere may hold the volume: a failure still saves its id (Terraform taints it)."""
+        req.partial = {**(req.plan or {}), "id": volume_id, "backing_name": f"volume-{volume_id}"}
+
+    def _adopt(self, req: ApplyRequest, backend: VolumeBackend, volume_id: str) -> Backing:
+        from ..vsphere.datastore import Requirements
+
+        plan = req.plan or {}
+        facts = volume_sources.prepare_adoption(backend, plan)
+        requirements = Requirements(size_bytes=0, profile_name=plan.get("storage_policy"),
+                                    datastore=facts["datastore"])
+        placement = driver_errors(f"place the volume on datastore {facts['datastore']}",
+                                  lambda: backend.selector.select(requirements), "adopt.vmdk_path")
+        self._fix_identity(req, volume_id)
+        return volume_sources.adopt(backend, plan, volume_id, placement, facts)
+
+    def _create_backing(self, req: ApplyRequest, backend: VolumeBackend, volume_id: str, size_bytes: int,
+                        prepared: Any) -> Backing:
+        plan = req.plan or {}
+        placement = self._placement(backend, size_bytes, plan.get("storage_policy"), plan.get("datastore"))
+        self._fix_identity(req, volume_id)
+        try:
+            if prepared is not None:
+                return volume_sources.create_from_source(backend, plan, volume_id, placement, prepared)
             if plan.get("source_volume_id") or plan.get("source_snapshot_id"):
                 return self._clone(backend, plan, volume_id, placement, size_bytes)
             backing = driver_errors("create the volume", lambda: backend.ops.create_backing(
@@ -291,7 +323,7 @@ class VolumeResource(Resource):
         """The state vSphere holds now; an error on each attribute where it is not what the plan asked."""
         plan = req.plan or {}
         state = volume_state_from_backing(backing, backend.inventory.datacenter_name, plan)
-        for key in ("source_volume_id", "source_snapshot_id", "clone_type", "timeouts"):
+        for key in ("source_volume_id", "source_snapshot_id", "clone_type", "timeouts", "image", "backup", "adopt"):
             state[key] = plan.get(key)
         if plan.get("storage_policy") and backing.profile_id is not None:
             state["storage_policy"] = plan["storage_policy"]

@@ -57,8 +57,9 @@ def plan_update(req: PlanRequest) -> None:
         return
     moves = moves or retype_path in ("clone", "relocate", "relocate-or-policy")
     if facts.repairs:
+        imported = all("OpenStack Cinder" in r for r in facts.repairs)
         req.diagnostics.warning(
-            "The volume's last change did not finish",
+            "The volume was made by OpenStack Cinder" if imported else "The volume's last change did not finish",
             "apply repairs it first: " + "; ".join(facts.repairs) + ".")
         decision["repair"] = True
     # Computed attributes stay as they are unless the disk moves or is copied (new VM and file).

@@ -299,6 +299,8 @@ class Executor:
             LOG.warning("volume %s: removing leftover VM %s (%s)", volume_id, extra.name, extra.moref_value)
             self.ops.delete_backing(extra)
             self.backend.forget(extra)
+        if primary.foreign:  # imported from OpenStack Cinder: the first write makes it ours
+            primary = self.ops.take_over(primary)
         if primary.is_retype_copy:
             primary = self.ops.promote_retype_copy(primary)
         if primary.temporary_snapshots:

@@ -92,6 +92,7 @@ class Backing:
     devices: tuple[Any, ...] = field(default=(), compare=False, repr=False)
     extra_config: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     create_date: _dt.datetime | None = field(default=None, compare=False)
+    foreign: str | None = None  # "cinder": a backing OpenStack Cinder made, not (yet) marked as ours
 
     @property
     def has_snapshots(self) -> bool:
@@ -132,6 +133,13 @@ def extra_config_dict(options: Iterable[Any] | None) -> dict[str, str]:
 
 def is_ours(extra_config: Mapping[str, str]) -> bool:
     return extra_config.get(specs.KEY_MANAGED_BY) == specs.MANAGED_BY and bool(extra_config.get(specs.KEY_VOLUME_ID))
+
+
+def cinder_volume_id(name: str, extra_config: Mapping[str, str]) -> str | None:
+    """The volume id of a shadow VM OpenStack Cinder made (named ``volume-<id>``, marked ``cinder.volume.id``);
+    None for any other VM."""
+    marked = (extra_config.get(specs.CINDER_VOLUME_ID) or "").strip()
+    return marked if marked and name == specs.backing_name(marked) else None
 
 
 def split_datastore_path(path: str | None) -> tuple[str | None, str | None]:
@@ -199,6 +207,10 @@ def backing_from_props(obj: Any, props: Mapping[str, Any]) -> Backing:
         size = disk.capacityInBytes or (disk.capacityInKB or 0) * specs.KiB
     display, desc = specs.decode_annotation(props.get("config.annotation"))
     volume_id = ec.get(specs.KEY_VOLUME_ID) or None
+    foreign = None
+    if volume_id is None and not is_ours(ec):
+        volume_id = cinder_volume_id(props.get("name") or "", ec)
+        foreign = "cinder" if volume_id else None
     vm_ds = tuple(props.get("datastore") or ())
     return Backing(
         moref=obj,
@@ -228,6 +240,7 @@ def backing_from_props(obj: Any, props: Mapping[str, Any]) -> Backing:
         devices=devices,
         extra_config=ec,
         create_date=props.get("config.createDate"),
+        foreign=foreign,
     )
 
 

@@ -18,7 +18,7 @@ import io
 import logging
 import posixpath
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any
 
 from pyVmomi import vim
 
@@ -28,6 +28,7 @@ from .backing import Backing, split_datastore_path
 from .nfc import Nfc
 from .reconcile import create_once
 from .resize import Resize
+from .transfer import ReadStream, WriteStream
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
 
@@ -119,16 +120,44 @@ class Imports(Resize, Nfc):
 
     # ------------------------------------------------------------------ images
     def import_stream_optimized(self, volume_id: str, name: str | None, description: str | None, *,
-                                opener: Callable[[], BinaryIO], size: int, capacity_bytes: int, disk_type: str,
-                                adapter_type: str, placement: Any, profile_id: str | None, what: str) -> Backing:
-        """ImportVApp + the lease upload of a streamOptimized VMDK into a new shadow VM with the volume's identity."""
+                                opener: Callable[[], ReadStream], size: int, capacity_bytes: int, disk_type: str,
+                                adapter_type: str, placement: Any, profile_id: str | None, what: str,
+                                as_copy: bool = False) -> Backing:
+        """ImportVApp + the lease upload of a streamOptimized VMDK into a new shadow VM with the volume's identity
+        (``as_copy``: the identity of a copy that will replace the volume's backing, see ``restore_stream``)."""
         config = self._config(volume_id, name, description, placement, size_bytes=capacity_bytes,
                               disk_type=disk_type, adapter_type=adapter_type, profile_id=profile_id, with_disk=True)
+        instance_uuid = volume_id
+        if as_copy:
+            instance_uuid = config.instanceUuid = specs.retype_uuid(volume_id)
+            config.name = specs.retype_name(volume_id)
+            config.extraConfig = specs.option_values(specs.volume_marks(volume_id, profile_id, specs.KIND_RETYPE))
         vm = self.import_stream(pool=placement.resource_pool, folder=self.volume_folder(), host=placement.host,
-                                config=config, volume_id=volume_id, opener=opener, size=size, what=what)
+                                config=config, volume_id=instance_uuid, opener=opener, size=size, what=what)
         return self.stamp_disk_uuid(self.get_backing(vm), volume_id)
 
-    def import_hosted(self, backing: Backing, *, image_kind: str, opener: Callable[[], BinaryIO], size: int,
+    def restore_stream(self, backing: Backing, *, opener: Callable[[], ReadStream], size: int, capacity_bytes: int,
+                       placement: Any, what: str) -> Backing:
+        """Replace the volume's disk with a streamOptimized VMDK (Cinder's restore_backup): import it as a copy
+        with the volume's disk type, adapter and policy, remove the original, the copy takes the volume's
+        identity — the same resumable steps as a retype by copy."""
+        volume_id = backing.volume_id or ""
+        stale = self.find_vm(specs.retype_uuid(volume_id))
+        if stale is not None:
+            self._destroy(stale)
+        copy = self.import_stream_optimized(
+            volume_id, backing.display_name, backing.description, opener=opener, size=size,
+            capacity_bytes=capacity_bytes, disk_type=backing.disk_type or specs.DISK_THIN,
+            adapter_type=backing.adapter_type or specs.ADAPTER_LSI, placement=placement,
+            profile_id=backing.profile_id, what=what, as_copy=True)
+        try:
+            self._destroy(backing.moref)
+        except BaseException:
+            self._destroy(copy.moref)
+            raise
+        return self.promote_retype_copy(copy)
+
+    def import_hosted(self, backing: Backing, *, image_kind: str, opener: Callable[[], ReadStream], size: int,
                       capacity_bytes: int, disk_type: str, adapter_type: str, profile_id: str | None,
                       what: str) -> Backing:
         """Upload a sparse or flat image next to the disk-less shadow VM, copy it into the volume's own VMDK in
@@ -154,14 +183,72 @@ class Imports(Resize, Nfc):
         return self.attach_existing_disk(self.refresh(backing), volume_vmdk, capacity_bytes, disk_type, adapter_type,
                                          profile_id)
 
-    def _upload(self, datastore: str, path: str, opener: Callable[[], BinaryIO], size: int, what: str) -> None:
+    def _upload(self, datastore: str, path: str, opener: Callable[[], ReadStream], size: int, what: str) -> None:
         from . import transfer
 
         dc = self.inventory.datacenter_name
         transfer.upload(self.session, transfer.folder_url(self.session, dc, datastore, path), opener, size, what=what)
 
+    # ------------------------------------------------------------------ existing VMDKs
+    def find_vm_by_path(self, inventory_path: str) -> Any:
+        """A VM by its inventory path (``DC0/vm/folder/name``), or None."""
+        return self.session.call(self.session.content.searchIndex.FindByInventoryPath, inventoryPath=inventory_path)
+
+    def disk_attached(self, vm: Any, vmdk_path: str) -> Any:
+        """The VirtualDisk of ``vm`` whose file is ``vmdk_path``, or None."""
+        devices = self.session.get_properties(vm, ["config.hardware.device"]).get("config.hardware.device") or []
+        for device in devices:
+            if isinstance(device, vim.vm.device.VirtualDisk) and getattr(device.backing, "fileName", None) == vmdk_path:
+                return device
+        return None
+
+    def detach_disk(self, vm: Any, vmdk_path: str) -> None:
+        """Remove the disk from the VM, keeping its file (nothing to do when it is not attached)."""
+        device = self.disk_attached(vm, vmdk_path)
+        if device is not None:
+            self._reconfig(vm, vim.vm.ConfigSpec(deviceChange=[specs.disk_remove_spec(device)]))
+
+    def read_descriptor(self, vmdk_path: str) -> str:
+        """A VMDK's descriptor text (NotFound when there is no such file)."""
+        from . import transfer
+
+        ds, rel = split_datastore_path(vmdk_path)
+        if not ds or not rel:
+            raise exc.NotFound(f"{vmdk_path!r} is not a datastore path ([datastore] dir/disk.vmdk)")
+        text = io.BytesIO()
+        transfer.download(self.session, transfer.folder_url(self.session, self.inventory.datacenter_name, ds, rel),
+                          lambda: _Keep(text), what=f"read of {vmdk_path}")
+        return text.getvalue()[:1 << 20].decode("utf-8", "replace")
+
+    def move_disk(self, source: str, dest: str) -> None:
+        """MoveVirtualDisk (a lost answer: the source is gone and the destination there, which is success)."""
+        vdm = self.session.content.virtualDiskManager
+        try:
+            self._task(vdm.MoveVirtualDisk_Task, sourceName=source, sourceDatacenter=self.inventory.datacenter,
+                       destName=dest, destDatacenter=self.inventory.datacenter, force=False, idempotent=True)
+        except (exc.FileNotFound, exc.FileAlreadyExists):
+            try:
+                self.read_descriptor(dest)
+            except exc.NotFound:
+                raise exc.VirtualDiskNotFound(f"{source} is not there to move") from None
+
+    def adopt_disk(self, backing: Backing, *, vmdk_path: str, vm: Any, capacity_bytes: int, disk_type: str,
+                   adapter_type: str, profile_id: str | None) -> Backing:
+        """Cinder's manage_existing: detach the VMDK from ``vm`` (when given), move it into the shadow VM's
+        folder as the volume's VMDK, attach it. Each step checks what an earlier attempt already did."""
+        ds, folder = self.vm_directory(backing)
+        target = f"[{ds}] {posixpath.join(folder, specs.backing_name(backing.volume_id or ''))}.vmdk"
+        if backing.vmdk_path == target:
+            return backing
+        if vm is not None:
+            self.detach_disk(vm, vmdk_path)
+        if vmdk_path != target:
+            self.move_disk(vmdk_path, target)
+        return self.attach_existing_disk(self.refresh(backing), target, capacity_bytes, disk_type, adapter_type,
+                                         profile_id)
+
     # ------------------------------------------------------------------ export
-    def export_flat(self, backing: Backing, opener: Callable[[], BinaryIO], *, what: str) -> int:
+    def export_flat(self, backing: Backing, opener: Callable[[], WriteStream], *, what: str) -> int:
         """The disk's raw bytes (its flat extent, which the descriptor names) into ``opener()``."""
         from . import transfer
 
@@ -202,3 +289,16 @@ def _extent_of(descriptor: str) -> str | None:
         if len(parts) == 4 and parts[0] in ("RW", "RDONLY") and parts[2] in ("VMFS", "FLAT"):
             return parts[3].strip().strip('"')
     return None
+
+
+def descriptor_facts(descriptor: str) -> tuple[int, bool]:
+    """(capacity in bytes, thin) from a VMDK descriptor's extent line and ddb.thinProvisioned."""
+    sectors, thin = 0, False
+    for line in descriptor.splitlines():
+        parts = line.strip().split(None, 3)
+        if len(parts) == 4 and parts[0] in ("RW", "RDONLY") and parts[1].isdigit():
+            sectors += int(parts[1])
+        key, _, value = line.partition("=")
+        if key.strip() == "ddb.thinProvisioned":
+            thin = value.strip().strip('"') == "1"
+    return sectors * 512, thin

@@ -101,6 +101,21 @@ class Lifecycle(Lookup):
         self._reconfig(backing.moref, specs.extra_config_spec({}, annotation=annotation))
         return self.refresh(backing)
 
+    def take_over(self, backing: Backing) -> Backing:
+        """Mark a backing OpenStack Cinder made as ours (an imported volume's first write): our marks beside
+        Cinder's, instanceUuid and disk UUID = the volume id. Absolute values: an interrupted take-over is
+        finished by running it again."""
+        volume_id = backing.volume_id or ""
+        if backing.name != specs.backing_name(volume_id):
+            backing = self.rename_backing(backing, specs.backing_name(volume_id))
+        marks = specs.volume_marks(volume_id, backing.profile_id)
+        self._reconfig(backing.moref, specs.extra_config_spec(marks, instance_uuid=volume_id))
+        backing = self.refresh(backing)
+        if (backing.disk_uuid or "").lower() != volume_id.lower() and backing.disk is not None:
+            backing = self.stamp_disk_uuid(backing, volume_id)
+        LOG.info("volume %s: took over the backing %s that OpenStack Cinder made", volume_id, backing.moref_value)
+        return backing
+
     def promote_retype_copy(self, copy: Backing) -> Backing:
         """Make a retype's converted copy the volume: its name, instanceUuid, marks and disk UUID.
 

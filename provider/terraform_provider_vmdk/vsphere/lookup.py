@@ -43,12 +43,15 @@ class Choice:
     @property
     def needs_repair(self) -> bool:
         primary = self.primary
-        return bool(self.leftovers) or (primary is not None and (primary.is_retype_copy
+        return bool(self.leftovers) or (primary is not None and (primary.is_retype_copy or bool(primary.foreign)
                                                                    or bool(primary.temporary_snapshots)))
 
     def repairs(self) -> list[str]:
         """What the next write does to bring the volume back to one clean backing (for plan messages)."""
         out = []
+        if self.primary is not None and self.primary.foreign:
+            out.append(f"mark the backing {self.primary.name} that OpenStack Cinder made as this provider's "
+                       "(imported volume)")
         if self.primary is not None and self.primary.is_retype_copy:
             out.append(f"finish an interrupted retype (the converted copy {self.primary.name} becomes the volume)")
         for extra in self.leftovers:
@@ -90,6 +93,7 @@ class BackingIndex:
     volumes: dict[str, list[Backing]] = field(default_factory=dict)
     templates: dict[str, Backing] = field(default_factory=dict)
     users: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # vmdk path -> [(moref, vm name)]
+    foreign: dict[str, list[Backing]] = field(default_factory=dict)  # Cinder's backings by volume id (import)
     loaded_at: float = field(default_factory=time.monotonic)
     _children: dict[str, list[str]] | None = field(default=None, repr=False)  # parent vmdk path -> VM names
 
@@ -129,12 +133,13 @@ class BackingIndex:
     def drop(self, moref_value: str) -> None:
         """Forget a VM this process just destroyed (or is about to re-record)."""
         self._children = None
-        for key in list(self.volumes):
-            kept = [b for b in self.volumes[key] if b.moref_value != moref_value]
-            if kept:
-                self.volumes[key] = kept
-            else:
-                del self.volumes[key]
+        for table in (self.volumes, self.foreign):
+            for key in list(table):
+                kept = [b for b in table[key] if b.moref_value != moref_value]
+                if kept:
+                    table[key] = kept
+                else:
+                    del table[key]
         for key in [k for k, b in self.templates.items() if b.moref_value == moref_value]:
             del self.templates[key]
         for path in list(self.users):
@@ -160,6 +165,8 @@ def build_index(items: Iterable[tuple[Any, dict[str, Any]]]) -> BackingIndex:
         if not is_ours(record.extra_config):
             ref = moid(obj) or str(obj)
             index._add_users(ref, props.get("name") or ref, props.get("config.hardware.device") or ())
+            if record.foreign and record.volume_id:
+                index.foreign.setdefault(record.volume_id, []).append(record)
             continue
         if record.kind == specs.KIND_SNAPSHOT and record.snapshot_id:
             index.templates[record.snapshot_id] = record
@@ -196,6 +203,8 @@ class Lookup(OpsBase):
         if record is not None:
             if is_ours(record.extra_config) and record.volume_id == volume_id and record.kind == specs.KIND_VOLUME:
                 return record
+            if record.foreign and record.volume_id == volume_id:
+                return record  # one OpenStack Cinder made: imported, then marked ours by the first write
             LOG.warning("VM %s has instanceUuid %s but is not our backing for it; ignoring", record.name, volume_id)
         copy_vm = self.find_vm(specs.retype_uuid(volume_id))
         copy = self._record(copy_vm) if copy_vm is not None else None

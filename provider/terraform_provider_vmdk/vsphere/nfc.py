@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any
 
 from pyVmomi import vim
 
@@ -21,6 +21,7 @@ from . import exceptions as exc
 from . import tasks as _tasks
 from . import transfer
 from .ops_base import OpsBase, is_gone
+from .transfer import ReadStream, WriteStream
 
 __all__ = ["Nfc", "STREAM_VMDK"]
 
@@ -66,7 +67,7 @@ class Nfc(OpsBase):
         return report
 
     def import_stream(self, *, pool: Any, folder: Any, host: Any, config: vim.vm.ConfigSpec, volume_id: str,
-                      opener: Callable[[], BinaryIO], size: int, what: str) -> Any:
+                      opener: Callable[[], ReadStream], size: int, what: str) -> Any:
         """ImportVApp a shadow VM from ``config`` and upload the streamOptimized VMDK ``opener()`` gives into
         its disk; the VM. A VM an earlier attempt left for this identity is removed first (its import never
         completed, or this would not be called)."""
@@ -100,7 +101,7 @@ class Nfc(OpsBase):
         return self.session.call(self.session.content.searchIndex.FindByUuid, datacenter=self.inventory.datacenter,
                                  uuid=instance_uuid, vmSearch=True, instanceUuid=True)
 
-    def export_stream(self, vm: Any, opener: Callable[[], BinaryIO], *, what: str) -> int:
+    def export_stream(self, vm: Any, opener: Callable[[], WriteStream], *, what: str) -> int:
         """ExportVm: the VM's one disk as a streamOptimized VMDK into ``opener()``; the bytes written."""
         lease = self.session.call(vm.ExportVm)
         try:

@@ -72,6 +72,7 @@ KEY_PROFILE_ID = "vmdk.profile_id"
 MANAGED_BY = "terraform-provider-vmdk"
 KIND_VOLUME = "volume"
 KIND_SNAPSHOT = "snapshot"  # a template-format snapshot (a template VM)
+CINDER_VOLUME_ID = "cinder.volume.id"  # the mark OpenStack Cinder's VMDK driver puts on its backings
 KIND_RETYPE = "volume-retype"  # the converted copy a same-datastore retype makes, until it replaces the volume
 
 # A retype's copy has an instanceUuid derived from the volume id, so a lost answer is reconciled with one

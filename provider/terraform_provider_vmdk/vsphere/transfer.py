@@ -16,12 +16,33 @@ import ssl
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from types import TracebackType
+from typing import Any, Protocol
 
 from . import budget as _budget
 from . import exceptions as exc
 
-__all__ = ["CHUNK", "folder_url", "device_url", "upload", "download", "upload_file", "download_file"]
+
+class ReadStream(Protocol):
+    """What an upload reads from: a file opened for reading, or anything that reads like one."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None,
+                 /) -> Any: ...
+
+
+class WriteStream(Protocol):
+    """What a download writes to: a file opened for writing, or anything that writes like one."""
+
+    def write(self, data: bytes, /) -> int: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None,
+                 /) -> Any: ...
+
+
+__all__ = ["ReadStream", "WriteStream", "CHUNK", "folder_url", "device_url", "upload", "download", "upload_file",
+           "download_file"]
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
 CHUNK = 1 << 20
@@ -73,7 +94,7 @@ def _connection(session: Any, url: str) -> tuple[http.client.HTTPConnection, str
                                        context=session.ssl_context), target
 
 
-def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+def _chunks(stream: ReadStream) -> Iterator[bytes]:
     while True:
         block = stream.read(CHUNK)
         if not block:
@@ -120,7 +141,7 @@ def _attempts(session: Any, what: str, attempt: Callable[[int], int]) -> int:
             allowance.sleep(delay)
 
 
-def upload(session: Any, url: str, opener: Callable[[], BinaryIO], size: int, *, what: str, method: str = "PUT",
+def upload(session: Any, url: str, opener: Callable[[], ReadStream], size: int, *, what: str, method: str = "PUT",
            content_type: str = "application/octet-stream", progress: Callable[[int], None] | None = None) -> int:
     """Send ``size`` bytes from a fresh ``opener()`` (each attempt starts over); returns the bytes sent."""
 
@@ -152,7 +173,7 @@ def upload(session: Any, url: str, opener: Callable[[], BinaryIO], size: int, *,
     return _attempts(session, what, attempt)
 
 
-def download(session: Any, url: str, opener: Callable[[], BinaryIO], *, what: str,
+def download(session: Any, url: str, opener: Callable[[], WriteStream], *, what: str,
              progress: Callable[[int], None] | None = None) -> int:
     """Write the body into a fresh ``opener()`` sink (each attempt starts over); returns the bytes written."""
 
@@ -183,14 +204,14 @@ def download(session: Any, url: str, opener: Callable[[], BinaryIO], *, what: st
 
 # ---------------------------------------------------------------------------------------------- files
 def upload_file(session: Any, datacenter_path: str, datastore_name: str, path: str,
-                opener: Callable[[], BinaryIO], size: int) -> int:
+                opener: Callable[[], ReadStream], size: int) -> int:
     """PUT a file onto a datastore; returns the bytes sent."""
     url = folder_url(session, datacenter_path, datastore_name, path)
     return upload(session, url, opener, size, what=f"upload of [{datastore_name}] {path}")
 
 
 def download_file(session: Any, datacenter_path: str, datastore_name: str, path: str,
-                  opener: Callable[[], BinaryIO]) -> int:
+                  opener: Callable[[], WriteStream]) -> int:
     """GET a datastore file into ``opener()``; returns the bytes written."""
     url = folder_url(session, datacenter_path, datastore_name, path)
     return download(session, url, opener, what=f"download of [{datastore_name}] {path}")

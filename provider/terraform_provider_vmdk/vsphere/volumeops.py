@@ -25,10 +25,10 @@ again. Design notes (where we differ from, or pin down, Cinder):
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import BinaryIO
 
 from . import transfer
 from .imports import Imports
+from .transfer import ReadStream, WriteStream
 
 __all__ = ["VolumeOps"]
 
@@ -42,10 +42,10 @@ class VolumeOps(Imports):
             return str(name)
         return str(self.session.get_properties(self.inventory.datacenter, ["name"])["name"])
 
-    def upload_file(self, datastore_name: str, path: str, opener: Callable[[], BinaryIO], size: int) -> int:
+    def upload_file(self, datastore_name: str, path: str, opener: Callable[[], ReadStream], size: int) -> int:
         """PUT a file onto a datastore of this datacenter (HTTPS /folder, session cookie)."""
         return transfer.upload_file(self.session, self._datacenter_path(), datastore_name, path, opener, size)
 
-    def download_file(self, datastore_name: str, path: str, opener: Callable[[], BinaryIO]) -> int:
+    def download_file(self, datastore_name: str, path: str, opener: Callable[[], WriteStream]) -> int:
         """GET a datastore file into ``opener()``: the count of bytes written."""
         return transfer.download_file(self.session, self._datacenter_path(), datastore_name, path, opener)

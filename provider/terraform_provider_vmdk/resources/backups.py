@@ -1,0 +1,195 @@
+"""Resources ``vmdk_volume_backup`` and ``vmdk_volume_restore`` (Cinder's backup_volume / restore_backup).
+
+A backup is a directory: ``disk.vmdk`` (the volume's disk as a streamOptimized VMDK, through an ExportVm
+lease) and ``manifest.json`` (what the volume was: size, disk type, adapter, the disk's SHA-256). A
+volume is made from one with ``vmdk_volume``'s ``backup`` block; ``vmdk_volume_restore`` puts one back onto an
+existing volume — when created and whenever ``triggers`` change — refusing a volume with snapshots, as Cinder
+does (InvalidVolume), since the snapshots would no longer match the disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ..framework.diagnostics import DiagnosticError
+from ..framework.planmodifiers import RequiresReplace, UseStateForUnknown
+from ..framework.resource import ApplyRequest, ReadRequest, RequestContext, Resource
+from ..framework.schema import Attribute, Schema, schema
+from ..framework.timeouts import timeout_seconds, timeouts_block
+from ..framework.types import Map, Number, String
+from ..framework.validators import NotEmpty
+from .backend import VolumeBackend, backend_of, driver_errors, run_bounded
+from .export import export_disk
+from .images import sha256_of
+from .volume_policy import GiB, refuse_in_use
+from .volume_sources import BACKUP_DISK, MANIFEST, backup_image, read_manifest
+
+__all__ = ["BackupResource", "RestoreResource"]
+
+FORMAT = "vmdk-backup-1"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class BackupResource(Resource):
+    type_name = "vmdk_volume_backup"
+
+    def schema(self) -> Schema:
+        replace = (RequiresReplace(),)
+        keep = (UseStateForUnknown(),)
+        return schema(
+            {
+                "id": Attribute(String, computed=True, plan_modifiers=keep, description="Backup id (a UUID)."),
+                "volume_id": Attribute(String, required=True, validators=(NotEmpty(),), plan_modifiers=replace,
+                                       description="The `vmdk_volume` to back up. Changing it makes a new backup."),
+                "path": Attribute(String, required=True, validators=(NotEmpty(),), plan_modifiers=replace,
+                                  description=f"Directory that receives `{BACKUP_DISK}` and `{MANIFEST}` (created "
+                                  "when missing). Changing it makes a new backup."),
+                "sha256": Attribute(String, computed=True, plan_modifiers=keep,
+                                    description=f"SHA-256 of `{BACKUP_DISK}`."),
+                "size_gb": Attribute(Number, computed=True, plan_modifiers=keep,
+                                     description="Size of the volume backed up, in GiB."),
+                "disk_type": Attribute(String, computed=True, plan_modifiers=keep,
+                                       description="Disk type of the volume backed up."),
+                "adapter_type": Attribute(String, computed=True, plan_modifiers=keep,
+                                          description="Adapter type of the volume backed up."),
+                "created_at": Attribute(String, computed=True, plan_modifiers=keep,
+                                        description="When the backup was made (RFC 3339, UTC)."),
+            },
+            blocks={"timeouts": timeouts_block("create", defaults={"create": "60m"})},
+            description="Backs a volume up into a local directory (Cinder's backup_volume): its disk as a "
+            "streamOptimized VMDK and a manifest. Refused for a volume attached to a VM. Deleting it removes both "
+            "files.",
+        )
+
+    def create(self, req: ApplyRequest) -> dict[str, Any]:
+        plan = req.plan or {}
+        backend = backend_of(self.provider_data)
+        directory = Path(plan["path"]).expanduser()
+        if directory.exists() and not directory.is_dir():
+            raise DiagnosticError("Not a directory", f"path {plan['path']!r} exists and is not a directory.", "path")
+        if (directory / MANIFEST).exists():
+            raise DiagnosticError("Backup directory in use", f"path {plan['path']!r} already holds a backup; give "
+                                  "each backup its own directory.", "path")
+        limit = timeout_seconds(plan, "create", 3600.0)
+        digest, _, backing = run_bounded(
+            f"back up volume {plan['volume_id']}", limit, req.stop,
+            lambda: export_disk(backend, plan["volume_id"], directory / BACKUP_DISK, "streamOptimized"), req.private)
+        manifest = {"format": FORMAT, "id": str(uuid.uuid4()), "volume_id": plan["volume_id"],
+                    "size_gb": -(-backing.size_bytes // GiB), "capacity_bytes": backing.size_bytes,
+                    "disk_type": backing.disk_type, "adapter_type": backing.adapter_type, "sha256": digest,
+                    "created_at": _now()}
+        staging = directory / f".{MANIFEST}.partial"
+        staging.write_text(json.dumps(manifest, indent=2) + "\n")
+        os.replace(staging, directory / MANIFEST)
+        return {**plan, **{k: manifest[k] for k in ("id", "sha256", "size_gb", "disk_type", "adapter_type",
+                                                     "created_at")}}
+
+    def read(self, req: ReadRequest) -> dict[str, Any] | None:
+        state = req.state
+        directory = Path(str(state.get("path") or "")).expanduser()
+        try:
+            manifest = json.loads((directory / MANIFEST).read_text())
+            with (directory / BACKUP_DISK).open("rb") as fh:
+                intact = sha256_of(fh) == manifest.get("sha256") == state.get("sha256")
+        except (OSError, ValueError):
+            return None  # removed outside Terraform: the next apply backs up again
+        return state if intact and manifest.get("id") == state.get("id") else None
+
+    def update(self, req: ApplyRequest) -> dict[str, Any]:
+        return {**(req.plan or {})}  # only the timeouts can change in place
+
+    def import_state(self, import_id: str, ctx: RequestContext) -> dict[str, Any]:
+        """A backup is imported by its directory (what its manifest says it is)."""
+        manifest = read_manifest(import_id.strip(), "The import id", on_attribute=False)
+        return {"path": import_id.strip(), "volume_id": manifest.get("volume_id"),
+                **{k: manifest.get(k) for k in ("id", "sha256", "size_gb", "disk_type", "adapter_type", "created_at")}}
+
+    def delete(self, req: ApplyRequest) -> None:
+        directory = Path(str((req.prior or {}).get("path") or "")).expanduser()
+        for name in (MANIFEST, BACKUP_DISK):
+            with contextlib.suppress(FileNotFoundError):
+                (directory / name).unlink()
+        with contextlib.suppress(OSError):
+            directory.rmdir()  # only when nothing else is in it
+
+
+class RestoreResource(Resource):
+    type_name = "vmdk_volume_restore"
+    importable = False
+
+    def schema(self) -> Schema:
+        return schema(
+            {
+                "id": Attribute(String, computed=True, plan_modifiers=(UseStateForUnknown(),),
+                                description="Restore id (a UUID)."),
+                "volume_id": Attribute(String, required=True, validators=(NotEmpty(),),
+                                       plan_modifiers=(RequiresReplace(),),
+                                       description="The `vmdk_volume` to restore onto (it keeps its id)."),
+                "backup_path": Attribute(String, required=True, validators=(NotEmpty(),),
+                                         description="A directory `vmdk_volume_backup` wrote."),
+                "triggers": Attribute(Map(String), optional=True,
+                                      description="Any change restores the backup again."),
+                "restored_at": Attribute(String, computed=True,
+                                         description="When the backup was last restored (RFC 3339, UTC)."),
+            },
+            blocks={"timeouts": timeouts_block("create", "update", defaults={"create": "60m", "update": "60m"})},
+            description="Restores a backup onto an existing volume (Cinder's restore_backup) when created and "
+            "whenever `triggers` or `backup_path` change. Refused for a volume with snapshots or attached to a VM. "
+            "Deleting it changes nothing.",
+        )
+
+    def _restore(self, req: ApplyRequest, operation: str) -> dict[str, Any]:
+        plan = req.plan or {}
+        backend = backend_of(self.provider_data)
+        limit = timeout_seconds(plan, operation, 3600.0)
+        run_bounded(f"restore onto volume {plan['volume_id']}", limit, req.stop,
+                    lambda: restore(backend, plan["volume_id"], plan["backup_path"]), req.private)
+        return {**plan, "id": plan.get("id") if isinstance(plan.get("id"), str) else str(uuid.uuid4()),
+                "restored_at": _now()}
+
+    def create(self, req: ApplyRequest) -> dict[str, Any]:
+        return self._restore(req, "create")
+
+    def update(self, req: ApplyRequest) -> dict[str, Any]:
+        plan, prior = req.plan or {}, req.prior or {}
+        if (plan.get("triggers"), plan.get("backup_path")) == (prior.get("triggers"), prior.get("backup_path")):
+            return {**plan, "restored_at": prior.get("restored_at")}  # only the timeouts changed
+        return self._restore(req, "update")
+
+    def delete(self, req: ApplyRequest) -> None:
+        return None  # a restore is a past event: nothing to undo
+
+
+def restore(backend: VolumeBackend, volume_id: str, backup_path: str) -> None:
+    from ..vsphere.datastore import Requirements
+
+    local, _ = backup_image(backup_path, "backup_path")
+    backing = driver_errors("find the volume", lambda: backend.choice(volume_id, fresh=True).primary, "volume_id")
+    if backing is None:
+        raise DiagnosticError("Volume not found", f"No vmdk_volume with id {volume_id!r} exists.", "volume_id")
+    if backing.user_snapshots:
+        raise DiagnosticError(
+            "Volume has snapshots", f"Volume {volume_id} has {len(backing.user_snapshots)} COW snapshot(s); a restore "
+            "would leave them out of step with the disk (Cinder refuses it too). Delete them first.", "volume_id")
+    refuse_in_use(backend.users_of(backing), "restore onto it", "volume_id")
+    if local.capacity > backing.size_bytes:
+        raise DiagnosticError(
+            "Backup bigger than the volume", f"The backup holds {local.capacity / GiB:.2f} GiB; volume {volume_id} has "
+            f"{backing.size_bytes // GiB} GiB. Grow the volume first.", "backup_path")
+    placement = driver_errors("place the restored disk", lambda: backend.selector.select(
+        Requirements(size_bytes=backing.size_bytes, datastore=backing.datastore_name)), "volume_id")
+    restored = driver_errors("restore the backup", lambda: backend.ops.restore_stream(
+        backing, opener=local.open, size=local.size, capacity_bytes=local.capacity, placement=placement,
+        what=f"restore of {backup_path} onto volume {volume_id}"), "backup_path")
+    if restored.size_bytes < backing.size_bytes:
+        restored = driver_errors("grow the restored volume", lambda: backend.ops.grow(restored, backing.size_bytes))
+    backend.remember(restored)
