@@ -282,7 +282,7 @@ output "target_id" {{ value = vmdk_volume.target.id }}
     backup = tf.output()["backup"]
     manifest = json.loads((backups / "src-1" / "manifest.json").read_text())
     assert backup["sha256"] == manifest["sha256"] == sha256(backups / "src-1" / "disk.vmdk")
-    assert (backup["size_gb"], backup["disk_type"], backup["adapter_type"]) == (1, "thick", "busLogic")
+    assert (backup["size_gb"], backup["disk_type"], backup["adapter_type"]) == (1, "thin", "busLogic")
     assert same_disk(backups / "src-1" / "disk.vmdk", images["raw"], "vmdk")
     assert same_disk(out / "copy.flat", images["raw"], "raw")  # image -> volume -> backup -> volume: identical
 
@@ -302,6 +302,8 @@ resource "vmdk_volume_export" "target" {{
 }}
 output "restored_at" {{ value = vmdk_volume_restore.r.restored_at }}
 """
+    write_config(Path(tf.tfdir), base + snap)
+    tf.apply()
     write_config(Path(tf.tfdir), base + snap + restore)
     result = run(tf, "apply", "-auto-approve")
     assert result.returncode == 1 and "Volume has snapshots" in result.stderr, result.stderr
@@ -309,6 +311,8 @@ output "restored_at" {{ value = vmdk_volume_restore.r.restored_at }}
     assert "vmdk_volume_restore.r" not in state_ids(tf)
 
     # without the snapshot it restores: the volume keeps its id and holds the backup's bytes
+    write_config(Path(tf.tfdir), base)
+    tf.apply()
     write_config(Path(tf.tfdir), base + restore)
     result = run(tf, "apply", "-auto-approve")
     assert result.returncode == 0, result.stderr

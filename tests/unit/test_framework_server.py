@@ -182,3 +182,12 @@ def test_an_unexpected_error_names_the_resource_and_operation_not_the_exception(
     (d,) = read.diagnostics.errors
     assert d.summary == "Unexpected error in t_thing (read)" and "KeyError" not in d.detail
     assert dec(fw, read.value)["id"] == "x1"  # a failed refresh keeps the state
+
+
+def test_single_nested_block_refuses_item_limits_terraform_rejects() -> None:
+    from terraform_provider_vmdk.framework.schema import Block, NestedBlock, Nesting
+
+    NestedBlock(Block({}), Nesting.SINGLE)  # at most one, by its nesting
+    NestedBlock(Block({}), Nesting.LIST, max_items=1)
+    with pytest.raises(ValueError, match="SINGLE"):
+        NestedBlock(Block({}), Nesting.SINGLE, max_items=1)

@@ -80,6 +80,11 @@ class NestedBlock:
     max_items: int = 0
     description: str = ""
 
+    def __post_init__(self) -> None:
+        if self.nesting is Nesting.SINGLE and self.min_items != self.max_items:
+            # Terraform rejects such a schema ("MinItems and MaxItems must match in NestingSingle mode")
+            raise ValueError("a SINGLE nested block takes no min_items/max_items (it holds at most one)")
+
     def value_type(self) -> CtyType:
         obj = self.block.object_type()
         return {

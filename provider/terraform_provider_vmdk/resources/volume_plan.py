@@ -65,8 +65,9 @@ def plan_update(req: PlanRequest) -> None:
     # Computed attributes stay as they are unless the disk moves or is copied (new VM and file).
     for name in ("backing_moref", *LOCATION_ATTRIBUTES):
         plan[name] = UNKNOWN if moves else prior.get(name)
-    if facts.repairs:
-        plan["backing_moref"] = UNKNOWN  # the repair is the change: it may give the volume a new VM
+    if facts.repairs:  # the repair is the change: it may give the volume a new VM, name or disk UUID
+        for name in ("backing_moref", "backing_name", "disk_uuid"):
+            plan[name] = UNKNOWN
     ds_cfg = req.config.get("datastore")
     if _known(ds_cfg) and ds_cfg != prior.get("datastore"):
         plan["datastore"] = ds_cfg

@@ -44,12 +44,12 @@ SOURCE_BLOCKS: dict[str, NestedBlock] = {
         "sha256": Attribute(String, optional=True, validators=(NotEmpty(),),
                             description="The file's SHA-256, checked before anything is created."),
     }, description="Create the volume from an image file (replaces the volume when changed)."), Nesting.SINGLE,
-        max_items=1, description="Create the volume from an image file (replaces the volume when changed)."),
+        description="Create the volume from an image file (replaces the volume when changed)."),
     "backup": NestedBlock(Block({
         "path": Attribute(String, required=True, validators=(NotEmpty(),),
                           description="A backup directory that `vmdk_volume_backup` wrote."),
     }, description="Create the volume from a backup (replaces the volume when changed)."), Nesting.SINGLE,
-        max_items=1, description="Create the volume from a backup (replaces the volume when changed)."),
+        description="Create the volume from a backup (replaces the volume when changed)."),
     "adopt": NestedBlock(Block({
         "vmdk_path": Attribute(String, required=True, validators=(NotEmpty(),),
                                description="The existing VMDK, as `[datastore] dir/disk.vmdk`."),
@@ -57,7 +57,7 @@ SOURCE_BLOCKS: dict[str, NestedBlock] = {
                         description="Inventory path of the VM the VMDK is attached to (e.g. `DC0/vm/app-1`): it "
                         "is detached from it first."),
     }, description="Adopt an existing VMDK as this volume (Cinder's manage_existing): it is moved into the "
-        "volume's shadow VM (replaces the volume when changed)."), Nesting.SINGLE, max_items=1,
+        "volume's shadow VM (replaces the volume when changed)."), Nesting.SINGLE,
         description="Adopt an existing VMDK as this volume (replaces the volume when changed)."),
 }
 
