@@ -201,7 +201,12 @@ func importVApp(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
 		return body
 	}
 	normalizeDisks(&spec.ConfigSpec)
-	res := createVMIn(ctx, folder, &types.CreateVM_Task{This: folder.Self, Config: spec.ConfigSpec, Pool: pool.Reference(), Host: req.Host})
+	// Lock as CreateVM_Task does: the folder (the method's object), then the pool inside createVM.
+	ctx.Caller = &folder.Self
+	var res soap.HasFault
+	simulator.Map.WithLock(folder, func() {
+		res = createVMIn(ctx, folder, &types.CreateVM_Task{This: folder.Self, Config: spec.ConfigSpec, Pool: pool.Reference(), Host: req.Host})
+	})
 	r, f := outcome(res)
 	if f != nil {
 		body.Fault_ = fault("", f)
