@@ -99,6 +99,19 @@ PROVIDER_SCHEMA: Schema = schema(
             "(reads are sent again; a lost write is looked up before anything else). Default `300`. Whole "
             "operations are bounded by each resource's `timeouts` block.",
         ),
+        "persist_session": Attribute(
+            Bool, optional=True, env_fallback=("VSPHERE_PERSIST_SESSION",),
+            description="Keep the vSphere session in a private file (mode 0600; the password is never written) "
+            "so that the provider processes of a Terraform command, and the commands after it, log in once "
+            "instead of at every launch; a session that has ended is replaced by a new login. Default `true`. "
+            "Environment: `VSPHERE_PERSIST_SESSION`.",
+        ),
+        "session_path": Attribute(
+            String, optional=True, validators=(NotEmpty(),), env_fallback=("VMDK_SESSION_PATH",),
+            description="Directory of the saved sessions (created 0700; one file per server and user). Default: "
+            "`$XDG_CACHE_HOME/terraform-provider-vmdk/sessions` (`~/.cache/...`). Environment: "
+            "`VMDK_SESSION_PATH`.",
+        ),
     },
     description="Manages VMware VMDK volumes and their snapshots the way OpenStack Cinder's VMDK driver "
     "does: each volume is a VMDK in a never-powered-on shadow VM.",
@@ -174,6 +187,13 @@ class VmdkProvider(Provider):
                 diags.error("Invalid VSPHERE_ALLOW_UNVERIFIED_SSL", f"Expected true or false, got {unverified!r}.",
                             "allow_unverified_ssl")
             unverified = text in _TRUE
+        persist = _setting(config, "persist_session")
+        if isinstance(persist, str):
+            text = persist.strip().lower()
+            if text not in _TRUE | _FALSE:
+                diags.error("Invalid VSPHERE_PERSIST_SESSION", f"Expected true or false, got {persist!r}.",
+                            "persist_session")
+            persist = text in _TRUE
         ca_file = _setting(config, "ca_file")
         if ca_file and not os.path.isfile(ca_file):
             diags.error("CA file not found", f"ca_file {ca_file!r} does not exist or is not a file.", "ca_file")
@@ -193,6 +213,8 @@ class VmdkProvider(Provider):
                 task_poll_interval=(float(config["task_poll_interval"])
                                     if config.get("task_poll_interval") is not None else 0.5),
                 api_timeout=float(config["api_timeout"]) if config.get("api_timeout") is not None else 300.0,
+                persist_session=True if persist is None else bool(persist),
+                session_path=_setting(config, "session_path") or None,
             )
         except ValueError as exc:
             diags.error("Invalid vsphere_server", str(exc), "vsphere_server")

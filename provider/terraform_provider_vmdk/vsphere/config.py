@@ -42,6 +42,8 @@ class ConnectionConfig:
     task_poll_interval: float = 0.5  # seconds
     task_timeout: float | None = None  # default per task wait; None = the operation's budget decides
     api_timeout: float = 300.0  # seconds without an answer before a request counts as lost
+    persist_session: bool = False  # resume the session a previous process saved (session_store)
+    session_path: str | None = None  # directory of saved sessions; None: the user's cache directory
 
     def __post_init__(self) -> None:
         split_server(self.server)  # validate early

@@ -31,6 +31,7 @@ from . import exceptions as exc
 from . import tasks as _tasks
 from .config import ConnectionConfig
 from .property_reads import PropertyReads
+from .session_store import SessionStore
 from .transport import FATAL, NOT_SENT, UNKNOWN, Stub, classify, request_sent
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
@@ -77,6 +78,8 @@ class Session(PropertyReads):
         self._count_lock = threading.Lock()
         self._round_trips = 0
         self._logins = 0
+        self._resumed = 0
+        self._version_name: str | None = None  # the API version the stub speaks (saved with the session)
         self._stub: Stub | None = None
         self._si: Any = None
         self._content: Any = None
@@ -129,6 +132,11 @@ class Session(PropertyReads):
     def logins(self) -> int:
         """Successful logins of this Session (the first one and every re-login)."""
         return self._logins
+
+    @property
+    def resumed(self) -> int:
+        """Saved sessions this Session took over instead of logging in."""
+        return self._resumed
 
     @property
     def generation(self) -> int:
@@ -212,13 +220,24 @@ class Session(PropertyReads):
             if self._content is not None:
                 return
             started = time.monotonic()
+            store = self._store()
+            saved = [store.load()] if store is not None else [None]
 
             def attempt() -> tuple[Stub, Any, Any]:
-                version = self._api_version()
+                resumable = saved[0]
+                version = (resumable.api_version if resumable is not None else None) or self._api_version()
                 stub = self._new_stub(SOAP_PATH, version, poolSize=20)
+                self._version_name = version
                 si = vim.ServiceInstance("ServiceInstance", stub)
                 content = si.RetrieveContent()
+                if resumable is not None:
+                    saved[0] = None  # tried once: a retry logs in
+                    if self._resume(stub, content, resumable.cookie):
+                        return stub, si, content
+                    stub.forget_session()
                 self._login(content)  # a lost answer only leaves an unused session behind
+                if store is not None:
+                    store.save(stub.cookie, version)
                 return stub, si, content
 
             try:
@@ -232,6 +251,25 @@ class Session(PropertyReads):
             self._generation += 1
             LOG.debug("connected to %s as %s (API %s) in %.3f s", self.config.netloc, self.config.user,
                       stub.versionId, time.monotonic() - started)
+
+    def _store(self) -> SessionStore | None:
+        if not self.config.persist_session:
+            return None
+        return SessionStore(self.config.session_path, self.config.netloc, self.config.user)
+
+    def _resume(self, stub: Stub, content: Any, cookie: str) -> bool:
+        """Whether the saved session (its cookie) is still logged in: one property read. Transport failures
+        propagate (the attempt is retried); any vSphere answer but a live session means no."""
+        stub.cookie = cookie
+        try:
+            current = content.sessionManager.currentSession
+        except (vim.fault.NotAuthenticated, vmodl.fault.SecurityError, vmodl.MethodFault):
+            return False
+        if current is None:
+            return False
+        self._resumed += 1
+        LOG.debug("resumed the saved vSphere session on %s", self.config.netloc)
+        return True
 
     def _relogin(self, generation: int) -> None:
         """Open a new session on the same stub, unless another thread already did since ``generation``."""
@@ -252,6 +290,9 @@ class Session(PropertyReads):
             except Exception as error:  # noqa: BLE001 - any other failure is a ConnectionFailed
                 raise self._fail(self._describe(error)) from None
             self._generation += 1
+            store = self._store()
+            if store is not None:
+                store.save(stub.cookie, self._version_name)
             with self._views_lock:
                 self._views.clear()  # the old session's views are gone
             if self._pbm_stub is not None:  # PBM rides on the vim session: hand it the new one
@@ -416,10 +457,11 @@ class Session(PropertyReads):
                     view.DestroyView()
                 except Exception:  # noqa: BLE001, S110 - the session is going away anyway
                     pass
-            try:
-                content.sessionManager.Logout()
-            except Exception as error:  # noqa: BLE001
-                LOG.debug("logout from %s: %s", self.config.netloc, self._scrub(str(error)))
+            if not self.config.persist_session:  # a saved session stays logged in for the next process
+                try:
+                    content.sessionManager.Logout()
+                except Exception as error:  # noqa: BLE001
+                    LOG.debug("logout from %s: %s", self.config.netloc, self._scrub(str(error)))
             for s in (stub, self._pbm_stub):
                 if s is not None:
                     try:
