@@ -53,9 +53,8 @@ output "gold" { value = data.vmdk_datastores.gold }
     assert names[:4] == ["ds-big", "ds-c1", "ds-c0", "ds-small"]
     assert sorted(names[4:]) == names[4:] and set(names[4:]) == {"LocalDS_0", "ds-gone", "ds-maint"}
     ds = by_name(any_["datastores"])
-    # free space moves as other tests make and remove disks (vcsim charges attached disks, not uploaded
-    # files, but credits both when they go): between nothing and the capacity
-    assert 0 < ds["ds-big"].pop("free_gb") <= 4096
+    # free space goes down as other tests make disks and back up as they remove them, never above the start
+    assert 0 < ds["ds-big"].pop("free_gb") <= 3072
     assert ds["ds-big"] == {"name": "ds-big", "type": "VMFS", "capacity_gb": 4096,
                             "accessible": True, "maintenance": "normal", "host_count": 6, "compliant": None,
                             "eligible": True, "reason": None}

@@ -142,7 +142,7 @@ def test_types_retype_and_adapter_change(make_tf, vsphere_provider_block, vspher
         ('  name = "x"\n  size_gb = -1', "size_gb", "at least 1"),
         ('  name = "x"\n  size_gb = 1\n  clone_type = "linked"', "clone_type", "needs source_volume_id"),
         ('  name = "x"\n  size_gb = 1\n  source_volume_id = "a"\n  source_snapshot_id = "b"', "source_snapshot_id",
-         "not both"),
+         "Set only one of"),
     ],
     ids=["disk-type", "adapter", "fractional", "negative", "linked-no-source", "two-sources"],
 )

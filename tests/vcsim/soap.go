@@ -19,6 +19,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"unsafe"
@@ -78,6 +80,8 @@ func (f *fidelity) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !serveNFC(w, r) {
 			f.mux.ServeHTTP(w, r)
 		}
+	case r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/folder/"):
+		f.serveUpload(w, r)
 	default:
 		f.mux.ServeHTTP(w, r)
 	}
@@ -388,4 +392,38 @@ func registryOf(svc *simulator.Service, path string) *simulator.Registry {
 		return nil
 	}
 	return (*simulator.Registry)(unsafe.Pointer(v.Pointer()))
+}
+
+// statusRecorder remembers the status a handler answered with.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// serveUpload is vcsim's datastore file upload, charging the bytes written to the datastore's free space
+// (vSphere's free space reflects every file; vcsim's counts only disks it creates, and credits every disk
+// destroyed, uploaded or not).
+func (f *fidelity) serveUpload(w http.ResponseWriter, r *http.Request) {
+	ds := datastoreByName(r.URL.Query().Get("dsName"))
+	var file string
+	var before int64
+	if ds != nil {
+		file = filepath.Join(dsURL(ds), strings.TrimPrefix(r.URL.Path, "/folder/"))
+		if st, err := os.Stat(file); err == nil {
+			before = st.Size()
+		}
+	}
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	f.mux.ServeHTTP(rec, r)
+	if ds == nil || rec.status >= 300 {
+		return
+	}
+	if st, err := os.Stat(file); err == nil {
+		adjustFree(ds, before-st.Size())
+	}
 }

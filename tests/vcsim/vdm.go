@@ -81,6 +81,8 @@ func (m *diskManager) CreateVirtualDiskTask(ctx *simulator.Context, req *types.C
 		if err := writeDisk(desc, capacity, adapter, thin); err != nil {
 			return nil, &types.CannotCreateFile{FileFault: types.FileFault{File: req.Name}}
 		}
+		_, ds, _ := localPath(req.Name)
+		adjustFree(ds, -capacity) // as vcsim charges a disk a VM creates
 		return req.Name, nil
 	})
 	return &methods.CreateVirtualDisk_TaskBody{Res: &types.CreateVirtualDisk_TaskResponse{Returnval: ref}}
@@ -106,6 +108,10 @@ func (m *diskManager) DeleteVirtualDiskTask(ctx *simulator.Context, req *types.D
 		}
 		if !fileExists(desc) {
 			return nil, &types.FileNotFound{FileFault: types.FileFault{File: req.Name}}
+		}
+		if ctx.Caller != nil { // a client's call; vcsim's own (destroying a VM's disk) already credited it
+			_, ds, _ := localPath(req.Name)
+			defer adjustFree(ds, diskBytes(desc))
 		}
 		for _, file := range diskFileSet(desc) {
 			if err := os.Remove(file); err != nil && !os.IsNotExist(err) {
@@ -204,7 +210,28 @@ func relocateDisk(srcName, destName string, force, keep bool, spec types.BaseVir
 	if err := writeFileAtomic(dst, next.render()); err != nil {
 		return cannot
 	}
+	// Free space: a copy is charged to its datastore; a move takes its charge along.
+	_, srcDS, _ := localPath(srcName)
+	_, dstDS, _ := localPath(destName)
+	size := next.sectors * sectorSize
+	if keep {
+		adjustFree(dstDS, -size)
+	} else if srcDS != dstDS {
+		adjustFree(srcDS, size)
+		adjustFree(dstDS, -size)
+	}
 	return nil
+}
+
+// diskBytes is a disk's capacity, from its descriptor (or its flat file).
+func diskBytes(desc string) int64 {
+	if d := readDescriptor(desc); d != nil && d.sectors > 0 {
+		return d.sectors * sectorSize
+	}
+	if st, err := os.Stat(flatName(desc)); err == nil {
+		return st.Size()
+	}
+	return 0
 }
 
 func (m *diskManager) MoveVirtualDiskTask(ctx *simulator.Context, req *types.MoveVirtualDisk_Task) soap.HasFault {
