@@ -99,16 +99,31 @@ def test_slow_task_error(vcsim, vsphere_session, only_vcsim, fault, expected):
     assert "vmdkTestSleep" in str(info.value)
 
 
-def test_slow_task_success_polls_until_done(vcsim, vsphere_session, only_vcsim):
-    task = _task(vsphere_session, vcsim.start_task(0.6))
-    before = vsphere_session.round_trips
-    started = time.monotonic()
-    result = vsphere_session.wait_for_task(task)
-    elapsed = time.monotonic() - started
-    assert result._GetMoId() == vsphere_session.content.rootFolder._GetMoId()
-    assert 0.5 < elapsed < 2.0
-    polls = vsphere_session.round_trips - before
-    assert 3 <= polls <= 10  # 0.05, 0.1, 0.2, 0.4 ... capped at task_poll_interval (0.5 s)
+def test_a_task_end_wakes_its_waiter_without_polling(vcsim, vsphere_config, only_vcsim):
+    """The session's TaskWatcher (one WaitForUpdatesEx for all tasks) wakes the waiter when the task ends:
+    a 2 s task costs its ModifyListView and the watcher's answers, where polling would take ~7 reads."""
+    with Session(vsphere_config) as session:
+        session.wait_for_task(_task(session, vcsim.start_task(0.05)))  # the watcher's collector is set up
+        task = _task(session, vcsim.start_task(2))
+        before = session.round_trips
+        result = session.wait_for_task(task)
+        assert result._GetMoId() == session.content.rootFolder._GetMoId()
+        assert not session.task_watcher._broken
+        assert session.round_trips - before <= 3
+
+
+def test_without_the_watcher_tasks_are_polled(vcsim, vsphere_config, only_vcsim):
+    """Where the watcher cannot work (it broke, or the endpoint lacks WaitForUpdatesEx), waits poll: fast
+    at first (0.05 s, doubling), then every task_poll_interval."""
+    with Session(vsphere_config) as session:
+        session.task_watcher._break("test")
+        task = _task(session, vcsim.start_task(0.6))
+        before = session.round_trips
+        started = time.monotonic()
+        result = session.wait_for_task(task)
+        assert result._GetMoId() == session.content.rootFolder._GetMoId()
+        assert time.monotonic() - started > 0.5
+        assert 3 <= session.round_trips - before <= 10  # 0.05, 0.1, 0.2, 0.4 ... capped at 0.5 s
 
 
 def test_timeout_raises_task_timeout(vcsim, vsphere_session, only_vcsim):

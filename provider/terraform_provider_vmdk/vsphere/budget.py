@@ -77,6 +77,18 @@ class Budget:
         self.check()
 
 
+    def wait_for(self, event: threading.Event, seconds: float) -> bool:
+        """Wait up to ``seconds`` for ``event`` (whether it came); wake at once on stop; then ``check``."""
+        end = time.monotonic() + (self.bound(seconds) or 0.0)
+        while not event.is_set():
+            left = end - time.monotonic()
+            if left <= 0 or (self.stop is not None and self.stop.is_set()):
+                break
+            event.wait(min(left, 0.05) if self.stop is not None else left)
+        self.check()
+        return event.is_set()
+
+
 UNLIMITED = Budget()
 _local = threading.local()
 

@@ -32,6 +32,7 @@ from . import tasks as _tasks
 from .config import ConnectionConfig
 from .property_reads import PropertyReads
 from .session_store import SessionStore
+from .task_watcher import TaskWatcher
 from .transport import FATAL, NOT_SENT, UNKNOWN, Stub, classify, request_sent
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
@@ -79,6 +80,7 @@ class Session(PropertyReads):
         self._round_trips = 0
         self._logins = 0
         self._resumed = 0
+        self._watcher: TaskWatcher | None = None
         self._version_name: str | None = None  # the API version the stub speaks (saved with the session)
         self._stub: Stub | None = None
         self._si: Any = None
@@ -442,6 +444,17 @@ class Session(PropertyReads):
                 return content
             raise exc.ConnectionFailed(self.config.netloc, f"no PBM endpoint ({last})")
 
+    @property
+    def task_watcher(self) -> TaskWatcher:
+        """The process's one watcher of tasks in flight (WaitForUpdatesEx), made on first use."""
+        watcher = self._watcher
+        if watcher is None:
+            with self._lock:
+                if self._watcher is None:
+                    self._watcher = TaskWatcher(self)
+                watcher = self._watcher
+        return watcher
+
     # ------------------------------------------------------------------ logout
     def logout(self) -> None:
         """Destroy our views, log out, drop connections.  Idempotent; ``connect()`` may follow."""
@@ -449,6 +462,9 @@ class Session(PropertyReads):
             stub, content = self._stub, self._content
             if content is None:
                 return
+            watcher, self._watcher = self._watcher, None
+            if watcher is not None:
+                watcher.close()
             with self._views_lock:
                 views = [view for generation, view in self._views.values() if generation == self._generation]
                 self._views.clear()

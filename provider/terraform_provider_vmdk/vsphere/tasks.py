@@ -17,6 +17,7 @@ from pyVmomi import vim, vmodl
 from . import budget as _budget
 from . import exceptions as exc
 from .properties import objects_filter_spec
+from .task_watcher import Watch
 
 if TYPE_CHECKING:
     from .session import Session
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
 
 FIRST_POLL = 0.05
+SAFETY_POLL = 5.0  # seconds between polls while the watcher waits (a missed update, a vanished task)
 _PROPS = ["info.state", "info.error", "info.result", "info.descriptionId"]
 
 
@@ -93,23 +95,46 @@ def cancel_task(session: Session, task: Any, name: str) -> None:
 
 
 def wait_for_task(session: Session, task: Any, timeout: float | None = None) -> Any:
-    """Poll ``task`` until it succeeds (→ ``info.result``), fails (→ TaskFailed) or times out (→ TaskTimeout).
+    """Wait for ``task`` until it succeeds (→ ``info.result``), fails (→ TaskFailed) or times out (→ TaskTimeout).
 
-    Polls fast at first, then every ``task_poll_interval``. The thread's budget (timeouts block,
+    Woken by the session's TaskWatcher (one WaitForUpdatesEx for every task in flight) where it works;
+    else polls fast at first, then every ``task_poll_interval``. The thread's budget (timeouts block,
     StopProvider) bounds the wait too: when it runs out the task is cancelled where vSphere allows it and
     Cancelled / OperationTimedOut is raised. A task that vanished raises TaskNotFound."""
     if timeout is None:
         timeout = session.config.task_timeout
     allowance = _budget.current()
-    interval = session.config.task_poll_interval
-    delay = min(FIRST_POLL, interval)
     start = time.monotonic()
     deadline = None if timeout is None else start + timeout
+    spec = objects_filter_spec([task], _PROPS)
+    watcher = session.task_watcher
+    watch = watcher.watch(task) if watcher is not None else None
+    try:
+        return _wait(session, task, spec, watch, allowance, start, deadline, timeout)
+    finally:
+        if watch is not None and watcher is not None:
+            watcher.forget(watch)
+
+
+def _wait(session: Session, task: Any, spec: Any, watch: Watch | None, allowance: _budget.Budget, start: float,
+          deadline: float | None, timeout: float | None) -> Any:
+    """The wait itself: on the watcher's word when it works (a poll only every SAFETY_POLL seconds, in case
+    an update was missed or the task vanished), else by polling fast at first, then every interval."""
+    interval = session.config.task_poll_interval
+    delay = min(FIRST_POLL, interval)
     name = None
     task_id = task._GetMoId()
-    spec = objects_filter_spec([task], _PROPS)
     while True:
-        props = _poll(session, spec)
+        if watch is not None and not watch.broken:
+            limit = SAFETY_POLL if deadline is None else min(SAFETY_POLL, max(0.0, deadline - time.monotonic()))
+            try:
+                ended = allowance.wait_for(watch.ended, limit)
+            except (exc.Cancelled, exc.OperationTimedOut):
+                cancel_task(session, task, name or task_id)
+                raise
+            props = dict(watch.props) if ended and not watch.broken else _poll(session, spec)
+        else:
+            props = _poll(session, spec)
         if props is None:
             raise exc.TaskNotFound("vmodl.fault.ManagedObjectNotFound", f"task {task_id} no longer exists",
                                    task=name)
@@ -127,6 +152,8 @@ def wait_for_task(session: Session, task: Any, timeout: float | None = None) -> 
             cancel_task(session, task, name)
             LOG.debug("task %s (%s) timed out after %.3f s", name, task_id, now - start)
             raise exc.TaskTimeout(task=f"{name} ({task_id})", timeout=timeout)
+        if watch is not None and not watch.broken:
+            continue  # the watcher wakes us
         sleep = delay if deadline is None else min(delay, max(0.0, deadline - now))
         try:
             allowance.sleep(sleep)
