@@ -37,6 +37,11 @@ INDEX_TTL = 20.0  # seconds a batched read serves lookups in a long-lived (debug
 _WAIT_SLICE = 0.1
 
 
+# Seconds a read of the datastores and hosts serves placement (a provider process lives for one Terraform
+# command; what this process itself places meanwhile is counted by the selector's reservations).
+PLACEMENT_TTL = 10.0
+
+
 class VolumeBackend:
     def __init__(self, client: VSphereClient) -> None:
         from ..vsphere.once import Once
@@ -54,7 +59,7 @@ class VolumeBackend:
         from ..vsphere.volumeops import VolumeOps
 
         session = self.client.session()
-        inventory = Inventory(session, self.settings.datacenter)
+        inventory = Inventory(session, self.settings.datacenter, placement_ttl=PLACEMENT_TTL)
         self._check_settings(inventory)
         selector = DatastoreSelector(
             session, inventory, name_regex=self.settings.datastore_regex,

@@ -9,7 +9,7 @@ from typing import Any
 from pyVmomi import vim
 
 from . import exceptions as exc
-from .once import Once
+from .once import Fresh, Once
 from .session import Session
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
@@ -74,13 +74,22 @@ def _escape(name: str) -> str:
 
 
 class Inventory:
-    def __init__(self, session: Session, datacenter: str | None = None) -> None:
+    """The datacenter, its folders, hosts and datastores.
+
+    ``placement_ttl``: hosts and datastores are read again only when older than that many seconds (0, the
+    default: at every call). The provider sets a few seconds, so that parallel creates share one read
+    instead of each re-reading every datastore; space taken by this process meanwhile is counted by the
+    selector's reservations, not by the read."""
+
+    def __init__(self, session: Session, datacenter: str | None = None, *, placement_ttl: float = 0.0) -> None:
         self.session = session
         self.datacenter_name_requested = datacenter
         self._datacenter: Any = None
         self._datacenter_name: str | None = None
         self._folders: dict[str, Any] = {}
         self._resolved: Once[None] = Once(self._find_datacenter)
+        self._compute_read: Fresh[tuple[list[Any], dict[str, Any]]] = Fresh(self._read_compute, placement_ttl)
+        self._datastore_read: Fresh[list[DatastoreInfo]] = Fresh(self._read_datastores, placement_ttl)
 
     # ------------------------------------------------------------------ datacenter
     def _resolve_datacenter(self) -> None:
@@ -170,6 +179,9 @@ class Inventory:
 
     # ------------------------------------------------------------------ compute
     def _compute(self) -> tuple[list[Any], dict[str, Any]]:
+        return self._compute_read.get()
+
+    def _read_compute(self) -> tuple[list[Any], dict[str, Any]]:
         contents = self.session.retrieve_types({vim.HostSystem: HOST_PROPS, vim.ComputeResource: COMPUTE_PROPS},
                                                container=self.host_folder)
         hosts = [c for c in contents if isinstance(c.obj, vim.HostSystem)]
@@ -227,7 +239,10 @@ class Inventory:
 
     # ------------------------------------------------------------------ storage
     def datastores(self) -> list[DatastoreInfo]:
-        """Datastores of the datacenter with their host mounts (one retrieve)."""
+        """Datastores of the datacenter with their host mounts (one retrieve, or a recent one: placement_ttl)."""
+        return list(self._datastore_read.get())
+
+    def _read_datastores(self) -> list[DatastoreInfo]:
         out = []
         for c in self.session.retrieve(vim.Datastore, DATASTORE_PROPS, container=self.datastore_folder):
             p = c.props

@@ -9,12 +9,13 @@ is not remembered: the next caller tries again.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar, cast
 
 from . import budget as _budget
 
-__all__ = ["Once"]
+__all__ = ["Once", "Fresh"]
 
 T = TypeVar("T")
 _WAIT_SLICE = 0.2
@@ -78,3 +79,29 @@ class Once(Generic[T]):
             self._done = False
             self._value = None
             self._generation += 1
+
+
+class Fresh(Generic[T]):
+    """A value read again once it is older than ``ttl`` seconds (``ttl`` 0: every time), by one thread while
+    the others wait for it (``Once``). For facts that change rarely and are read by every concurrent request
+    (the datastores and hosts placement weighs)."""
+
+    def __init__(self, factory: Callable[[], T], ttl: float) -> None:
+        self._ttl = ttl
+        self._factory = factory
+        self._once: Once[tuple[float, T]] = Once(self._stamped)
+
+    def _stamped(self) -> tuple[float, T]:
+        return time.monotonic(), self._factory()
+
+    def get(self) -> T:
+        if self._ttl <= 0:
+            return self._factory()
+        at, value = self._once.get()
+        if time.monotonic() - at > self._ttl:
+            self._once.reset()
+            at, value = self._once.get()
+        return value
+
+    def reset(self) -> None:
+        self._once.reset()

@@ -27,6 +27,8 @@ LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
 FIRST_POLL = 0.05
 SAFETY_POLL = 5.0  # seconds between polls while the watcher waits (a missed update, a vanished task)
 _PROPS = ["info.state", "info.error", "info.result", "info.descriptionId"]
+_ACTIVE = (vim.TaskInfo.State.queued, vim.TaskInfo.State.running)
+_ENDED = (vim.TaskInfo.State.success, vim.TaskInfo.State.error)
 
 
 def _fault_classes(*names: str) -> tuple[type, ...]:
@@ -107,6 +109,9 @@ def wait_for_task(session: Session, task: Any, timeout: float | None = None) -> 
     start = time.monotonic()
     deadline = None if timeout is None else start + timeout
     spec = objects_filter_spec([task], _PROPS)
+    first = _poll(session, spec)  # a quick task is over already: one read, nothing to watch
+    if first is not None and first.get("info.state") in _ENDED:
+        return _outcome(first, task._GetMoId(), start)
     watcher = session.task_watcher
     watch = watcher.watch(task) if watcher is not None else None
     try:
@@ -114,6 +119,17 @@ def wait_for_task(session: Session, task: Any, timeout: float | None = None) -> 
     finally:
         if watch is not None and watcher is not None:
             watcher.forget(watch)
+
+
+def _outcome(props: dict[str, Any], task_id: str, start: float) -> Any:
+    """An ended task's result, or its error raised."""
+    name = props.get("info.descriptionId") or task_id
+    if props.get("info.state") == vim.TaskInfo.State.success:
+        LOG.debug("task %s (%s) succeeded in %.3f s", name, task_id, time.monotonic() - start)
+        return props.get("info.result")
+    error = task_failed(props.get("info.error"), name)
+    LOG.debug("task %s (%s) failed in %.3f s: %s", name, task_id, time.monotonic() - start, error)
+    raise error
 
 
 def _wait(session: Session, task: Any, spec: Any, watch: Watch | None, allowance: _budget.Budget, start: float,
@@ -139,14 +155,8 @@ def _wait(session: Session, task: Any, spec: Any, watch: Watch | None, allowance
             raise exc.TaskNotFound("vmodl.fault.ManagedObjectNotFound", f"task {task_id} no longer exists",
                                    task=name)
         name = name or props.get("info.descriptionId") or task_id
-        state = props.get("info.state")
-        if state == vim.TaskInfo.State.success:
-            LOG.debug("task %s (%s) succeeded in %.3f s", name, task_id, time.monotonic() - start)
-            return props.get("info.result")
-        if state == vim.TaskInfo.State.error:
-            error = task_failed(props.get("info.error"), name)
-            LOG.debug("task %s (%s) failed in %.3f s: %s", name, task_id, time.monotonic() - start, error)
-            raise error
+        if props.get("info.state") in _ENDED:
+            return _outcome(props, task_id, start)
         now = time.monotonic()
         if deadline is not None and now >= deadline:
             cancel_task(session, task, name)
@@ -163,7 +173,6 @@ def _wait(session: Session, task: Any, spec: Any, watch: Watch | None, allowance
         delay = min(delay * 2, interval)
 
 
-_ACTIVE = (vim.TaskInfo.State.queued, vim.TaskInfo.State.running)
 
 
 def active_tasks(session: Session, entity: Any, description_ids: tuple[str, ...] = ()) -> list[Any]:
