@@ -192,8 +192,8 @@ class SnapshotResource(Resource):
         limit = timeout_seconds(plan, "create", 3600.0)
 
         def work() -> tuple[SnapshotInfo, Backing]:
-            backing = driver_errors("find the volume", lambda: backend.choice(volume_id, fresh=True).primary,
-                                    "volume_id")
+            # the process's batched read names the VM; the snapshot is then read back on its own
+            backing = driver_errors("find the volume", lambda: backend.choice(volume_id).primary, "volume_id")
             if backing is None:
                 raise DiagnosticError(
                     "Volume not found",

@@ -306,7 +306,9 @@ class VolumeResource(Resource):
 
         def work() -> None:
             driver_errors("wait for the volume's running tasks", lambda: settle_pending(backend, req.private, None))
-            choice = driver_errors("find the volume", lambda: backend.choice(volume_id, fresh=True))
+            # The process's batched read is fresh enough to delete by (a VM gone meanwhile counts as deleted);
+            # a per-volume re-read would double a destroy's cost.
+            choice = driver_errors("find the volume", lambda: backend.choice(volume_id))
             if choice.primary is None:
                 return  # already gone: deleting is idempotent
             refuse_in_use(backend.users_of(choice.primary), "delete it")

@@ -14,7 +14,16 @@ from typing import Any
 
 from . import exceptions as exc
 from . import specs
-from .backing import FORMAT_COW, FORMAT_TEMPLATE, SNAPSHOT_FORMATS, Backing, SnapshotInfo, is_ours, template_snapshot
+from .backing import (
+    FORMAT_COW,
+    FORMAT_TEMPLATE,
+    SNAPSHOT_FORMATS,
+    Backing,
+    SnapshotInfo,
+    flatten_snapshots,
+    is_ours,
+    template_snapshot,
+)
 from .lifecycle import Lifecycle
 from .ops_base import is_gone, moid
 from .reconcile import create_once
@@ -33,8 +42,13 @@ class Snapshots(Lifecycle):
             return self.create_cow_snapshot(backing, name, description, snapshot_id)
         return self.create_template_snapshot(backing, name, description, snapshot_id)
 
+    def current_snapshots(self, backing: Backing) -> tuple[SnapshotInfo, ...]:
+        """The VM's snapshot tree as vSphere holds it now (one read of ``snapshot`` only, not the whole VM)."""
+        tree = self.session.get_properties(backing.moref, ["snapshot"]).get("snapshot")
+        return flatten_snapshots(tree, backing.volume_id, backing.moref)
+
     def _cow_by(self, backing: Backing, match: Callable[[SnapshotInfo], bool]) -> SnapshotInfo | None:
-        for info in self.refresh(backing).snapshots:
+        for info in self.current_snapshots(backing):
             if match(info):
                 return info
         return None
