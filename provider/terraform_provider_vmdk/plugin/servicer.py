@@ -127,7 +127,9 @@ class ProviderServicer(pb_grpc.ProviderServicer):
 
     # -- discovery ---------------------------------------------------------------------------------
     def _capabilities(self) -> pb.ServerCapabilities:
-        return pb.ServerCapabilities(plan_destroy=True, get_provider_schema_optional=False)
+        # get_provider_schema_optional: Terraform (1.6+) may reuse the schema it already holds for this
+        # provider instead of asking every one of the 3-5 processes it starts per command.
+        return pb.ServerCapabilities(plan_destroy=True, get_provider_schema_optional=True)
 
     @rpc("GetMetadata", pb.GetMetadata.Response)
     def GetMetadata(self, request: Any, context: Any) -> Any:

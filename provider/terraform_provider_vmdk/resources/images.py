@@ -16,7 +16,6 @@ import shutil
 import struct
 import tempfile
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -106,6 +105,8 @@ def image_capacity(path: Path, disk_type: str) -> int:
 
 
 def _download(url: str, directory: str) -> Path:
+    import urllib.request  # only for downloads: it costs every provider launch a lot to import
+
     target = Path(directory) / (Path(urllib.parse.urlsplit(url).path).name or "image")
     try:
         with urllib.request.urlopen(url, timeout=300) as resp, target.open("wb") as out:  # noqa: S310 - http(s) only
