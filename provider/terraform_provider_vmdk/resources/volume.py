@@ -91,7 +91,7 @@ class VolumeResource(Resource):
         limit = timeout_seconds(plan, "create", _DEFAULT_SECONDS["create"])
         backing = run_bounded("create the volume", limit, req.stop, lambda: self._create(req, backend, volume_id),
                               req.private)
-        return self._result(req, backend, backing)
+        return self._result(req, backend, backing, created=True)
 
     def _create(self, req: ApplyRequest, backend: VolumeBackend, volume_id: str) -> Backing:
         plan = req.plan or {}
@@ -321,8 +321,11 @@ class VolumeResource(Resource):
                     req.private)
 
     # -- results ---------------------------------------------------------------------------------------
-    def _result(self, req: ApplyRequest, backend: VolumeBackend, backing: Backing) -> dict[str, Any]:
-        """The state vSphere holds now; an error on each attribute where it is not what the plan asked."""
+    def _result(self, req: ApplyRequest, backend: VolumeBackend, backing: Backing, created: bool = False
+                ) -> dict[str, Any]:
+        """The state vSphere holds now; an error on each attribute where it is not what the plan asked.
+        ``created``: a disk made a moment ago has no other users and no linked clones (so creates need not
+        wait for the batched read of every VM)."""
         plan = req.plan or {}
         state = volume_state_from_backing(backing, backend.inventory.datacenter_name, plan)
         for key in ("source_volume_id", "source_snapshot_id", "clone_type", "timeouts", "image", "backup", "adopt"):
@@ -335,8 +338,10 @@ class VolumeResource(Resource):
         req.partial = state
         verify(state, plan, req.diagnostics)
         req.private.clear()
-        req.private["facts"] = Facts.of(backing, backend.datastore_free(backing.datastore_name),
-                                        backend.users_of(backing), children=backend.children_of(backing)).to_private()
+        users = () if created else backend.users_of(backing)
+        children = () if created else backend.children_of(backing)
+        req.private["facts"] = Facts.of(backing, backend.datastore_free(backing.datastore_name), users,
+                                        children=children).to_private()
         return state
 
 
