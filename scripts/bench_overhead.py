@@ -10,7 +10,12 @@ The floors no provider can go under, measured in the same run on the same machin
   batched RetrievePropertiesEx of every VM (plan), CreateVM_Task (apply), CreateSnapshot_Task (snapshots),
   Destroy_Task (destroy).
 
-ratio = provider command / (terraform_data command + raw vSphere work). Also printed, per command: the
+ratio = provider command / (terraform_data command + raw vSphere work), for the commands above. Terraform's own
+cost grows with the size of its state (it rewrites terraform.tfstate after every resource), and a volume's state
+(Cinder's connection_info, private facts) is several times a bare terraform_data's; so a second floor, "sized",
+runs the same commands over terraform_data whose instances are as large in the state as the provider's were
+(same count, same dependency shape: N, then N more that depend on them), and adds the batched raw read to the
+commands that refresh first (snapshots, destroy). Also printed, per command: the
 provider launches Terraform made and the median time each took until its first RPC was answered (from the
 provider's debug log), vSphere logins and SOAP requests (counted at the server by benchlib's proxy, in a
 separate run so the proxy never inflates a wall time), and the peak RSS of any provider process (VmHWM).
@@ -20,6 +25,7 @@ Nothing is asserted: the figures are for the issue notes.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -61,8 +67,28 @@ resource "vmdk_snapshot" "s" {{
 """
 
 
-def terraform_data(n: int) -> str:
-    return f'resource "terraform_data" "d" {{\n  count = {n}\n  input = "d-${{count.index}}"\n}}\n'
+def terraform_data(n: int, pad: int = 0, dependents: bool = False, dependent_pad: int = 0) -> str:
+    """N terraform_data (input padded by ``pad`` bytes), and with ``dependents`` N more that depend on them."""
+    text = f'resource "terraform_data" "d" {{\n  count = {n}\n  input = "d-${{count.index}}{"x" * pad}"\n}}\n'
+    if dependents:
+        text += (f'resource "terraform_data" "e" {{\n  count = {n}\n'
+                 f'  input = "${{terraform_data.d[count.index].id}}{"y" * dependent_pad}"\n}}\n')
+    return text
+
+
+def instance_bytes(state_file: Path) -> dict[str, float]:
+    """Mean size in the state of one instance of each resource type (compact JSON)."""
+    state = json.loads(state_file.read_text())
+    sizes: dict[str, list[int]] = {}
+    for resource in state.get("resources", []):
+        for instance in resource.get("instances", []):
+            sizes.setdefault(resource["type"], []).append(len(json.dumps(instance, separators=(",", ":"))))
+    return {kind: statistics.mean(values) for kind, values in sizes.items()}
+
+
+def pad_for(target: float, bare: float) -> int:
+    """terraform_data stores its input twice (input and output): the padding that makes an instance ``target``."""
+    return max(0, int((target - bare) / 2))
 
 
 class Run:
@@ -153,19 +179,36 @@ def raw_floors(lab: Lab, n: int, threads: int) -> dict[str, float]:
     return {"read": read, "create": create, "snapshot": snapshot, "destroy": destroy}
 
 
-def tf_data_floors(lab: Lab, n: int, threads: int) -> dict[str, float]:
+def tf_data_floors(lab: Lab, n: int, threads: int, sizes: dict[str, float] | None = None) -> dict[str, Any]:
+    """Terraform alone over terraform_data: apply N, plan, apply N dependents, remove them, destroy N.
+    ``sizes`` (mean instance bytes of the provider's volume and snapshot) pads the instances to match."""
     work = lab.config
     lab.config = Path(tempfile.mkdtemp(prefix="tfdata-", dir=lab.work))
+    par = f"-parallelism={threads}"
+    apply_args = ("apply", "-auto-approve", "-input=false", "-no-color", par)
     try:
-        lab.write("main.tf", terraform_data(n))
+        pad = dep_pad = 0
+        if sizes:
+            lab.write("main.tf", terraform_data(1, dependents=True))
+            lab.tf("init", "-input=false", "-no-color")
+            lab.tf(*apply_args)
+            bare = instance_bytes(lab.config / "terraform.tfstate")["terraform_data"]
+            pad = pad_for(sizes.get("vmdk_volume", bare), bare)
+            dep_pad = pad_for(sizes.get("vmdk_snapshot", bare), bare)
+            lab.tf("destroy", "-auto-approve", "-input=false", "-no-color")
+        lab.write("main.tf", terraform_data(n, pad))
         lab.tf("init", "-input=false", "-no-color")
-        par = f"-parallelism={threads}"
-        apply, _ = lab.timed_tf("apply", "-auto-approve", "-input=false", "-no-color", par)
+        apply, _ = lab.timed_tf(*apply_args)
         plan, _ = lab.timed_tf("plan", "-input=false", "-no-color", par)
+        lab.write("main.tf", terraform_data(n, pad, dependents=True, dependent_pad=dep_pad))
+        dependents, _ = lab.timed_tf(*apply_args)
+        lab.write("main.tf", terraform_data(n, pad))
+        lab.tf(*apply_args)
         destroy, _ = lab.timed_tf("destroy", "-auto-approve", "-input=false", "-no-color", par)
     finally:
         lab.config = work
-    return {"apply": apply, "plan": plan, "destroy": destroy}
+    return {"apply": apply, "plan": plan, "dependents": dependents, "destroy": destroy,
+            "pad_bytes": [pad, dep_pad]}
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -184,26 +227,35 @@ def bench(lab: Lab, n: int, threads: int) -> dict[str, Any]:
     res["plan_counted"] = counted(lab, *plan_args)
     lab.write("main.tf", snapshots(n))
     res["snapshots"] = Run(lab, *apply_args)()
+    res["instance_bytes"] = instance_bytes(lab.config / "terraform.tfstate")
     lab.write("main.tf", volumes(n))
     lab.tf(*apply_args)  # the snapshots go
     res["destroy"] = Run(lab, *destroy_args)()
     res["apply_counted"] = counted(lab, *apply_args)
     res["destroy_counted"] = counted(lab, *destroy_args)
-    return {"n": n, "terraform_data": tfd, "raw": raw, "provider": res}
+    sized = tf_data_floors(lab, n, threads, res["instance_bytes"])
+    return {"n": n, "terraform_data": tfd, "terraform_data_sized": sized, "raw": raw, "provider": res}
 
 
 def show(r: dict[str, Any]) -> None:
     n, tfd, raw, p = r["n"], r["terraform_data"], r["raw"], r["provider"]
-    rows = [("plan (refresh of N)", p["plan"], tfd["plan"], raw["read"]),
-            ("apply N new volumes", p["apply"], tfd["apply"], raw["create"]),
-            ("apply N COW snapshots", p["snapshots"], tfd["apply"], raw["snapshot"]),
-            ("destroy N volumes", p["destroy"], tfd["destroy"], raw["destroy"])]
+    sized = r["terraform_data_sized"]
+    rows = [("plan (refresh of N)", p["plan"], tfd["plan"], raw["read"], sized["plan"], raw["read"]),
+            ("apply N new volumes", p["apply"], tfd["apply"], raw["create"], sized["apply"], raw["create"]),
+            ("apply N COW snapshots", p["snapshots"], tfd["apply"], raw["snapshot"], sized["dependents"],
+             raw["read"] + raw["snapshot"]),
+            ("destroy N volumes", p["destroy"], tfd["destroy"], raw["destroy"], sized["destroy"],
+             raw["read"] + raw["destroy"])]
     print(f"\nN = {n}")
-    print(f"  {'':<24} {'provider s':>10} {'tf_data s':>9} {'raw s':>7} {'floor s':>8} {'ratio':>6} {'RSS MiB':>8}")
-    for label, prov, t, v in rows:
-        floor = t + v
-        print(f"  {label:<24} {prov['s']:>10.2f} {t:>9.2f} {v:>7.2f} {floor:>8.2f} {prov['s'] / floor:>5.2f}x "
-              f"{prov['rss_mib']:>8.1f}")
+    print(f"  {'':<24} {'provider s':>10} {'tf_data s':>9} {'raw s':>7} {'floor s':>8} {'ratio':>6}   "
+          f"{'sized floor s':>13} {'ratio':>6} {'RSS MiB':>8}")
+    for label, prov, t, v, st, sv in rows:
+        floor, sized_floor = t + v, st + sv
+        print(f"  {label:<24} {prov['s']:>10.2f} {t:>9.2f} {v:>7.2f} {floor:>8.2f} {prov['s'] / floor:>5.2f}x   "
+              f"{sized_floor:>13.2f} {prov['s'] / sized_floor:>5.2f}x {prov['rss_mib']:>8.1f}")
+    sizes = ", ".join(f"{k} {v:.0f} B" for k, v in sorted(p["instance_bytes"].items()))
+    print(f"  sized floor: terraform_data padded by {sized['pad_bytes'][0]} / {sized['pad_bytes'][1]} bytes to match "
+          f"the provider's instances in the state ({sizes}); it also pays the raw read where the command refreshes")
     logged = p["plan_logged"]
     first = logged.get("first_answer_s")
     print(f"  plan: {logged.get('launches')} provider launches, median {first if first is None else f'{first:.3f}'} s "
