@@ -62,11 +62,16 @@ class Block:
     deprecation_message: str = ""
 
     def object_type(self) -> Object:
-        """The cty object type of a value conforming to this block (what goes over the wire)."""
-        attrs: dict[str, CtyType] = {name: a.type for name, a in self.attributes.items()}
-        for name, nb in self.blocks.items():
-            attrs[name] = nb.value_type()
-        return Object(attrs)
+        """The cty object type of a value conforming to this block (what goes over the wire). Computed once:
+        every RPC decodes with it, and a block never changes after it is built."""
+        cached: Object | None = self.__dict__.get("_object_type")
+        if cached is None:
+            attrs: dict[str, CtyType] = {name: a.type for name, a in self.attributes.items()}
+            for name, nb in self.blocks.items():
+                attrs[name] = nb.value_type()
+            cached = Object(attrs)
+            object.__setattr__(self, "_object_type", cached)  # frozen dataclass: a memo, not a field
+        return cached
 
     def names(self) -> list[str]:
         return sorted([*self.attributes, *self.blocks])
