@@ -372,6 +372,20 @@ def test_retype_disk_type_same_datastore_copies_then_promotes(vsphere_session, i
     assert list(ops.list_backings()).count(b.volume_id) == 1
 
 
+def test_retype_then_extend_keeps_the_volumes_disk_uuid(vsphere_session, inventory, ops, made, places):
+    """A retype's copy gets a new disk and the volume's UUID stamped on it; extending with the backing the
+    retype returned must not send the copy's old UUID back (the soak found a retype + extend in one apply
+    ending with vSphere's UUID, which Terraform reported as an inconsistent result)."""
+    s = vsphere_session
+    b = create(ops, made, places[0], disk_type="thin")
+    new = executor(ops).retype(b, "eagerZeroedThick", "lsiLogic", None, may_move=False)
+    assert new.disk_uuid == b.volume_id and new.disk.backing.uuid == b.volume_id
+    grown = ops.grow(new, 2 * GiB)
+    assert grown.size_bytes == 2 * GiB
+    assert grown.disk_uuid == b.volume_id
+    assert disk_of(s, grown.moref).backing.uuid == b.volume_id
+
+
 def test_retype_copy_failure_leaves_the_original_untouched(vsphere_session, inventory, ops, made, places):
     b = create(ops, made, places[0], disk_type="thin")
     fault = vim.fault.InvalidState(msg="clone failed (injected)")

@@ -7,6 +7,7 @@ create — the disk UUID, the annotation — sets absolute values and may simply
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import replace
 from typing import Any
@@ -67,9 +68,13 @@ class Lifecycle(Lookup):
         if (backing.disk_uuid or "").lower() == disk_uuid.lower():
             return backing
         self._reconfig(backing.moref, specs.disk_uuid_spec(backing.disk, disk_uuid))
-        # The task succeeded: vSphere holds this UUID; nothing else of the backing changed, so no re-read
-        # (a whole VM read is most of a create's cost).
-        return replace(backing, disk_uuid=disk_uuid)
+        # The task succeeded: vSphere holds this UUID and nothing else of the backing changed, so no re-read
+        # (a whole VM read is most of a create's cost). The disk device we return must say so too: a later
+        # edit of this device (an extend) sends it back whole, and an old UUID in it would undo the stamp.
+        disk = copy.deepcopy(backing.disk)
+        disk.backing.uuid = disk_uuid
+        devices = tuple(disk if getattr(d, "key", None) == disk.key else d for d in backing.devices)
+        return replace(backing, disk_uuid=disk_uuid, disk=disk, devices=devices)
 
     def ensure_annotation(self, backing: Backing, annotation: str) -> Backing:
         """SIMULATOR COMPATIBILITY (``simulator_compat``): a stock vcsim drops the annotation a clone's config
