@@ -114,9 +114,15 @@ output "s" { value = data.vmdk_volume_stats.s }
     d = by_name(out["d"]["datastores"])
     assert d["ds-big"]["host_count"] == 3 and d["ds-c1"]["host_count"] == 3
     assert not d["ds-c0"]["eligible"] and "DC0_C1" in d["ds-c0"]["reason"]
-    # equal host counts: the less utilised wins; how full each is depends on what earlier tests wrote
+    # equal host counts: the less utilised wins; how full each is depends on what earlier tests wrote.
+    # free_gb is rounded to the MB: two datastores that close are a tie as far as this output can tell, and
+    # the provider, which sees the bytes, may pick either.
     used = {n: 1 - d[n]["free_gb"] / d[n]["capacity_gb"] for n in ("ds-big", "ds-c1")}
-    assert out["d"]["selected"] == min(used, key=lambda n: (used[n], n))
+    precision = max(0.0005 / d[n]["capacity_gb"] for n in used)
+    if abs(used["ds-big"] - used["ds-c1"]) > 2 * precision:
+        assert out["d"]["selected"] == min(used, key=lambda n: used[n])
+    else:
+        assert out["d"]["selected"] in used
     assert out["s"]["datastores"] == ["ds-big", "ds-c1"]
 
     bad = vsphere_provider_block.replace('provider "vmdk" {', 'provider "vmdk" {\n  cluster_names = ["nope"]')
