@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_volumeops import GiB, vm_props
+from test_volumeops import GiB, file_exists, vm_props
 
 from terraform_provider_vmdk.vsphere import specs
 from terraform_provider_vmdk.vsphere.exceptions import VMwareDriverError
@@ -108,3 +108,31 @@ def test_a_failed_upload_aborts_the_import_and_leaves_nothing(ops, made, places,
                                     capacity_bytes=GiB, disk_type="thin", adapter_type="lsiLogic",
                                     placement=places[0], profile_id=None, what="import")
     assert ops.find_vm(vid) is None  # the lease abort removed the half-imported VM
+
+
+def test_a_failed_flat_upload_leaves_no_file_behind(vsphere_session, fault_proxy, vcsim, made, places, images):
+    """The flat extent uploads, then its descriptor's upload keeps failing: the import fails and neither file
+    stays next to the shadow VM (a failed create must not leave a GiB-sized extent behind)."""
+    from terraform_provider_vmdk.vsphere.inventory import Inventory
+    from terraform_provider_vmdk.vsphere.session import Session
+    from terraform_provider_vmdk.vsphere.volumeops import VolumeOps
+
+    session = Session(vcsim.connection_config(server=fault_proxy.server, api_retry_count=1))
+    try:
+        faulty = VolumeOps(session, Inventory(session))
+        vid = str(uuid.uuid4())
+        made.ids.add(vid)
+        backing = faulty.create_diskless_backing(vid, "img", None, places[0])
+        ds, folder = faulty.vm_directory(backing)
+        path = images["raw"]
+        fault_proxy.inject("http503", "PUT /folder", skip=1, times=None)  # the extent passes, the descriptor never
+        with pytest.raises(VMwareDriverError):
+            faulty.import_hosted(backing, image_kind=IMAGE_PREALLOCATED, opener=lambda: path.open("rb"),
+                                 size=path.stat().st_size, capacity_bytes=24 * MiB, disk_type=specs.DISK_THICK,
+                                 adapter_type="lsiLogic", profile_id=None, what="import")
+        assert fault_proxy.counts["http503"] >= 1
+        for name in (f"image-{vid}-flat.vmdk", f"image-{vid}.vmdk"):
+            assert not file_exists(faulty, f"[{ds}] {folder}/{name}"), name
+    finally:
+        session.logout()
+

@@ -166,22 +166,31 @@ class Imports(Resize, Nfc):
         volume_vmdk = f"[{ds}] {posixpath.join(folder, specs.backing_name(backing.volume_id or ''))}.vmdk"
         if backing.vmdk_path != volume_vmdk:  # not attached yet (a copy an earlier attempt made is overwritten)
             upload = posixpath.join(folder, f"image-{backing.volume_id}.vmdk")
+            extent = f"image-{backing.volume_id}-flat.vmdk"
             uploaded = [f"[{ds}] {upload}"]
-            if image_kind == IMAGE_SPARSE:
-                self._upload(ds, upload, opener, size, what)
-            else:  # a raw flat extent: the descriptor is ours
-                extent = f"image-{backing.volume_id}-flat.vmdk"
-                self._upload(ds, posixpath.join(folder, extent), opener, size, what)
-                text = specs.flat_descriptor(extent, capacity_bytes, adapter_type).encode()
-                self._upload(ds, upload, lambda: io.BytesIO(text), len(text), f"{what} (descriptor)")
+            if image_kind != IMAGE_SPARSE:
                 uploaded.append(f"[{ds}] {posixpath.join(folder, extent)}")
-            try:
+            try:  # every upload is inside: a failed or partial one is removed too, never left on the datastore
+                if image_kind == IMAGE_SPARSE:
+                    self._upload(ds, upload, opener, size, what)
+                else:  # a raw flat extent: the descriptor is ours
+                    self._upload(ds, posixpath.join(folder, extent), opener, size, what)
+                    text = specs.flat_descriptor(extent, capacity_bytes, adapter_type).encode()
+                    self._upload(ds, upload, lambda: io.BytesIO(text), len(text), f"{what} (descriptor)")
                 self._copy_disk(f"[{ds}] {upload}", volume_vmdk, disk_type, adapter_type)
             finally:
-                for path in uploaded:
-                    self.delete_datastore_file(path)
+                self._remove_uploads(uploaded)
         return self.attach_existing_disk(self.refresh(backing), volume_vmdk, capacity_bytes, disk_type, adapter_type,
                                          profile_id)
+
+    def _remove_uploads(self, paths: list[str]) -> None:
+        """Remove the uploaded image files. Called in a ``finally``: a failure here is logged, not raised, so it
+        never hides the error that ended the import (the next attempt overwrites and removes them)."""
+        for path in paths:
+            try:
+                self.delete_datastore_file(path)
+            except Exception as error:  # noqa: BLE001 - reported, and the import's own outcome stands
+                LOG.warning("could not remove the uploaded image file %s: %s", path, error)
 
     def _upload(self, datastore: str, path: str, opener: Callable[[], ReadStream], size: int, what: str) -> None:
         from . import transfer
