@@ -76,7 +76,6 @@ class Budget:
             time.sleep(wait)
         self.check()
 
-
     def wait_for(self, event: threading.Event, seconds: float) -> bool:
         """Wait up to ``seconds`` for ``event`` (whether it came); wake at once on stop; then ``check``."""
         end = time.monotonic() + (self.bound(seconds) or 0.0)
