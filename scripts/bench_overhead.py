@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import statistics
 import sys
 import tempfile
@@ -80,15 +81,21 @@ def instance_bytes(state_file: Path) -> dict[str, float]:
     """Mean size in the state of one instance of each resource type (compact JSON)."""
     state = json.loads(state_file.read_text())
     sizes: dict[str, list[int]] = {}
-    for resource in state.get("resources", []):
-        for instance in resource.get("instances", []):
-            sizes.setdefault(resource["type"], []).append(len(json.dumps(instance, separators=(",", ":"))))
+    for block in state.get("resources", []):
+        for instance in block.get("instances", []):
+            sizes.setdefault(block["type"], []).append(len(json.dumps(instance, separators=(",", ":"))))
     return {kind: statistics.mean(values) for kind, values in sizes.items()}
 
 
 def pad_for(target: float, bare: float) -> int:
     """terraform_data stores its input twice (input and output): the padding that makes an instance ``target``."""
     return max(0, int((target - bare) / 2))
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child: Terraform and the provider processes it reaped."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 class Run:
@@ -106,12 +113,14 @@ class Run:
         old = dict(self.lab.base_env)
         self.lab.base_env.update(env_extra)
         try:
+            cpu0 = children_cpu()
             with PeakMemory() as peak:
                 seconds, _ = self.lab.timed_tf(*self.args)
+            cpu = children_cpu() - cpu0
         finally:
             self.lab.base_env.clear()
             self.lab.base_env.update(old)
-        out: dict[str, Any] = {"s": seconds, "rss_mib": peak.peak_mib}
+        out: dict[str, Any] = {"s": seconds, "rss_mib": peak.peak_mib, "cpu_s": cpu}
         if log_path is not None:
             firsts = [float(m.group(2)) for m in _FIRST.finditer(log_path.read_text(errors="replace"))]
             out["launches"] = len(firsts)
@@ -211,6 +220,36 @@ def tf_data_floors(lab: Lab, n: int, threads: int, sizes: dict[str, float] | Non
             "pad_bytes": [pad, dep_pad]}
 
 
+def echo_floors(lab: Lab, n: int, threads: int) -> dict[str, Any]:
+    """The same commands through bench_echo_provider: our plugin server and plan logic, no vSphere work."""
+    import bench_echo_provider
+
+    bench_echo_provider.install(Path(lab.base_env["HOME"]))
+    work = lab.config
+    lab.config = Path(tempfile.mkdtemp(prefix="echo-", dir=lab.work))
+    par = f"-parallelism={threads}"
+    apply_args = ("apply", "-auto-approve", "-input=false", "-no-color", par)
+
+    def echo(text: str) -> str:
+        return text.replace('source = "pyvmdk/vmdk"', f'source = "{bench_echo_provider.NAMESPACE}/vmdk"')
+
+    try:
+        lab.write("main.tf", echo(volumes(n)))
+        lab.tf("init", "-input=false", "-no-color")
+        out: dict[str, Any] = {"apply": Run(lab, *apply_args)()}
+        plans = sorted((Run(lab, "plan", "-input=false", "-no-color", par)() for _ in range(3)),
+                       key=lambda r: float(r["s"]))
+        out["plan"] = plans[1]
+        lab.write("main.tf", echo(snapshots(n)))
+        out["snapshots"] = Run(lab, *apply_args)()
+        lab.write("main.tf", echo(volumes(n)))
+        lab.tf(*apply_args)
+        out["destroy"] = Run(lab, "destroy", "-auto-approve", "-input=false", "-no-color", par)()
+    finally:
+        lab.config = work
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ main
 def bench(lab: Lab, n: int, threads: int) -> dict[str, Any]:
     par = f"-parallelism={threads}"
@@ -236,7 +275,9 @@ def bench(lab: Lab, n: int, threads: int) -> dict[str, Any]:
     res["apply_counted"] = counted(lab, *apply_args)
     res["destroy_counted"] = counted(lab, *destroy_args)
     sized = tf_data_floors(lab, n, threads, res["instance_bytes"])
-    return {"n": n, "terraform_data": tfd, "terraform_data_sized": sized, "raw": raw, "provider": res}
+    echo = echo_floors(lab, n, threads)
+    return {"n": n, "terraform_data": tfd, "terraform_data_sized": sized, "raw": raw, "provider": res,
+            "no_vsphere": echo}
 
 
 def show(r: dict[str, Any]) -> None:
@@ -258,6 +299,18 @@ def show(r: dict[str, Any]) -> None:
     sizes = ", ".join(f"{k} {v:.0f} B" for k, v in sorted(p["instance_bytes"].items()))
     print(f"  sized floor: terraform_data padded by {sized['pad_bytes'][0]} / {sized['pad_bytes'][1]} bytes to match "
           f"the provider's instances in the state ({sizes}); it also pays the raw read where the command refreshes")
+    echo = r.get("no_vsphere")
+    if echo:
+        print("  no-vSphere floor: the same commands through our plugin server, schemas and plan logic with no vSphere "
+              "work (scripts/bench_echo_provider.py);\n  CPU s = Terraform + provider processes, on "
+              f"{os.cpu_count()} CPUs")
+        print(f"  {'':<24} {'provider s':>10} {'CPU s':>6}   {'no-vSphere s':>12} {'CPU s':>6}   "
+              f"{'vSphere work s':>14}")
+        for label, key in (("plan (refresh of N)", "plan"), ("apply N new volumes", "apply"),
+                           ("apply N COW snapshots", "snapshots"), ("destroy N volumes", "destroy")):
+            prov, e = p[key], echo[key]
+            print(f"  {label:<24} {prov['s']:>10.2f} {prov['cpu_s']:>6.2f}   {e['s']:>12.2f} {e['cpu_s']:>6.2f}   "
+                  f"{prov['s'] - e['s']:>14.2f}")
     logged = p["plan_logged"]
     first = logged.get("first_answer_s")
     print(f"  plan: {logged.get('launches')} provider launches, median {first if first is None else f'{first:.3f}'} s "

@@ -56,10 +56,11 @@ HTTP503: Final = "http503"  # "503 Service Unavailable" without forwarding (a lo
 SESSION_END: Final = "session_end"  # end the caller's session for real (TerminateSession), then forward
 LOST_RESPONSE: Final = "lost_response"  # forward, read the whole answer, then RST the client
 DELAY: Final = "delay"  # forward, then hold the answer for ``seconds``
-KINDS: Final = (RESET, HTTP503, SESSION_END, LOST_RESPONSE, DELAY)
+REFUSE: Final = "refuse"  # answer a SOAP fault (vim.fault.InvalidDeviceSpec) without forwarding: a definite "no"
+KINDS: Final = (RESET, HTTP503, SESSION_END, LOST_RESPONSE, DELAY, REFUSE)
 RANDOM_KINDS: Final = (RESET, HTTP503, SESSION_END, LOST_RESPONSE)
 
-Kind = Literal["reset", "http503", "session_end", "lost_response", "delay"]
+Kind = Literal["reset", "http503", "session_end", "lost_response", "delay", "refuse"]
 Category = Literal["read", "write"]
 
 # ------------------------------------------------------------------------------------ classification
@@ -424,6 +425,26 @@ def _simple_response(status: int, reason: str, *, close: bool, head_only: bool =
     if close:
         head.append("Connection: close")
     return ("\r\n".join(head) + "\r\n\r\n").encode() + (b"" if head_only else body)
+
+
+_REFUSAL = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b'<soapenv:Envelope xmlns:soapenc="http://schemas.xmlsoap.org/soap/encoding/" '
+    b'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
+    b'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><soapenv:Fault>'
+    b"<faultcode>ServerFaultCode</faultcode><faultstring>Invalid configuration for device '0'.</faultstring>"
+    b'<detail><InvalidDeviceSpecFault xmlns="urn:vim25" xsi:type="InvalidDeviceSpec">'
+    b"<property>virtualDeviceSpec.device.backing.uuid</property><deviceIndex>0</deviceIndex>"
+    b"</InvalidDeviceSpecFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>")
+
+
+def _refusal(*, close: bool) -> bytes:
+    """vSphere's answer to a request it refuses: HTTP 500 with a SOAP fault (here InvalidDeviceSpec)."""
+    head = ["HTTP/1.1 500 Internal Server Error", "Content-Type: text/xml; charset=utf-8",
+            f"Content-Length: {len(_REFUSAL)}"]
+    if close:
+        head.append("Connection: close")
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + _REFUSAL
 
 
 def _method_key(verb: str, target: str, payload: bytes | None) -> str:
@@ -942,6 +963,9 @@ class _Connection:
                 for _ in _iter_body(self.reader, framing):
                     pass
             self._send(_simple_response(503, "Service Unavailable", close=client_close, head_only=verb == "HEAD"))
+            return not client_close
+        if kind == REFUSE and wire is not None:  # a SOAP call: vSphere answers with a fault and does nothing
+            self._send(_refusal(close=client_close))
             return not client_close
         if kind == SESSION_END:
             assert req.session is not None

@@ -81,6 +81,41 @@ def test_create_volume_once(vsphere_session, proxy, faulty, made, places, fault)
     assert b.disk_uuid == b.volume_id and b.complete
 
 
+def disk_uuid_in_vsphere(session: Any, b: Any) -> str:
+    devices = session.get_properties(b.moref, ["config.hardware.device"])["config.hardware.device"]
+    return next(d.backing.uuid for d in devices if isinstance(d, vim.vm.device.VirtualDisk))
+
+
+def test_a_create_sets_the_disk_uuid_in_its_spec(vsphere_session, proxy, faulty, made, places):
+    """The disk UUID (= the volume id) travels in CreateVM's spec: no ReconfigVM per volume to stamp it."""
+    proxy.reset_records()
+    b = new_volume(faulty, made, places[0])
+    assert proxy.requests["CreateVM_Task"] == 1 and proxy.requests["ReconfigVM_Task"] == 0
+    assert b.disk_uuid == b.volume_id == disk_uuid_in_vsphere(vsphere_session, b)
+
+
+def test_a_server_refusing_a_disk_uuid_in_the_create_spec_gets_it_stamped_afterwards(
+        vsphere_session, proxy, faulty, made, places):
+    """vSphere answering the create with InvalidDeviceSpec made nothing: the create goes again without the
+    UUID (which is then set by ReconfigVM, as Cinder does), and the process stops asking."""
+    proxy.reset_records()
+    proxy.inject("refuse", "CreateVM_Task")
+    first, second = (new_volume(faulty, made, places[0]) for _ in range(2))
+    assert proxy.counts["refuse"] == 1
+    assert proxy.requests["CreateVM_Task"] == 3 and proxy.requests["ReconfigVM_Task"] == 2
+    for b in (first, second):
+        assert [v.obj._moId for v in ours(vsphere_session, specs.KEY_VOLUME_ID, b.volume_id)] == [b.moref_value]
+        assert b.disk_uuid == b.volume_id == disk_uuid_in_vsphere(vsphere_session, b)
+
+
+def test_a_refused_create_that_is_not_about_its_spec_is_not_sent_again(proxy, faulty, made, places):
+    proxy.reset_records()
+    proxy.inject("refuse", "CreateVM_Task", times=None)
+    with pytest.raises(vim.fault.InvalidDeviceSpec):  # passed through as vSphere said it (the resources map it)
+        new_volume(faulty, made, places[0])
+    assert proxy.requests["CreateVM_Task"] == 2  # with the UUID, then without: then the refusal stands
+
+
 @pytest.mark.parametrize("fault", FAULTS)
 def test_full_and_linked_clone_once(vsphere_session, proxy, faulty, made, places, fault):
     src = new_volume(faulty, made, places[0])

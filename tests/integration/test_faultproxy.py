@@ -30,6 +30,7 @@ from tests.faultproxy import (
     KINDS,
     LOST_RESPONSE,
     PROTECTED_METHODS,
+    REFUSE,
     RESET,
     SESSION_END,
     FaultProxy,
@@ -281,6 +282,19 @@ def test_http503_without_forwarding(proxy, sim, direct, folders):
         assert status == 404  # forwarded this time: vcsim's answer
 
 
+def test_refuse_answers_a_soap_fault_without_forwarding(proxy, sim, direct, folders):
+    client = connect(proxy.server, sim)
+    proxy.inject(REFUSE, "CreateFolder")
+    name = unique()
+    folders.append(name)
+    with pytest.raises(vim.fault.InvalidDeviceSpec):
+        client.content.rootFolder.CreateFolder(name)
+    assert name not in folder_names(direct)
+    client.content.rootFolder.CreateFolder(name)  # same connection, same session: the next call goes through
+    assert name in folder_names(direct)
+    assert proxy.injected == [(REFUSE, "CreateFolder")]
+
+
 def test_session_end_is_real(proxy, sim, direct):
     client = connect(proxy.server, sim)
     old_key = client.session_key
@@ -402,7 +416,7 @@ def test_inject_validates_arguments(proxy):
         proxy.inject(RESET, times=0)
     with pytest.raises(ValueError):
         proxy.randomize(1, kinds=("nope",))
-    assert set(KINDS) == {RESET, HTTP503, SESSION_END, LOST_RESPONSE, DELAY}
+    assert set(KINDS) == {RESET, HTTP503, SESSION_END, LOST_RESPONSE, DELAY, REFUSE}
 
 
 def _scripted_run(server: str, sim: Any, tag: str) -> list[str]:

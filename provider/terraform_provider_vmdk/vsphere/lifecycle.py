@@ -12,16 +12,27 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+from pyVmomi import vim, vmodl
+
 from . import exceptions as exc
 from . import specs
 from .backing import Backing
 from .lookup import Lookup
+from .ops_base import vim_fault
 from .reconcile import create_once
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
 
 
+def _refused_spec(error: BaseException) -> bool:
+    """vSphere refused the create's configuration itself (not a lack of space, a name taken, doubt)."""
+    return isinstance(vim_fault(error), (vim.fault.VmConfigFault, vmodl.fault.InvalidArgument,
+                                         vmodl.fault.NotSupported))
+
+
 class Lifecycle(Lookup):
+    _disk_uuid_in_create = True  # cleared for this process when the server refuses it (see create_backing)
+
     def create_backing(
         self,
         volume_id: str,
@@ -34,7 +45,12 @@ class Lifecycle(Lookup):
         profile_id: str | None = None,
         description: str | None = None,
     ) -> Backing:
-        """CreateVM_Task with controller + disk (exactly once), then stamp the disk UUID with the volume id.
+        """CreateVM_Task with controller + disk (exactly once), the disk's UUID = the volume id.
+
+        The UUID goes into the create spec, which saves a ReconfigVM per volume where vSphere honours it;
+        where it does not (the disk comes back with another UUID) it is stamped afterwards, as Cinder always
+        does. A server that refuses the UUID in a create spec gets the create again without it (it made
+        nothing: the refusal is definite), and this process stops asking.
 
         A failure after the VM exists leaves it in place: the caller has the id in its state already, and
         the next apply replaces (or completes) it."""
@@ -42,23 +58,41 @@ class Lifecycle(Lookup):
         specs.validate_adapter_type(adapter_type)
         kb = specs.size_kb(size_bytes)
         profile_id = profile_id or getattr(placement, "profile_id", None)
-        spec = specs.create_spec(
-            name=specs.backing_name(volume_id),
-            volume_id=volume_id,
-            size_in_kb=kb,
-            disk_type=disk_type,
-            adapter_type=adapter_type,
-            datastore_name=placement.datastore_name,
-            profile_id=profile_id,
-            annotation=specs.encode_annotation(name, description),
-            hw_version=self.hw_version,
-        )
         target = self._resolve_folder(folder)
-        vm = create_once(
-            self.session, what=f"create the backing of volume {volume_id}",
-            start=lambda: target.CreateVM_Task(config=spec, pool=placement.resource_pool, host=placement.host),
-            find=lambda: self.find_vm(volume_id), entity=target, description_ids=("Folder.createVm",),
-        )
+
+        def create(with_disk_uuid: bool) -> Any:
+            spec = specs.create_spec(
+                name=specs.backing_name(volume_id),
+                volume_id=volume_id,
+                size_in_kb=kb,
+                disk_type=disk_type,
+                adapter_type=adapter_type,
+                datastore_name=placement.datastore_name,
+                profile_id=profile_id,
+                annotation=specs.encode_annotation(name, description),
+                hw_version=self.hw_version,
+                disk_uuid=volume_id if with_disk_uuid else None,
+            )
+            return create_once(
+                self.session, what=f"create the backing of volume {volume_id}",
+                start=lambda: target.CreateVM_Task(config=spec, pool=placement.resource_pool, host=placement.host),
+                find=lambda: self.find_vm(volume_id), entity=target, description_ids=("Folder.createVm",),
+            )
+
+        if not self._disk_uuid_in_create:
+            vm = create(False)
+        else:
+            try:
+                vm = create(True)
+            except Exception as error:
+                if not _refused_spec(error):
+                    raise
+                vm = self.find_vm(volume_id)
+                if vm is None:
+                    LOG.warning("vSphere refused a disk UUID in the create spec (%s); creating volume %s without "
+                                "it and setting the UUID afterwards", type(vim_fault(error)).__name__, volume_id)
+                    self._disk_uuid_in_create = False
+                    vm = create(False)
         return self.stamp_disk_uuid(self.get_backing(vm), volume_id)
 
     def stamp_disk_uuid(self, backing: Backing, disk_uuid: str) -> Backing:

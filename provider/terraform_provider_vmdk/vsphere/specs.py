@@ -255,14 +255,19 @@ def disk_add_spec(
     key: int = NEW_DISK_KEY,
     profile_id: str | None = None,
     file_name: str | None = None,
+    disk_uuid: str | None = None,
 ) -> vim.vm.device.VirtualDeviceSpec:
-    """Add a disk: a new file (fileOperation=create) unless file_name names an existing VMDK."""
+    """Add a disk: a new file (fileOperation=create) unless file_name names an existing VMDK. ``disk_uuid``
+    asks for the new VMDK's UUID (ddb.uuid) up front; vSphere may ignore it, so callers check."""
+    backing = disk_backing_info(disk_type, file_name)
+    if disk_uuid is not None:
+        backing.uuid = disk_uuid
     disk = vim.vm.device.VirtualDisk(
         key=key,
         controllerKey=controller_key,
         unitNumber=unit_number,
         capacityInKB=max(MIN_DISK_KB, int(size_in_kb)),
-        backing=disk_backing_info(disk_type, file_name),
+        backing=backing,
     )
     spec = vim.vm.device.VirtualDeviceSpec(operation="add", device=disk)
     if file_name is None:
@@ -280,6 +285,7 @@ def disk_and_controller_specs(
     profile_id: str | None = None,
     file_name: str | None = None,
     bus_number: int = 0,
+    disk_uuid: str | None = None,
 ) -> list[vim.vm.device.VirtualDeviceSpec]:
     """Controller (except IDE) plus a disk on it, with temporary negative keys."""
     validate_adapter_type(adapter_type)
@@ -293,7 +299,8 @@ def disk_and_controller_specs(
         specs.append(ctl)
     disk_key = controller_key - 1 if controller_key < 0 else NEW_DISK_KEY
     specs.append(
-        disk_add_spec(size_in_kb, disk_type, controller_key, key=disk_key, profile_id=profile_id, file_name=file_name)
+        disk_add_spec(size_in_kb, disk_type, controller_key, key=disk_key, profile_id=profile_id, file_name=file_name,
+                      disk_uuid=disk_uuid)
     )
     return specs
 
@@ -310,9 +317,10 @@ def create_spec(
     annotation: str | None = None,
     hw_version: str | None = None,
     with_disk: bool = True,
+    disk_uuid: str | None = None,
 ) -> vim.vm.ConfigSpec:
     """CreateVM_Task config for a shadow VM: 1 vCPU, 128 MB, otherGuest, one disk (or none, for a backing whose
-    disk comes from elsewhere: an image, an adopted VMDK)."""
+    disk comes from elsewhere: an image, an adopted VMDK). ``disk_uuid``: the new disk's UUID, see disk_add_spec."""
     spec = vim.vm.ConfigSpec(
         name=name,
         guestId=GUEST_ID,
@@ -323,7 +331,8 @@ def create_spec(
         extraConfig=option_values(volume_marks(volume_id, profile_id)),
     )
     if with_disk:
-        spec.deviceChange = disk_and_controller_specs(size_in_kb, disk_type, adapter_type, profile_id=profile_id)
+        spec.deviceChange = disk_and_controller_specs(size_in_kb, disk_type, adapter_type, profile_id=profile_id,
+                                                      disk_uuid=disk_uuid)
     if annotation is not None:
         spec.annotation = annotation
     if hw_version:
