@@ -69,4 +69,10 @@ def main(argv: list[str] | None = None, provider_factory: Callable[[], Provider]
 
         return FrameworkServer(factory())
 
-    return serve(LazyProviderService(load), debug=args == ["--debug"])
+    debug = args == ["--debug"]
+    code = serve(LazyProviderService(load), debug=debug)
+    if not debug:  # Terraform waits for the process to end: skip the interpreter's teardown
+        from .plugin.server import exit_now
+
+        exit_now(code)
+    return code
