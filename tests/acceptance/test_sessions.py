@@ -15,7 +15,7 @@ import pytest
 
 from terraform_provider_vmdk.vsphere.session_store import SessionStore
 
-from .conftest import run
+from .conftest import run, write_config
 
 pytestmark = pytest.mark.acceptance
 
@@ -114,3 +114,23 @@ def test_persist_session_false_logs_in_and_out_and_saves_nothing(make_tf, proxie
     assert run(tf, "plan").returncode == 0
     assert logins(fault_proxy) >= 1 and fault_proxy.requests.get("Logout", 0) == logins(fault_proxy)
     assert not sessions.exists()
+
+
+def test_a_refused_login_is_tried_once_per_process_not_once_per_volume(make_tf, proxied, fault_proxy, vcsim,
+                                                                       tmp_path) -> None:
+    """A wrong password fails once per provider process: vCenter locks an account after a few failed logins,
+    and a plan of many volumes must not be what locks it."""
+    sessions = tmp_path / "sessions"
+    good = config(proxied, sessions, persist=False)
+    tf = make_tf(good)
+    tf.apply()
+    try:
+        write_config(Path(tf.tfdir), good.replace(f'"{vcsim.password}"', '"not-the-password"'))
+        fault_proxy.reset_records()
+        result = run(tf, "plan", "-parallelism=10")
+        assert result.returncode == 1
+        assert "incorrect user name or password" in result.stderr and "not-the-password" not in result.stderr
+        assert logins(fault_proxy) == 1, fault_proxy.requests  # one plan process, three volumes
+    finally:
+        write_config(Path(tf.tfdir), good)
+        tf.destroy(auto_approve=True)

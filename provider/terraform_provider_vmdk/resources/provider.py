@@ -1,7 +1,7 @@
 """The provider block: how to reach vSphere and the placement policy for volumes.
 
 Settings fall back to the environment variables terraform-provider-vsphere users already have.
-Nothing here connects; see ``client``.
+Connecting is ``client``'s business (it starts in the background once configured).
 """
 
 from __future__ import annotations
@@ -166,6 +166,7 @@ class VmdkProvider(Provider):
             return None
         set_secrets([settings.connection.password])  # this configuration's secrets replace any earlier
         self.client = VSphereClient(settings)
+        self.client.connect_in_background()
         return self.client
 
     def _settings(self, config: dict[str, Any], diags: Diagnostics) -> ProviderSettings | None:

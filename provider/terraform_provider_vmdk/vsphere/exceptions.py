@@ -138,9 +138,13 @@ class ConnectionFailed(VMwareDriverError):
 
     default_message = "cannot connect to vSphere"
 
-    def __init__(self, server: str | None = None, cause: str | None = None, *, hint: str | None = None) -> None:
+    def __init__(self, server: str | None = None, cause: str | None = None, *, hint: str | None = None,
+                 refused: bool = False) -> None:
         self.server = server
         self.cause = cause
+        # The server refused these settings (credentials, certificate): trying again cannot help, and failed
+        # logins count towards the account's lockout on vCenter.
+        self.refused = refused
         if server:
             message = f"cannot connect to vSphere server {server}" + (f": {cause}" if cause else "")
         else:

@@ -149,8 +149,8 @@ class Session(PropertyReads):
         pw = self.config.password
         return text.replace(pw, "***") if pw and len(pw) >= 4 else text
 
-    def _fail(self, cause: str) -> exc.ConnectionFailed:
-        return exc.ConnectionFailed(self.config.netloc, self._scrub(cause))
+    def _fail(self, cause: str, refused: bool = False) -> exc.ConnectionFailed:
+        return exc.ConnectionFailed(self.config.netloc, self._scrub(cause), refused=refused)
 
     def _describe(self, error: BaseException) -> str:
         if isinstance(error, ssl.SSLCertVerificationError):
@@ -248,7 +248,8 @@ class Session(PropertyReads):
             except exc.VMwareDriverError:
                 raise
             except Exception as error:  # noqa: BLE001 - any other failure is a ConnectionFailed
-                raise self._fail(self._describe(error)) from None
+                refused = isinstance(error, (vim.fault.InvalidLogin, ssl.SSLCertVerificationError))
+                raise self._fail(self._describe(error), refused) from None
             self._stub, self._si, self._content = stub, si, content
             self._generation += 1
             LOG.debug("connected to %s as %s (API %s) in %.3f s", self.config.netloc, self.config.user,
