@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -25,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..vsphere.datastore import DatastoreSelector
     from ..vsphere.inventory import Inventory
     from ..vsphere.lookup import BackingIndex, Choice
+    from ..vsphere.once import Fresh, Once
     from ..vsphere.volumeops import VolumeOps
 
 __all__ = ["VolumeBackend", "backend_of", "driver_errors", "run_bounded", "settle_pending", "still_running", "GiB"]
@@ -44,12 +44,12 @@ PLACEMENT_TTL = 10.0
 
 class VolumeBackend:
     def __init__(self, client: VSphereClient) -> None:
-        from ..vsphere.once import Once
+        from ..vsphere.once import Fresh, Once
 
         self.client = client
         self.settings = client.settings
         self._core: Once[tuple[Inventory, DatastoreSelector, VolumeOps]] = Once(self._build)
-        self._index: Once[BackingIndex] = Once(self._load_index)
+        self._index: Fresh[BackingIndex] = Fresh(self._load_index, INDEX_TTL)
         self._free: Once[dict[str, int]] = Once(self._load_free)
         self._index_lock = threading.Lock()  # guards index edits (in memory only)
 
@@ -102,11 +102,7 @@ class VolumeBackend:
 
     def index(self) -> BackingIndex:
         """The batched read of every VM (one per process, renewed after INDEX_TTL)."""
-        index = self._index.get()
-        if time.monotonic() - index.loaded_at > INDEX_TTL:
-            self._index.reset()
-            index = self._index.get()
-        return index
+        return self._index.get()
 
     def choice(self, volume_id: str, *, fresh: bool = False) -> Choice:
         """The VMs carrying ``volume_id`` and which of them is the volume. ``fresh``: re-read each (writes)."""
@@ -149,14 +145,16 @@ class VolumeBackend:
         return self.index().children_of(backing)
 
     def remember(self, backing: Backing) -> None:
-        if self._index.ready:
+        index = self._index.current()
+        if index is not None:
             with self._index_lock:
-                self._index.get().put(backing)
+                index.put(backing)
 
     def forget(self, backing: Backing) -> None:
-        if self._index.ready:
+        index = self._index.current()
+        if index is not None:
             with self._index_lock:
-                self._index.get().drop(backing.moref_value)
+                index.drop(backing.moref_value)
 
     def all_backings(self) -> dict[str, Backing]:
         """Every volume of ours by id (its chosen backing)."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,7 +93,6 @@ class BackingIndex:
     templates: dict[str, Backing] = field(default_factory=dict)
     users: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # vmdk path -> [(moref, vm name)]
     foreign: dict[str, list[Backing]] = field(default_factory=dict)  # Cinder's backings by volume id (import)
-    loaded_at: float = field(default_factory=time.monotonic)
     _children: dict[str, list[str]] | None = field(default=None, repr=False)  # parent vmdk path -> VM names
 
     def choice(self, volume_id: str) -> Choice:

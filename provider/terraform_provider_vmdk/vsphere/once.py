@@ -103,5 +103,12 @@ class Fresh(Generic[T]):
             at, value = self._once.get()
         return value
 
+    def current(self) -> T | None:
+        """The value last read, however old, without reading (None before the first read ends): for edits
+        that keep an in-memory copy up to date, which must never cause a read."""
+        if not self._once.ready:
+            return None
+        return self._once.get()[1]
+
     def reset(self) -> None:
         self._once.reset()
