@@ -15,7 +15,12 @@ cost grows with the size of its state (it rewrites terraform.tfstate after every
 (Cinder's connection_info, private facts) is several times a bare terraform_data's; so a second floor, "sized",
 runs the same commands over terraform_data whose instances are as large in the state as the provider's were
 (same count, same dependency shape: N, then N more that depend on them), and adds the batched raw read to the
-commands that refresh first (snapshots, destroy). Also printed, per command: the
+commands that refresh first (snapshots, destroy). A third floor, "no-vSphere", runs the same commands through
+scripts/bench_echo_provider.py: our plugin server, schemas and plan logic with reads, creates and deletes that
+do no vSphere work, launched by Terraform like the provider; provider minus no-vSphere is what the vSphere work
+costs inside the provider, no-vSphere minus terraform_data what Terraform and the plugin protocol cost for these
+instances. Every command's CPU (Terraform and the provider processes it reaped) is printed beside its wall
+time: on a 2-core machine a command whose CPU exceeds its wall time is bound by CPU. Also printed, per command: the
 provider launches Terraform made and the median time each took until its first RPC was answered (from the
 provider's debug log), vSphere logins and SOAP requests (counted at the server by benchlib's proxy, in a
 separate run so the proxy never inflates a wall time), and the peak RSS of any provider process (VmHWM).
