@@ -108,7 +108,7 @@ def test_a_server_refusing_a_disk_uuid_in_the_create_spec_gets_it_stamped_afterw
         assert b.disk_uuid == b.volume_id == disk_uuid_in_vsphere(vsphere_session, b)
 
 
-def test_a_refused_create_that_is_not_about_its_spec_is_not_sent_again(proxy, faulty, made, places):
+def test_a_create_refused_with_and_without_the_disk_uuid_is_sent_twice_then_reported(proxy, faulty, made, places):
     proxy.reset_records()
     proxy.inject("refuse", "CreateVM_Task", times=None)
     with pytest.raises(vim.fault.InvalidDeviceSpec):  # passed through as vSphere said it (the resources map it)
