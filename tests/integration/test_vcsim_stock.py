@@ -116,9 +116,14 @@ def test_no_fidelity_layer(stock, si):
                                  vim.vm.device.VirtualDeviceSpec(operation="add", device=controller),
                                  vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create", device=disk)])
     vm = _wait(dc.vmFolder.CreateVM_Task(spec, host.parent.resourcePool, host))
-    own = next(d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)).backing
-    assert own.uuid is None  # vcsim 0.24.2 sets no disk uuid
-    _wait(vm.CloneVM_Task(folder=dc.vmFolder, name=name + "-c", spec=vim.vm.CloneSpec(
-        location=vim.vm.RelocateSpec(), powerOn=False, template=False)))
-    after = next(d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)).backing
-    assert after.fileName != own.fileName  # the clone-rewrites-source bug of vcsim 0.24.2
+    made = [vm]
+    try:
+        own = next(d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)).backing
+        assert own.uuid is None  # vcsim 0.24.2 sets no disk uuid
+        made.append(_wait(vm.CloneVM_Task(folder=dc.vmFolder, name=name + "-c", spec=vim.vm.CloneSpec(
+            location=vim.vm.RelocateSpec(), powerOn=False, template=False))))
+        after = next(d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)).backing
+        assert after.fileName != own.fileName  # the clone-rewrites-source bug of vcsim 0.24.2
+    finally:  # the module's other tests see the default inventory, whatever the order
+        for each in reversed(made):
+            _wait(each.Destroy_Task())
