@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "provider"))
 
@@ -47,9 +47,13 @@ def _known(resource: Resource, plan: dict[str, Any]) -> dict[str, Any]:
     return filled
 
 
-class EchoVolume(VolumeResource):
+class _Echo(Resource):
+    """Writes and reads that hand Terraform back what it planned or holds, with no vSphere work."""
+
+    created: ClassVar[dict[str, Any]] = {}  # values a create sets besides the id
+
     def create(self, req: ApplyRequest) -> dict[str, Any]:
-        return _known(self, {**(req.plan or {}), "id": str(uuid.uuid4())})
+        return _known(self, {**(req.plan or {}), "id": str(uuid.uuid4()), **self.created})
 
     def update(self, req: ApplyRequest) -> dict[str, Any]:
         return _known(self, req.plan or {})
@@ -61,18 +65,12 @@ class EchoVolume(VolumeResource):
         return None
 
 
-class EchoSnapshot(SnapshotResource):
-    def create(self, req: ApplyRequest) -> dict[str, Any]:
-        return _known(self, {**(req.plan or {}), "id": str(uuid.uuid4()), "format": "COW"})
+class EchoVolume(_Echo, VolumeResource):
+    pass
 
-    def update(self, req: ApplyRequest) -> dict[str, Any]:
-        return _known(self, req.plan or {})
 
-    def read(self, req: ReadRequest) -> dict[str, Any] | None:
-        return req.state
-
-    def delete(self, req: ApplyRequest) -> None:
-        return None
+class EchoSnapshot(_Echo, SnapshotResource):
+    created: ClassVar[dict[str, Any]] = {"format": "COW"}
 
 
 class EchoProvider(VmdkProvider):
