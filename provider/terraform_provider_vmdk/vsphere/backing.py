@@ -118,6 +118,25 @@ class Backing:
                 and (self.instance_uuid or "").lower() == self.volume_id.lower())
 
     @property
+    def identity(self) -> str | None:
+        """The instanceUuid this VM must own to be the object its marks name: the volume id (a volume, or a
+        backing OpenStack Cinder made), the id derived from it (our retype's or restore's copy), the snapshot
+        id (a template snapshot)."""
+        if self.kind == specs.KIND_SNAPSHOT:
+            return self.snapshot_id
+        if not self.volume_id:
+            return None
+        return specs.retype_uuid(self.volume_id) if self.is_retype_copy else self.volume_id
+
+    @property
+    def proven(self) -> bool:
+        """This VM is the object its marks name, not a copy of it. vSphere's Clone (and clone to template,
+        backup products restoring "as a new VM") copies extraConfig and annotation, so marks alone prove
+        nothing; the instanceUuid, fixed by us before the create and never copied, does."""
+        identity = self.identity
+        return bool(identity) and (self.instance_uuid or "").lower() == (identity or "").lower()
+
+    @property
     def is_linked_clone(self) -> bool:
         return self.parent_vmdk_path is not None
 
