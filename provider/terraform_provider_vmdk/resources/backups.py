@@ -27,7 +27,7 @@ from ..framework.validators import NotEmpty
 from .backend import VolumeBackend, backend_of, driver_errors, run_bounded
 from .export import export_disk
 from .images import sha256_of
-from .volume_policy import GiB, refuse_in_use
+from .volume_policy import GiB, refuse_in_use, refuse_parent
 from .volume_sources import BACKUP_DISK, MANIFEST, backup_image, read_manifest
 
 __all__ = ["BackupResource", "RestoreResource"]
@@ -173,14 +173,16 @@ def restore(backend: VolumeBackend, volume_id: str, backup_path: str) -> None:
     from ..vsphere.datastore import Requirements
 
     local, _ = backup_image(backup_path, "backup_path")
-    backing = driver_errors("find the volume", lambda: backend.choice(volume_id, fresh=True).primary, "volume_id")
+    choice, index = driver_errors("find the volume", lambda: backend.decide_on(volume_id), "volume_id")
+    backing = choice.primary
     if backing is None:
         raise DiagnosticError("Volume not found", f"No vmdk_volume with id {volume_id!r} exists.", "volume_id")
     if backing.user_snapshots:
         raise DiagnosticError(
             "Volume has snapshots", f"Volume {volume_id} has {len(backing.user_snapshots)} COW snapshot(s); a restore "
             "would leave them out of step with the disk (Cinder refuses it too). Delete them first.", "volume_id")
-    refuse_in_use(backend.users_of(backing), "restore onto it", "volume_id")
+    refuse_in_use(index.users_of(backing), "restore onto it", "volume_id")
+    refuse_parent(index.children_of(backing), "restore onto it", "volume_id")
     if local.capacity > backing.size_bytes:
         raise DiagnosticError(
             "Backup bigger than the volume", f"The backup holds {local.capacity / GiB:.2f} GiB; volume {volume_id} has "

@@ -82,13 +82,14 @@ def revert(backend: VolumeBackend, snapshot_id: str) -> str:
             "history. Create a volume from it (source_snapshot_id) instead.", "snapshot_id")
     owners = [vid for vid in list(index.volumes)
               if any(s.snapshot_id == snapshot_id for s in getattr(index.primary(vid), "snapshots", ()))]
-    for volume_id in owners:  # the one volume the batched read saw it in, read again now
-        backing = backend.choice(volume_id, fresh=True).primary
+    for volume_id in owners:  # the one volume the batched read saw it in, read again now with its holders
+        choice, fresh = driver_errors("find the volume", partial(backend.decide_on, volume_id), "snapshot_id")
+        backing = choice.primary
         if backing is None:
             continue
         for snapshot in backing.snapshots:
             if snapshot.snapshot_id == snapshot_id:
-                refuse_in_use(backend.users_of(backing), "revert it", "snapshot_id")
+                refuse_in_use(fresh.users_of(backing), "revert it", "snapshot_id")
                 reverted = driver_errors("revert the volume",
                                          partial(backend.ops.revert_to_snapshot, backing, snapshot),
                                          "snapshot_id")

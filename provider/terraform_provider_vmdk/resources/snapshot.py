@@ -318,6 +318,12 @@ class SnapshotResource(Resource):
             )
             if info is None:
                 return  # COW snapshots went with their volume; a template deleted outside Terraform: nothing to do
+            if info.format == FORMAT_COW and info.volume_id:
+                # Removing a COW snapshot merges its delta into the disk below: decided on a read made now, it is
+                # refused while an instance holds the volume's files (its device may be on that very delta).
+                choice, index = driver_errors("find the volume", lambda: backend.decide_on(info.volume_id or ""))
+                if choice.primary is not None:
+                    refuse_in_use(index.users_of(choice.primary), "delete its COW snapshot", "volume_id")
             driver_errors("delete the snapshot", lambda: backend.ops.delete_snapshot(None, snapshot=info))
             if info.template is not None:
                 backend.forget(info.template)

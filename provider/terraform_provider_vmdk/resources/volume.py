@@ -28,6 +28,7 @@ from . import volume_sources
 from .backend import VolumeBackend, backend_of, driver_errors, run_bounded, settle_pending, still_running
 from .volume_plan import plan_update
 from .volume_policy import EXTEND_IN_PLACE, EXTEND_MAY_MOVE, Executor, Facts, GiB, refuse_in_use, refuse_parent
+from .volume_provenance import plan_provenance
 from .volume_schema import VOLUME_ATTRIBUTES, volume_state_from_backing
 from .volume_sources import SOURCE_BLOCKS, validate_sources
 
@@ -76,11 +77,24 @@ class VolumeResource(Resource):
         validate_sources(config, diags)
 
     def modify_plan(self, req: PlanRequest) -> None:
-        if req.plan is not None and req.prior is not None:
-            for block in ("image", "backup", "adopt"):  # where the data came from: a new source, a new volume
-                if req.plan.get(block) != req.prior.get(block):
-                    req.requires_replace.add(block)
+        prior = req.prior
+        if prior is None:
+            return  # a create
+        if req.plan is None:  # a destroy (Terraform 1.3 and newer ask)
+            _plan_protected(req, prior, "destroys")
+            return
+        plan_provenance(req)
+        if req.requires_replace:
+            _plan_protected(req, prior, "replaces", ", ".join(sorted(req.requires_replace)))
+            return  # the replacement is planned as a create
         plan_update(req)
+        facts = Facts.from_private(req.private.get("facts"))
+        if facts is not None and facts.copies:
+            req.diagnostics.warning(
+                "Copies of this volume made outside Terraform",
+                f"VM(s) {', '.join(facts.copies)} carry this volume's marks (a clone made in vCenter, or a backup "
+                "product's restore as a new VM) but are not this volume: the provider never changes or destroys "
+                "them. `terraform-provider-vmdk orphans` lists them; remove them in vCenter if they are not needed.")
 
     # -- create ----------------------------------------------------------------------------------------
     def create(self, req: ApplyRequest) -> dict[str, Any]:
@@ -225,6 +239,9 @@ class VolumeResource(Resource):
                                                     lambda: backend.policy_name(backing.profile_id))
         if not _known(state.get("clone_type")):
             state["clone_type"] = "full"
+        for flag in ("deletion_protection", "keep_on_destroy"):  # a state from before they existed
+            if state.get(flag) is None:
+                state[flag] = False
         req.private.clear()
         req.private["facts"] = driver_errors("read the volume", lambda: Facts.of(
             backing, backend.datastore_free(backing.datastore_name), backend.users_of(backing), choice,
@@ -242,7 +259,7 @@ class VolumeResource(Resource):
         if driver_errors("import the volume", lambda: backend.get(wanted)) is None:
             raise DiagnosticError("Cannot import vmdk_volume",
                                   f"No volume with id {wanted!r} exists (the id is the shadow VM's instance UUID).")
-        return {"id": wanted, "clone_type": "full"}
+        return {"id": wanted, "clone_type": "full", "deletion_protection": False, "keep_on_destroy": False}
 
     # -- update ----------------------------------------------------------------------------------------
     def update(self, req: ApplyRequest) -> dict[str, Any]:
@@ -264,8 +281,7 @@ class VolumeResource(Resource):
         backing: Backing = found  # declared, so the closures below see it as not None
         ds_cfg = config.get("datastore")
         if _known(ds_cfg) and ds_cfg != backing.datastore_name:
-            refuse_in_use(backend.users_of(backing), "move it", "datastore")
-            refuse_parent(backend.children_of(backing), "move it", "datastore")
+            executor.refuse_held(backing, "move it", "datastore")
             placement = self._placement(backend, backing.size_bytes, plan.get("storage_policy"), ds_cfg)
             try:
                 backing = driver_errors("relocate the volume", lambda: backend.ops.relocate_backing(
@@ -273,13 +289,13 @@ class VolumeResource(Resource):
             finally:
                 placement.release()
         if self._retype_wanted(plan, prior, backing):
-            refuse_in_use(backend.users_of(backing), "retype it", "disk_type")
+            refuse_in_use(executor.holders(backing)[0], "retype it", "disk_type")
             may_move = decision.get("retype_may_move", is_unknown(plan.get("datastore")))
             backing = driver_errors("retype the volume", lambda: executor.retype(
                 backing, plan["disk_type"], plan["adapter_type"], plan.get("storage_policy"), bool(may_move)))
         new_size = int(plan["size_gb"]) * GiB
         if new_size > backing.size_bytes:
-            refuse_in_use(backend.users_of(backing), "extend it", "size_gb")
+            refuse_in_use(executor.holders(backing)[0], "extend it", "size_gb")
             planned = decision.get("extend") or (
                 EXTEND_MAY_MOVE if is_unknown(plan.get("datastore")) else EXTEND_IN_PLACE)
             backing = driver_errors("extend the volume", lambda: executor.extend(
@@ -299,26 +315,54 @@ class VolumeResource(Resource):
     # -- delete ----------------------------------------------------------------------------------------
     def delete(self, req: ApplyRequest) -> None:
         prior = req.prior or {}
+        _refuse_protected(prior, "destroys")
         backend = backend_of(self.provider_data)
         volume_id = volume_id_of(prior)
         if volume_id is None:
             return  # names no volume: nothing to remove
+        keep = prior.get("keep_on_destroy") is True
 
         def work() -> None:
             driver_errors("wait for the volume's running tasks", lambda: settle_pending(backend, req.private, None))
-            # The process's batched read is fresh enough to delete by (a VM gone meanwhile counts as deleted);
-            # a per-volume re-read would double a destroy's cost.
-            choice = driver_errors("find the volume", lambda: backend.choice(volume_id))
-            if choice.primary is None:
+            # Decided on a read made now: who holds the volume's files may have changed since the last refresh.
+            choice, index = driver_errors("find the volume", lambda: backend.decide_on(volume_id))
+            primary = choice.primary
+            if primary is None:
                 return  # already gone: deleting is idempotent
-            refuse_in_use(backend.users_of(choice.primary), "delete it")
-            refuse_parent(backend.children_of(choice.primary), "delete it")
-            for backing in (choice.primary, *choice.leftovers):
-                driver_errors("delete the volume", functools.partial(backend.ops.delete_backing, backing))
-                backend.forget(backing)
+            if keep:
+                self._unmanage(req, backend, primary, index.users_of(primary) + index.children_of(primary))
+            else:
+                refuse_in_use(index.users_of(primary), "delete it")
+                refuse_parent(index.children_of(primary), "delete it")
+                driver_errors("delete the volume", functools.partial(backend.ops.delete_backing, primary))
+                backend.forget(primary)
+            for extra in choice.leftovers:  # proven ours: an interrupted retype's copy, a duplicate
+                if index.users_of(extra) or index.children_of(extra):
+                    continue
+                driver_errors("delete the volume", functools.partial(backend.ops.delete_backing, extra))
+                backend.forget(extra)
 
         run_bounded("delete the volume", timeout_seconds(prior, "delete", _DEFAULT_SECONDS["delete"]), req.stop, work,
                     req.private)
+
+    @staticmethod
+    def _unmanage(req: ApplyRequest, backend: VolumeBackend, backing: Backing, holders: list[str]) -> None:
+        """keep_on_destroy: detach the VMDK from the shadow VM, then destroy the VM alone (Cinder's unmanage)."""
+        if backing.user_snapshots:
+            raise DiagnosticError(
+                "Cannot keep the disk of a volume with COW snapshots",
+                f"keep_on_destroy = true, but the volume has {len(backing.user_snapshots)} COW snapshot(s), and its "
+                "disk runs on their delta files. Delete the snapshots first (or set keep_on_destroy = false).",
+                "keep_on_destroy")
+        kept = driver_errors("keep the volume's disk", lambda: backend.ops.release_disk(backing), "keep_on_destroy")
+        backend.forget(backing)
+        kept = kept or (req.prior or {}).get("vmdk_path")
+        if kept:
+            held = f" It is still attached to {', '.join(holders)}." if holders else ""
+            req.diagnostics.warning(
+                "The volume's disk was kept",
+                f"keep_on_destroy = true: the shadow VM {backing.name} is gone and the VMDK stays at {kept}.{held} "
+                "Terraform no longer manages it; adopt it again with an `adopt` block, or delete it in vCenter.")
 
     # -- results ---------------------------------------------------------------------------------------
     def _result(self, req: ApplyRequest, backend: VolumeBackend, backing: Backing, created: bool = False
@@ -328,7 +372,8 @@ class VolumeResource(Resource):
         wait for the batched read of every VM)."""
         plan = req.plan or {}
         state = volume_state_from_backing(backing, backend.inventory.datacenter_name, plan)
-        for key in ("source_volume_id", "source_snapshot_id", "clone_type", "timeouts", "image", "backup", "adopt"):
+        for key in ("source_volume_id", "source_snapshot_id", "clone_type", "timeouts", "image", "backup", "adopt",
+                    "deletion_protection", "keep_on_destroy"):
             state[key] = plan.get(key)
         if plan.get("storage_policy") and backing.profile_id is not None:
             state["storage_policy"] = plan["storage_policy"]
@@ -354,6 +399,24 @@ _CHECKED = {
     "name": "vSphere did not keep the name",
     "description": "vSphere did not keep the description",
 }
+
+
+def _refuse_protected(prior: dict[str, Any], what: str, why: str | None = None) -> None:
+    """deletion_protection: a destroy or a replacement is an error before anything is touched."""
+    if prior.get("deletion_protection") is True:
+        because = f" (because {why} changed)" if why else ""
+        raise DiagnosticError(
+            "Volume is protected from deletion",
+            f"This plan {what} volume {prior.get('id')}{because}, but the volume has deletion_protection = true. "
+            "Set deletion_protection = false and apply that first if the volume is to go; keep_on_destroy = true "
+            "keeps its VMDK when it does.", "deletion_protection")
+
+
+def _plan_protected(req: PlanRequest, prior: dict[str, Any], what: str, why: str | None = None) -> None:
+    try:
+        _refuse_protected(prior, what, why)
+    except DiagnosticError as error:
+        req.diagnostics.extend(error.diagnostics)
 
 
 def _raise(error: BaseException) -> NoReturn:

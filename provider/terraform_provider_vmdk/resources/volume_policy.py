@@ -26,7 +26,7 @@ from ..framework.diagnostics import DiagnosticError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..vsphere.backing import Backing
-    from ..vsphere.lookup import Choice
+    from ..vsphere.lookup import BackingIndex, Choice
     from .backend import VolumeBackend
 
 LOG = logging.getLogger("terraform_provider_vmdk.resources")
@@ -45,6 +45,9 @@ EXTEND_IN_PLACE = "in-place"
 EXTEND_MAY_MOVE = "may-move"  # the datastore lacks room: move to one that has it, then grow
 
 
+_LISTS = ("in_use_by", "repairs", "linked_children", "copies")
+
+
 @dataclass(frozen=True)
 class Facts:
     """What a read of the volume saw; plan decides from these without calling vSphere."""
@@ -60,6 +63,7 @@ class Facts:
     in_use_by: tuple[str, ...] = ()
     repairs: tuple[str, ...] = ()
     linked_children: tuple[str, ...] = ()  # linked clones whose disks build on this volume's disk
+    copies: tuple[str, ...] = ()  # VMs carrying this volume's marks that are copies made outside Terraform
 
     @classmethod
     def of(cls, backing: Backing, datastore_free: int | None, in_use_by: list[str] | tuple[str, ...] = (),
@@ -68,11 +72,11 @@ class Facts:
                    profile_id=backing.profile_id, datastore=backing.datastore_name, datastore_free=datastore_free,
                    cow_snapshots=len(backing.user_snapshots), linked_clone=backing.is_linked_clone,
                    in_use_by=tuple(in_use_by), repairs=tuple(choice.repairs()) if choice is not None else (),
-                   linked_children=tuple(children))
+                   linked_children=tuple(children), copies=tuple(choice.outside()) if choice is not None else ())
 
     def to_private(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("in_use_by", "repairs", "linked_children"):
+        for key in _LISTS:
             data[key] = list(data[key])
         return data
 
@@ -82,7 +86,7 @@ class Facts:
         if not isinstance(data, Mapping) or not isinstance(data.get("size_bytes"), int):
             return None
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        for key in ("in_use_by", "repairs", "linked_children"):
+        for key in _LISTS:
             known[key] = tuple(known.get(key) or ())
         try:
             return cls(**known)
@@ -134,8 +138,9 @@ def decide_extend(facts: Facts, new_size_bytes: int, disk_type: str | None, *, p
     if facts.linked_clone:
         return ExtendDecision(EXTEND_NONE, refusal=Refusal(
             "size_gb", "Linked clone cannot be extended",
-            "This volume is a linked clone (a child disk of another volume's snapshot); vSphere cannot extend it. "
-            "Recreate it with clone_type = \"full\" to get a volume that can grow."))
+            "This volume's disk builds on files that are not its own (a linked clone: a child disk of another "
+            "volume's snapshot); vSphere cannot extend such a disk. Recreate it with clone_type = \"full\" to get "
+            "a volume that can grow."))
     growth = new_size_bytes - old
     needed = 0 if (disk_type or facts.disk_type) == DISK_THIN else growth
     free = facts.datastore_free
@@ -277,24 +282,32 @@ def refuse_in_use(users: list[str] | tuple[str, ...], action: str, attribute: st
 
 # ---------------------------------------------------------------------------------------------- apply
 class Executor:
-    """Carries the policy's decisions out through VolumeOps, re-deciding with fresh facts at apply."""
+    """Carries the policy's decisions out through VolumeOps, re-deciding with fresh facts at apply.
+
+    ``resolve`` reads every VM once, now: who holds the volume's files (an instance, which may run on a delta
+    of it after a snapshot; a linked clone) is decided on that read, never on a batched one."""
 
     def __init__(self, backend: VolumeBackend) -> None:
         self.backend = backend
         self.ops = backend.ops
+        self.index: BackingIndex | None = None
 
     def resolve(self, volume_id: str) -> Backing | None:
         """The volume's backing, brought back to one clean VM first: an interrupted retype finished,
-        duplicates and leftover copies removed, a linked clone's leftover snapshot point removed."""
-        choice = self.backend.choice(volume_id, fresh=True)
+        duplicates and leftover copies of ours removed, a linked clone's leftover snapshot point removed.
+        Copies of the volume made outside Terraform are left alone."""
+        choice, self.index = self.backend.decide_on(volume_id)
         primary = choice.primary
         if primary is None:
             return None
+        for copy in choice.copies:
+            LOG.warning("volume %s: VM %s (%s) carries this volume's marks but is a copy made outside Terraform; "
+                        "leaving it alone", volume_id, copy.name, copy.moref_value)
         for extra in choice.leftovers:
-            users = self.backend.users_of(extra)
-            if users:
-                LOG.warning("volume %s: leftover VM %s is attached to %s; not removing it", volume_id, extra.name,
-                            ", ".join(users))
+            held = self.index.users_of(extra) + self.index.children_of(extra)
+            if held:
+                LOG.warning("volume %s: leftover VM %s is held by %s; not removing it", volume_id, extra.name,
+                            ", ".join(held))
                 continue
             LOG.warning("volume %s: removing leftover VM %s (%s)", volume_id, extra.name, extra.moref_value)
             self.ops.delete_backing(extra)
@@ -308,9 +321,20 @@ class Executor:
         self.backend.remember(primary)
         return primary
 
+    def holders(self, backing: Backing) -> tuple[list[str], list[str]]:
+        """(instances, linked clones) holding the volume's files, from the read ``resolve`` made."""
+        index = self.index if self.index is not None else self.backend.fresh_index()
+        return index.users_of(backing), index.children_of(backing)
+
+    def refuse_held(self, backing: Backing, action: str, attribute: str | None = None) -> None:
+        """An error when an instance or a linked clone holds the volume's files (the read ``resolve`` made)."""
+        users, children = self.holders(backing)
+        refuse_in_use(users, action, attribute)
+        refuse_parent(children, action, attribute)
+
     def facts(self, backing: Backing) -> Facts:
-        return Facts.of(backing, self.ops.free_space(backing.datastore), self.backend.users_of(backing),
-                        children=self.backend.children_of(backing))
+        users, children = self.holders(backing)
+        return Facts.of(backing, self.ops.free_space(backing.datastore), users, children=children)
 
     # -- extend ----------------------------------------------------------------------------------------
     def extend(self, backing: Backing, new_size_bytes: int, planned: str, policy_name: str | None) -> Backing:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..framework.planmodifiers import RequiresReplace, UseStateForUnknown
+from ..framework.planmodifiers import UseStateForUnknown
 from ..framework.schema import Attribute
-from ..framework.types import Map, Number, String
+from ..framework.types import Bool, Map, Number, String
 from ..framework.validators import AtLeast, NotEmpty, OneOf, WholeNumber
 from .disk_types import ADAPTER_TYPES, VOLUME_DISK_TYPES
 from .volume_policy import CLONE_TYPES, GiB
@@ -54,17 +54,33 @@ VOLUME_ATTRIBUTES: dict[str, Attribute] = {
         "placement rules (`datastore_regex`, `datastore_types`, room, hosts).",
     ),
     "source_volume_id": Attribute(
-        String, optional=True, plan_modifiers=(RequiresReplace(),),
-        description="Create as a clone of this volume. Conflicts with `source_snapshot_id`.",
+        String, optional=True,
+        description="Create as a clone of this volume. Conflicts with `source_snapshot_id`. Where the data came "
+        "from is read when the volume is created: another source replaces the volume, while a source given to a "
+        "volume that has none recorded (an imported one) changes nothing but the state.",
     ),
     "source_snapshot_id": Attribute(
-        String, optional=True, plan_modifiers=(RequiresReplace(),),
-        description="Create from this `vmdk_snapshot`. Conflicts with `source_volume_id`.",
+        String, optional=True,
+        description="Create from this `vmdk_snapshot`. Conflicts with `source_volume_id`. Another snapshot "
+        "replaces the volume (see `source_volume_id`).",
     ),
     "clone_type": Attribute(
-        String, optional=True, default="full", validators=(OneOf(CLONE_TYPES),), plan_modifiers=(RequiresReplace(),),
+        String, optional=True, default="full", validators=(OneOf(CLONE_TYPES),),
         description="`full` (an independent copy) or `linked` (a child disk of the source; only with a source, "
-        "and it becomes full when the new volume is bigger than the source). Default `full`.",
+        "and it becomes full when the new volume is bigger than the source). Default `full`. A change replaces "
+        "a volume cloned from a recorded source, and only records the value otherwise.",
+    ),
+    "deletion_protection": Attribute(
+        Bool, optional=True, default=False,
+        description="When `true`, destroying or replacing the volume fails with an error before anything is "
+        "touched (plan says so where Terraform asks the provider about a destroy, 1.3 and newer; apply always). "
+        "Set it to `false` and apply before destroying. Changes in place. Default `false`.",
+    ),
+    "keep_on_destroy": Attribute(
+        Bool, optional=True, default=False,
+        description="When `true`, destroy removes the shadow VM but keeps the VMDK file where `vmdk_path` says "
+        "(apply prints where), like Cinder's unmanage: Terraform stops managing the volume and its data stays. "
+        "A volume with COW snapshots is refused (delete them first). Changes in place. Default `false`.",
     ),
     "backing_name": Attribute(String, computed=True, plan_modifiers=(UseStateForUnknown(),),
                               description="Name of the shadow VM (`volume-<id>`)."),

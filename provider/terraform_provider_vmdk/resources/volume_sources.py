@@ -1,7 +1,8 @@
 """Where a new volume's data comes from, besides nothing or another volume: an image file, a backup, an
 existing VMDK (Cinder's copy_image_to_volume, restore_backup and manage_existing).
 
-The ``image``, ``backup`` and ``adopt`` blocks of ``vmdk_volume`` (each replaces the volume when changed).
+The ``image``, ``backup`` and ``adopt`` blocks of ``vmdk_volume``: provenance, read when the volume is created
+(another source replaces the volume; see ``volume_provenance``).
 Everything a user can get wrong — a missing file, a wrong checksum, an image of another kind, a size_gb
 smaller than the image's disk, an unknown VMDK path or VM — is found before anything is made in vSphere and
 named on its attribute. Then the data goes in (``vsphere.imports``), the volume's disk type, adapter and
@@ -43,13 +44,14 @@ SOURCE_BLOCKS: dict[str, NestedBlock] = {
                                "flat extent to be made thin)."),
         "sha256": Attribute(String, optional=True, validators=(NotEmpty(),),
                             description="The file's SHA-256, checked before anything is created."),
-    }, description="Create the volume from an image file (replaces the volume when changed)."), Nesting.SINGLE,
-        description="Create the volume from an image file (replaces the volume when changed)."),
+    }, description="Create the volume from an image file (another `source` replaces the volume; `sha256` and "
+        "`disk_type` only matter when it is created)."),
+        Nesting.SINGLE, description="Create the volume from an image file (another `source` replaces the volume)."),
     "backup": NestedBlock(Block({
         "path": Attribute(String, required=True, validators=(NotEmpty(),),
                           description="A backup directory that `vmdk_volume_backup` wrote."),
-    }, description="Create the volume from a backup (replaces the volume when changed)."), Nesting.SINGLE,
-        description="Create the volume from a backup (replaces the volume when changed)."),
+    }, description="Create the volume from a backup (another `path` replaces the volume)."), Nesting.SINGLE,
+        description="Create the volume from a backup (another `path` replaces the volume)."),
     "adopt": NestedBlock(Block({
         "vmdk_path": Attribute(String, required=True, validators=(NotEmpty(),),
                                description="The existing VMDK, as `[datastore] dir/disk.vmdk`."),
@@ -57,8 +59,9 @@ SOURCE_BLOCKS: dict[str, NestedBlock] = {
                         description="Inventory path of the VM the VMDK is attached to (e.g. `DC0/vm/app-1`): it "
                         "is detached from it first."),
     }, description="Adopt an existing VMDK as this volume (Cinder's manage_existing): it is moved into the "
-        "volume's shadow VM (replaces the volume when changed)."), Nesting.SINGLE,
-        description="Adopt an existing VMDK as this volume (replaces the volume when changed)."),
+        "volume's shadow VM. Another `vmdk_path` replaces the volume (destroying the adopted disk, unless "
+        "`keep_on_destroy`); `vm`, or a `vmdk_path` naming where the adopted disk lives now, changes nothing."),
+        Nesting.SINGLE, description="Adopt an existing VMDK as this volume (another `vmdk_path` replaces it)."),
 }
 
 
@@ -196,15 +199,22 @@ def prepare_adoption(backend: VolumeBackend, plan: dict[str, Any]) -> dict[str, 
     ops = backend.ops
     vm = None
     capacity, thin = 0, False
+    # Who holds the disk is decided on a read made now (a VM may have been snapshotted since the refresh).
+    holders = driver_errors("read the VMs", backend.fresh_index, "adopt.vmdk_path").holders_of([vmdk_path])
     if vm_path:
         vm = driver_errors("find the VM", lambda: ops.find_vm_by_path(vm_path), "adopt.vm")
         if vm is None:
             raise DiagnosticError("VM not found", f"adopt.vm {vm_path!r}: no VM has that inventory path "
                                   "(e.g. \"DC0/vm/folder/name\").", "adopt.vm")
         device = driver_errors("read the VM", lambda: ops.disk_attached(vm, vmdk_path), "adopt.vm")
+        if device is None and any(h.moref == vm._moId for h in holders):
+            raise DiagnosticError(
+                "The VM's snapshots hold that VMDK", f"{vm_path} runs on a snapshot delta of {vmdk_path}: detaching "
+                "it would break the VM's snapshots. Delete the VM's snapshots first.", "adopt.vm")
         if device is None:
             raise DiagnosticError("VMDK not attached to that VM", f"{vmdk_path} is not a disk of {vm_path}.",
                                   "adopt.vmdk_path")
+        holders = [h for h in holders if h.moref != vm._moId]
         # what vSphere says of the attached disk
         capacity = int(device.capacityInBytes or (device.capacityInKB or 0) * 1024)
         thin = bool(getattr(device.backing, "thinProvisioned", False))
@@ -226,11 +236,14 @@ def prepare_adoption(backend: VolumeBackend, plan: dict[str, Any]) -> dict[str, 
             "disk_type differs from the VMDK's", f"{vmdk_path} is {actual}; adopt it with that disk_type (change "
             "the type afterwards, in place, if another is wanted): a conversion while adopting could leave the "
             "disk half-moved.", "disk_type")
-    if vm is None:
-        users = list(backend.index().users.get(vmdk_path, ()))
-        if users:
-            raise DiagnosticError("VMDK in use", f"{vmdk_path} is attached to {', '.join(n for _, n in users)}; "
-                                  "name that VM in adopt.vm to detach it first.", "adopt.vm")
+    if holders:
+        names = ", ".join(h.name for h in holders)
+        if any(h.ours for h in holders):
+            raise DiagnosticError("VMDK in use", f"{vmdk_path} is held by {names}, a volume of this provider (or "
+                                  "a linked clone building on the disk): it cannot be adopted.", "adopt.vmdk_path")
+        raise DiagnosticError("VMDK in use", f"{vmdk_path} is held by {names} (attached, or under a snapshot "
+                              "delta); name that VM in adopt.vm to detach it first, after deleting its snapshots.",
+                              "adopt.vm" if vm is None else "adopt.vmdk_path")
     return {"vmdk_path": vmdk_path, "vm": vm, "datastore": datastore, "capacity": capacity}
 
 

@@ -8,6 +8,7 @@ hand-built pyVmomi objects.
 from __future__ import annotations
 
 import datetime as _dt
+import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,7 +81,7 @@ class Backing:
     disk_uuid: str | None
     snapshots: tuple[SnapshotInfo, ...] = ()
     is_template: bool = False
-    parent_vmdk_path: str | None = None  # set for a linked-clone child disk
+    parent_vmdk_path: str | None = None  # the first file of the chain that is not the volume's own (linked clone)
     profile_id: str | None = None
     instance_uuid: str | None = None
     kind: str = specs.KIND_VOLUME
@@ -93,6 +94,8 @@ class Backing:
     extra_config: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     create_date: _dt.datetime | None = field(default=None, compare=False)
     foreign: str | None = None  # "cinder": a backing OpenStack Cinder made, not (yet) marked as ours
+    chain: tuple[str, ...] = ()  # the disk's files, top first: deltas of its COW snapshots, its base, parents
+    own_depth: int = 1  # how many files of the chain are the volume's own (see ``own_chain``)
 
     @property
     def has_snapshots(self) -> bool:
@@ -137,7 +140,20 @@ class Backing:
         return bool(identity) and (self.instance_uuid or "").lower() == (identity or "").lower()
 
     @property
+    def own_files(self) -> tuple[str, ...]:
+        """The files of the chain that are this volume's: its base disk and the deltas above it (a linked
+        clone's parent files belong to its source)."""
+        return self.chain[:self.own_depth]
+
+    @property
+    def base_vmdk_path(self) -> str | None:
+        """The volume's own base disk (its VMDK before any COW snapshot put a delta on top)."""
+        own = self.own_files
+        return own[-1] if own else self.vmdk_path
+
+    @property
     def is_linked_clone(self) -> bool:
+        """The disk builds on files that are not the volume's own (vSphere cannot grow such a disk)."""
         return self.parent_vmdk_path is not None
 
     @property
@@ -174,6 +190,40 @@ def find_disk(devices: Iterable[Any]) -> Any | None:
         if isinstance(d, vim.vm.device.VirtualDisk):
             return d
     return None
+
+
+def backing_chain(disk_backing: Any) -> list[Any]:
+    """A disk's backings, top first: the file the VM writes to, then each ``parent`` down to the base."""
+    out: list[Any] = []
+    seen: set[int] = set()
+    node = disk_backing
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        out.append(node)
+        node = getattr(node, "parent", None)
+    return out
+
+
+def disk_files(devices: Iterable[Any]) -> set[str]:
+    """Every file of every disk chain of a VM (what deleting, moving or growing those files would break)."""
+    files: set[str] = set()
+    for device in devices or ():
+        if isinstance(device, vim.vm.device.VirtualDisk):
+            files.update(name for b in backing_chain(device.backing) if (name := getattr(b, "fileName", None)))
+    return files
+
+
+def own_chain(chain: list[Any]) -> int:
+    """How many backings, from the top, are the disk's own: those in the top file's folder. A snapshot puts
+    its delta next to the parent (vSphere's default), so a volume's deltas sit beside its base disk, while a
+    linked clone's child disk is in the clone's own folder and its parent in the source's."""
+    folders = [posixpath.dirname(getattr(b, "fileName", None) or "") for b in chain]
+    count = 0
+    for folder in folders:
+        if folder != folders[0]:
+            break
+        count += 1
+    return max(count, 1)
 
 
 def controller_of(devices: Iterable[Any], disk: Any) -> Any | None:
@@ -220,7 +270,9 @@ def backing_from_props(obj: Any, props: Mapping[str, Any]) -> Backing:
     disk_backing = getattr(disk, "backing", None)
     vmdk_path = getattr(disk_backing, "fileName", None)
     ds_name, _ = split_datastore_path(vmdk_path)
-    parent = getattr(disk_backing, "parent", None)
+    chain = backing_chain(disk_backing) if disk_backing is not None else []
+    depth = own_chain(chain) if chain else 1
+    base = chain[depth - 1] if chain else None  # the volume's own base disk: its type is the volume's
     size = 0
     if disk is not None:
         size = disk.capacityInBytes or (disk.capacityInKB or 0) * specs.KiB
@@ -239,7 +291,7 @@ def backing_from_props(obj: Any, props: Mapping[str, Any]) -> Backing:
         display_name=display,
         description=desc,
         size_bytes=int(size),
-        disk_type=specs.disk_type_of(disk_backing) if disk_backing is not None else None,
+        disk_type=specs.disk_type_of(base) if base is not None else None,
         adapter_type=specs.adapter_type_of(controller) if controller is not None else None,
         datastore_name=ds_name,
         datastore=getattr(disk_backing, "datastore", None) or (vm_ds[0] if vm_ds else None),
@@ -247,7 +299,7 @@ def backing_from_props(obj: Any, props: Mapping[str, Any]) -> Backing:
         disk_uuid=getattr(disk_backing, "uuid", None),
         snapshots=flatten_snapshots(props.get("snapshot"), volume_id, obj),
         is_template=bool(props.get("config.template")),
-        parent_vmdk_path=getattr(parent, "fileName", None) if parent is not None else None,
+        parent_vmdk_path=getattr(chain[depth], "fileName", None) if len(chain) > depth else None,
         profile_id=ec.get(specs.KEY_PROFILE_ID) or None,
         instance_uuid=props.get("config.instanceUuid"),
         kind=ec.get(specs.KEY_KIND) or specs.KIND_VOLUME,
@@ -260,6 +312,8 @@ def backing_from_props(obj: Any, props: Mapping[str, Any]) -> Backing:
         extra_config=ec,
         create_date=props.get("config.createDate"),
         foreign=foreign,
+        chain=tuple(name for b in chain if (name := getattr(b, "fileName", None))),
+        own_depth=depth,
     )
 
 

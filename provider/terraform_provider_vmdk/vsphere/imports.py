@@ -140,22 +140,15 @@ class Imports(Resize, Nfc):
                        placement: Any, what: str) -> Backing:
         """Replace the volume's disk with a streamOptimized VMDK (Cinder's restore_backup): import it as a copy
         with the volume's disk type, adapter and policy, remove the original, the copy takes the volume's
-        identity — the same resumable steps as a retype by copy."""
+        identity — the same resumable swap as a retype by copy (``swap_in_copy``)."""
         volume_id = backing.volume_id or ""
-        stale = self.find_vm(specs.retype_uuid(volume_id))
-        if stale is not None:
-            self._destroy(stale)
+        self.clear_stale_copy(backing, "restore")
         copy = self.import_stream_optimized(
             volume_id, backing.display_name, backing.description, opener=opener, size=size,
             capacity_bytes=capacity_bytes, disk_type=backing.disk_type or specs.DISK_THIN,
             adapter_type=backing.adapter_type or specs.ADAPTER_LSI, placement=placement,
             profile_id=backing.profile_id, what=what, as_copy=True)
-        try:
-            self._destroy(backing.moref)
-        except BaseException:
-            self._destroy(copy.moref)
-            raise
-        return self.promote_retype_copy(copy)
+        return self.swap_in_copy(backing, copy)
 
     def import_hosted(self, backing: Backing, *, image_kind: str, opener: Callable[[], ReadStream], size: int,
                       capacity_bytes: int, disk_type: str, adapter_type: str, profile_id: str | None,

@@ -126,6 +126,23 @@ class Lifecycle(Lookup):
         """Destroy_Task (which deletes the VMDK); a VM already gone counts as deleted."""
         self._destroy(backing.moref)
 
+    def release_disk(self, backing: Backing) -> str | None:
+        """Cinder's unmanage: detach the VMDK from the shadow VM (its file stays), then destroy the VM, which
+        now owns no disk. The kept file's path (None when an earlier attempt detached it already). Each step
+        is safe to repeat: a lost answer to the detach is settled by the read the destroy starts from."""
+        if backing.disk is not None:
+            try:
+                self._reconfig(backing.moref, vim.vm.ConfigSpec(deviceChange=[specs.disk_remove_spec(backing.disk)]))
+            except exc.VMwareDriverError:
+                if self.refresh(backing).disk is not None:  # not a repeat of a detach that did happen
+                    raise
+        fresh = self.refresh(backing)
+        if fresh.disk is not None:
+            raise exc.VMwareDriverError(f"vSphere kept the disk {fresh.vmdk_path} in {backing.name}; nothing "
+                                        "was destroyed")
+        self._destroy(backing.moref)
+        return backing.vmdk_path
+
     def rename_backing(self, backing: Backing, new_name: str) -> Backing:
         """Rename_Task; sent again after a lost answer, when vSphere may refuse it (the name is taken — by
         the VM itself): the name the VM has then decides."""

@@ -1,15 +1,19 @@
 """Finding backings: one volume by its id, or every VM of the datacenter in one read (the index).
 
 A volume is found by its identity, never by its name: the shadow VM whose instanceUuid is the volume id
-and whose marks say so. Two things make that more than one FindByUuid:
+and whose marks say so. Marks alone prove nothing — vSphere's Clone (and clone to template, and backup
+products restoring "as a new VM") copies extraConfig and annotation — so a VM carrying our marks without
+owning the instanceUuid they name is a copy made outside Terraform: reported, never changed or destroyed
+(``Backing.proven``). Two things make finding a volume more than one FindByUuid:
 
 * a same-datastore retype copies the volume into a new VM (kind ``volume-retype``, instanceUuid derived
   from the volume id) before the old one goes; if an apply stops between the two, the copy *is* the volume;
 * an older version of this provider could leave two complete backings for one id (a create sent twice).
 
-``choose`` decides, from the records alone, which backing is the volume and which ones are leftovers to
-remove; the index (one PropertyCollector read of every VM) also tells which VMs have a given VMDK
-attached, so in-use checks cost nothing per volume.
+``choose`` decides, from the records alone, which backing is the volume, which ones are leftovers of ours
+to remove and which are copies made outside Terraform. The index (one PropertyCollector read of every VM)
+also tells which VMs hold a volume's files anywhere in their disk chains — a VM with a snapshot runs on a
+delta whose ``backing.parent`` chain names the disk it was attached to — so in-use checks are one lookup.
 """
 
 from __future__ import annotations
@@ -23,10 +27,18 @@ from typing import Any
 from pyVmomi import vim
 
 from . import specs
-from .backing import BACKING_PROPERTIES, Backing, SnapshotInfo, backing_from_props, is_ours, template_snapshot
+from .backing import (
+    BACKING_PROPERTIES,
+    Backing,
+    SnapshotInfo,
+    backing_from_props,
+    disk_files,
+    is_ours,
+    template_snapshot,
+)
 from .ops_base import OpsBase, is_gone, moid
 
-__all__ = ["BackingIndex", "Choice", "choose", "build_index", "Lookup"]
+__all__ = ["BackingIndex", "Choice", "Holder", "choose", "build_index", "Lookup"]
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
@@ -34,10 +46,12 @@ _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 
 @dataclass(frozen=True)
 class Choice:
-    """The backing that is the volume, and the other VMs carrying its id (to be removed)."""
+    """The backing that is the volume, the other VMs of ours carrying its id (to be removed), and the VMs
+    carrying its marks that are copies made outside Terraform (reported, left alone)."""
 
     primary: Backing | None
     leftovers: tuple[Backing, ...] = ()
+    copies: tuple[Backing, ...] = ()
 
     @property
     def needs_repair(self) -> bool:
@@ -61,6 +75,10 @@ class Choice:
             out.append(f"remove a linked clone's leftover temporary snapshot(s): {names}")
         return out
 
+    def outside(self) -> list[str]:
+        """The copies made outside Terraform, named for messages."""
+        return [f"{c.name} ({c.moref_value})" for c in self.copies]
+
 
 def _rank(record: Backing) -> tuple[int, int, int, _dt.datetime, str]:
     created = record.create_date or _EPOCH
@@ -74,26 +92,38 @@ def _rank(record: Backing) -> tuple[int, int, int, _dt.datetime, str]:
 def choose(records: Sequence[Backing]) -> Choice:
     """Pick the volume among the VMs that carry one volume id.
 
-    A finished backing beats a retype's copy (the copy only wins once the original is gone); among
-    equals, the one owning the instanceUuid with its disk and disk UUID in place, then the oldest."""
-    volumes = sorted((r for r in records if not r.is_retype_copy), key=_rank)
-    copies = sorted((r for r in records if r.is_retype_copy), key=_rank)
-    ordered = volumes + copies
+    Only a VM that owns its identity can be the volume or one of our leftovers; any other is a copy made
+    outside Terraform. A finished backing beats a retype's copy (the copy only wins once the original is
+    gone); among equals, the one with its disk and disk UUID in place, then the oldest."""
+    proven = [r for r in records if r.proven]
+    copies = tuple(sorted((r for r in records if not r.proven), key=lambda r: r.moref_value))
+    volumes = sorted((r for r in proven if not r.is_retype_copy), key=_rank)
+    retypes = sorted((r for r in proven if r.is_retype_copy), key=_rank)
+    ordered = volumes + retypes
     if not ordered:
-        return Choice(None)
-    return Choice(ordered[0], tuple(ordered[1:]))
+        return Choice(None, (), copies)
+    return Choice(ordered[0], tuple(ordered[1:]), copies)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A VM whose disk chains hold a file."""
+
+    moref: str
+    name: str
+    ours: bool  # a proven VM of ours: a volume (then a linked clone of the file's volume) or a template
 
 
 @dataclass
 class BackingIndex:
     """Every VM of the datacenter as one read saw it: our backings by volume id, our template snapshots by
-    snapshot id, and which VMs have each VMDK attached."""
+    snapshot id, the copies of them made outside Terraform, and which VMs hold each disk file."""
 
     volumes: dict[str, list[Backing]] = field(default_factory=dict)
     templates: dict[str, Backing] = field(default_factory=dict)
-    users: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # vmdk path -> [(moref, vm name)]
+    holders: dict[str, list[Holder]] = field(default_factory=dict)  # file -> VMs whose disk chains hold it
     foreign: dict[str, list[Backing]] = field(default_factory=dict)  # Cinder's backings by volume id (import)
-    _children: dict[str, list[str]] | None = field(default=None, repr=False)  # parent vmdk path -> VM names
+    outside: list[Backing] = field(default_factory=list)  # template copies made outside Terraform
 
     def choice(self, volume_id: str) -> Choice:
         return choose(self.volumes.get(volume_id, ()))
@@ -101,24 +131,24 @@ class BackingIndex:
     def primary(self, volume_id: str) -> Backing | None:
         return self.choice(volume_id).primary
 
+    def holders_of(self, files: Iterable[str], exclude: str | None = None) -> list[Holder]:
+        """The VMs (but ``exclude``) whose disk chains hold any of ``files``, each once."""
+        seen: dict[str, Holder] = {}
+        for path in files:
+            for holder in self.holders.get(path, ()):
+                if holder.moref != exclude:
+                    seen.setdefault(holder.moref, holder)
+        return sorted(seen.values(), key=lambda h: (h.name, h.moref))
+
     def users_of(self, backing: Backing) -> list[str]:
-        """Names of the VMs — not shadow VMs of ours — that have this backing's VMDK attached (Cinder's "in
-        use": attached to an instance; one of our backings is never an instance)."""
-        if not backing.vmdk_path:
-            return []
-        return sorted(name for ref, name in self.users.get(backing.vmdk_path, ()) if ref != backing.moref_value)
+        """Names of the VMs — not shadow VMs of ours — whose disks hold any file of this volume's chain (Cinder's
+        "in use": attached to an instance, which may run on a delta of it after a snapshot)."""
+        return [h.name for h in self.holders_of(backing.own_files, backing.moref_value) if not h.ours]
 
     def children_of(self, backing: Backing) -> list[str]:
-        """Names of our VMs (linked clones) whose disk is a child of this backing's VMDK: vSphere cannot
+        """Names of our VMs (linked clones) whose disks build on a file of this volume's chain: vSphere cannot
         grow, move, copy away or delete a disk that other disks build on."""
-        if self._children is None:
-            children: dict[str, list[str]] = {}
-            records = [r for rs in self.volumes.values() for r in rs] + list(self.templates.values())
-            for record in records:
-                if record.parent_vmdk_path:
-                    children.setdefault(record.parent_vmdk_path, []).append(record.name)
-            self._children = children
-        return sorted(self._children.get(backing.vmdk_path or "", ()))
+        return [h.name for h in self.holders_of(backing.own_files, backing.moref_value) if h.ours]
 
     def put(self, backing: Backing) -> None:
         """Record a backing this process just wrote (so the index stays true without a new read)."""
@@ -127,10 +157,10 @@ class BackingIndex:
             self.templates[backing.snapshot_id] = backing
         elif backing.volume_id:
             self.volumes.setdefault(backing.volume_id, []).append(backing)
+        self._add_holder(backing.moref_value, backing.name, backing.proven, backing.devices)
 
     def drop(self, moref_value: str) -> None:
         """Forget a VM this process just destroyed (or is about to re-record)."""
-        self._children = None
         for table in (self.volumes, self.foreign):
             for key in list(table):
                 kept = [b for b in table[key] if b.moref_value != moref_value]
@@ -140,19 +170,17 @@ class BackingIndex:
                     del table[key]
         for key in [k for k, b in self.templates.items() if b.moref_value == moref_value]:
             del self.templates[key]
-        for path in list(self.users):
-            kept_users = [u for u in self.users[path] if u[0] != moref_value]
-            if kept_users:
-                self.users[path] = kept_users
+        self.outside = [b for b in self.outside if b.moref_value != moref_value]
+        for path in list(self.holders):
+            kept_holders = [h for h in self.holders[path] if h.moref != moref_value]
+            if kept_holders:
+                self.holders[path] = kept_holders
             else:
-                del self.users[path]
+                del self.holders[path]
 
-    def _add_users(self, ref: str, name: str, devices: Iterable[Any]) -> None:
-        for device in devices or ():
-            if isinstance(device, vim.vm.device.VirtualDisk):
-                path = getattr(device.backing, "fileName", None)
-                if path:
-                    self.users.setdefault(path, []).append((ref, name))
+    def _add_holder(self, ref: str, name: str, ours: bool, devices: Iterable[Any]) -> None:
+        for path in disk_files(devices):
+            self.holders.setdefault(path, []).append(Holder(ref, name, ours))
 
 
 def build_index(items: Iterable[tuple[Any, dict[str, Any]]]) -> BackingIndex:
@@ -160,14 +188,19 @@ def build_index(items: Iterable[tuple[Any, dict[str, Any]]]) -> BackingIndex:
     index = BackingIndex()
     for obj, props in items:
         record = backing_from_props(obj, props)
-        if not is_ours(record.extra_config):
-            ref = moid(obj) or str(obj)
-            index._add_users(ref, props.get("name") or ref, props.get("config.hardware.device") or ())
+        ref = moid(obj) or str(obj)
+        ours = is_ours(record.extra_config)
+        index._add_holder(ref, props.get("name") or ref, ours and record.proven,
+                          props.get("config.hardware.device") or ())
+        if not ours:
             if record.foreign and record.volume_id:
                 index.foreign.setdefault(record.volume_id, []).append(record)
             continue
         if record.kind == specs.KIND_SNAPSHOT and record.snapshot_id:
-            index.templates[record.snapshot_id] = record
+            if record.proven:
+                index.templates[record.snapshot_id] = record
+            else:
+                index.outside.append(record)
         elif record.kind in (specs.KIND_VOLUME, specs.KIND_RETYPE) and record.volume_id:
             index.volumes.setdefault(record.volume_id, []).append(record)
     return index
@@ -226,11 +259,30 @@ class Lookup(OpsBase):
         return {sid: template_snapshot(record) for sid, record in self.load_index().templates.items()
                 if volume_id is None or record.volume_id == volume_id}
 
+    def disk_present(self, backing: Backing | None) -> bool | None:
+        """Whether a backing provably holds its whole disk: its device and every file of its own chain on the
+        datastore (VirtualDiskManager.QueryVirtualDiskUuid opens each). True, False (the VM or a file is gone),
+        or None when vSphere did not say (then nothing may be destroyed on the strength of it)."""
+        from . import exceptions as exc
+        from .tasks import means
+
+        if backing is None or backing.disk is None or not backing.own_files:
+            return False
+        vdm = self.session.content.virtualDiskManager
+        for path in backing.own_files:
+            try:
+                self.session.call(vdm.QueryVirtualDiskUuid, name=path, datacenter=self.inventory.datacenter)
+            except Exception as error:  # noqa: BLE001 - only a definite "not there" counts as an answer
+                if means(error, exc.FileNotFound):
+                    return False
+                LOG.warning("could not check that %s is on its datastore: %s", path, error)
+                return None
+        return True
+
+    def reread(self, backing: Backing) -> Backing | None:
+        """The backing as vSphere holds it now; None when the VM is gone."""
+        return self._record(backing.moref)
+
     def is_in_use(self, backing: Backing) -> list[str]:
-        """Names of the VMs (not ours) with a disk whose file is this volume's VMDK (one read)."""
-        if not backing.vmdk_path:
-            return []
-        items = self.session.retrieve(vim.VirtualMachine, ["name", "config.hardware.device", "config.extraConfig"],
-                                      container=self.inventory.vm_folder)
-        index = build_index((item.obj, item.props) for item in items)
-        return index.users_of(backing)
+        """Names of the VMs (not ours) whose disk chains hold a file of this volume's chain (one read)."""
+        return self.load_index().users_of(backing)

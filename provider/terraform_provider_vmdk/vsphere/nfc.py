@@ -18,8 +18,9 @@ from pyVmomi import vim
 
 from . import budget as _budget
 from . import exceptions as exc
+from . import specs, transfer
 from . import tasks as _tasks
-from . import transfer
+from .backing import is_ours
 from .ops_base import OpsBase, is_gone
 from .transfer import ReadStream, WriteStream
 
@@ -72,17 +73,13 @@ class Nfc(OpsBase):
         its disk; the VM. A VM an earlier attempt left for this identity is removed first (its import never
         completed, or this would not be called)."""
         spec = vim.vm.VmImportSpec(configSpec=config)
-        stale = self._vm_with_uuid(volume_id)
-        if stale is not None:
-            LOG.info("%s: removing the incomplete import an earlier attempt left", what)
-            self._destroy(stale)
+        self._remove_incomplete_import(volume_id, config, what)
         try:
             lease = self.session.write(pool.ImportVApp, spec=spec, folder=folder, host=host)
         except exc.OutcomeUnknown:
             _tasks.settle(self.session, pool)
-            stale = self._vm_with_uuid(volume_id)
-            if stale is not None:  # the import began but its lease is lost: start over once
-                self._destroy(stale)
+            # the import began but its lease is lost: what it made holds no data yet; start over once
+            self._remove_incomplete_import(volume_id, config, what)
             lease = self.session.write(pool.ImportVApp, spec=spec, folder=folder, host=host)
         try:
             info = self._ready(lease, what)
@@ -96,6 +93,28 @@ class Nfc(OpsBase):
             self._abort(lease)
             raise
         return info.entity
+
+    def _remove_incomplete_import(self, instance_uuid: str, config: vim.vm.ConfigSpec, what: str) -> None:
+        """A VM with this import's identity is an import of ours that never completed (callers import an
+        identity only while no complete object holds it: a new volume's id, or a copy's id once any earlier
+        copy was settled). It is destroyed only when it provably is that: it owns the instanceUuid and carries
+        exactly the marks this import gives (volume id and kind); anything else is an error, never destroyed."""
+        stale = self._vm_with_uuid(instance_uuid)
+        if stale is None:
+            return
+        wanted = {o.key: o.value for o in config.extraConfig or () if o.key in (specs.KEY_VOLUME_ID, specs.KEY_KIND)}
+        try:
+            record = self.get_backing(stale)
+        except Exception as error:
+            if is_gone(error):
+                return
+            raise
+        if not (record.proven and is_ours(record.extra_config)
+                and all(record.extra_config.get(k) == v for k, v in wanted.items())):
+            raise exc.VMwareDriverError(f"{what}: VM {record.name} already has the instance UUID {instance_uuid} "
+                                        "and is not an import of this provider's; nothing was changed")
+        LOG.info("%s: removing the incomplete import an earlier attempt left (%s)", what, record.name)
+        self._destroy(stale)
 
     def _vm_with_uuid(self, instance_uuid: str) -> Any:
         return self.session.call(self.session.content.searchIndex.FindByUuid, datacenter=self.inventory.datacenter,

@@ -110,5 +110,9 @@ class Fresh(Generic[T]):
             return None
         return self._once.get()[1]
 
+    def set(self, value: T) -> None:
+        """A value read elsewhere just now (a read made for a decision serves the lookups after it)."""
+        self._once.set((time.monotonic(), value))
+
     def reset(self) -> None:
         self._once.reset()

@@ -13,6 +13,7 @@ from typing import Any
 
 from pyVmomi import vim
 
+from . import budget as _budget
 from . import exceptions as exc
 from . import specs
 from . import tasks as _tasks
@@ -60,26 +61,70 @@ class Resize(Clones):
         self._reconfig(backing.moref, specs.profile_change_spec(backing.disk, profile_id))
         return self.refresh(backing)
 
+    # ------------------------------------------------------------------ swapping a volume for its copy
+    # A retype by copy and a restore replace the volume's VM by a copy: make the copy (identity derived from
+    # the volume id), destroy the original, the copy takes the volume's identity. The invariant, at every
+    # moment: at least one complete copy of the data exists in vSphere. The copy is complete before the
+    # original goes; a copy goes only while the original provably holds its whole disk; when destroying the
+    # original fails, the copy stays unless that proof holds — the next refresh then finds it as the volume.
+    def drop_copy(self, original: Backing, copy: Any, volume_id: str) -> bool:
+        """Destroy our copy of a volume if — and only if — the original provably still holds its disk."""
+        with _budget.scoped(_budget.UNLIMITED):  # an observation after a failure or a stop must still finish
+            present = self.disk_present(self.reread(original))
+            if present is not True:
+                LOG.warning("volume %s: keeping the copy %s, since the original's disk could not be proven "
+                            "complete; the next refresh finds the volume by its id", volume_id, moid(copy))
+                return False
+            self._destroy(copy)
+        return True
+
+    def swap_in_copy(self, original: Backing, copy: Backing) -> Backing:
+        """Destroy the original and promote the copy; on a failure, roll back by observation (see above)."""
+        volume_id = copy.volume_id or ""
+        try:
+            self._destroy(original.moref)
+        except BaseException:
+            try:
+                if self.drop_copy(original, copy.moref, volume_id):
+                    LOG.warning("volume %s: the original backing could not be removed and is intact; removed the "
+                                "copy", volume_id)
+            except Exception as error:  # noqa: BLE001 - the copy stays; the failure that got us here is raised
+                LOG.warning("volume %s: could not settle the copy %s (%s); it stays", volume_id, copy.name, error)
+            raise
+        return self.promote_retype_copy(copy)
+
+    def clear_stale_copy(self, original: Backing, what: str) -> None:
+        """A copy an earlier, interrupted swap left beside a volume whose original is still there goes first —
+        only when the original provably holds its disk (else the copy may be the only complete one)."""
+        volume_id = original.volume_id or ""
+        stale = self._copy_of(volume_id)
+        if stale is None or moid(stale) == original.moref_value:
+            return
+        LOG.info("volume %s: removing the copy an interrupted %s left", volume_id, what)
+        if not self.drop_copy(original, stale, volume_id):
+            raise exc.VMwareDriverError(
+                f"volume {volume_id}: an earlier {what} left a copy of the volume, and the original's disk could "
+                "not be proven complete, so neither is removed", hint="Run terraform apply again; if this "
+                "persists, check both VMs in vCenter")
+
     # ------------------------------------------------------------------ disk type by copy
     def _copy_of(self, volume_id: str) -> Any:
         vm = self.find_vm(specs.retype_uuid(volume_id))
         if vm is None:
             return None
         record = self.get_backing(vm)
-        return vm if record.is_retype_copy and record.volume_id == volume_id else None
+        return vm if record.is_retype_copy and record.volume_id == volume_id and record.proven else None
 
     def convert_by_clone(self, backing: Backing, new_disk_type: str) -> Backing:
         """Same datastore, new disk type: full clone with the new type, remove the original, promote the copy.
 
-        Resumable at every step: a copy left by an earlier attempt while the original still exists is
-        removed first; if the original is already gone, the copy is promoted (``find_backing`` returns it)."""
+        Resumable at every step: a copy left by an earlier attempt while the original still exists is removed
+        first (with proof, see ``clear_stale_copy``); if the original is already gone, the copy is promoted
+        (``find_backing`` returns it)."""
         volume_id = backing.volume_id or ""
         if backing.is_retype_copy:  # an earlier attempt got as far as removing the original
             return self.promote_retype_copy(backing)
-        stale = self._copy_of(volume_id)
-        if stale is not None:
-            LOG.info("volume %s: removing the copy an interrupted retype left", volume_id)
-            self._destroy(stale)
+        self.clear_stale_copy(backing, "retype")
         location = specs.relocate_spec(datastore=backing.datastore, disk_move_type=specs.DISK_MOVE_FULL,
                                        resource_pool=backing.resource_pool, disk_key=backing.disk_key,
                                        disk_type=new_disk_type)
@@ -93,13 +138,7 @@ class Resize(Clones):
             find=lambda: self._copy_of(volume_id), entity=backing.moref, description_ids=("VirtualMachine.clone",),
         )
         copy = self.ensure_annotation(self.get_backing(vm), annotation)
-        try:
-            self._destroy(backing.moref)
-        except BaseException:
-            LOG.warning("volume %s: the original backing could not be removed; removing the copy", volume_id)
-            self._destroy(vm)
-            raise
-        return self.promote_retype_copy(copy)
+        return self.swap_in_copy(backing, copy)
 
     # ------------------------------------------------------------------ adapter
     def change_adapter(self, backing: Backing, adapter_type: str) -> Backing:
