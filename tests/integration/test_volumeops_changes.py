@@ -72,6 +72,13 @@ class FakeBackend:
     def choice(self, volume_id, fresh=False):
         return choose(self.ops.load_index().volumes.get(volume_id, []))
 
+    def fresh_index(self):
+        return self.ops.load_index()
+
+    def decide_on(self, volume_id):
+        index = self.ops.load_index()
+        return index.choice(volume_id), index
+
 
 def executor(ops, selector=None) -> Executor:
     return Executor(FakeBackend(ops, selector))
