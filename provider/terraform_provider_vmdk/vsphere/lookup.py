@@ -279,6 +279,12 @@ class Lookup(OpsBase):
                 return None
         return True
 
+    def running_tasks(self, vm: Any) -> list[str]:
+        """The tasks (anyone's) queued or running on ``vm``: a VM someone is still making or changing."""
+        from . import tasks
+
+        return [t._GetMoId() for t in tasks.active_tasks(self.session, vm)]
+
     def reread(self, backing: Backing) -> Backing | None:
         """The backing as vSphere holds it now; None when the VM is gone."""
         return self._record(backing.moref)
