@@ -225,6 +225,11 @@ class VolumeResource(Resource):
         choice = driver_errors("read the volume", lambda: backend.choice(volume_id))
         running = driver_errors("read the volume", lambda: still_running(backend, req.private))
         if choice.primary is None:
+            if choice.copies:
+                req.diagnostics.warning(
+                    "The volume's backing is gone",
+                    f"No VM owns volume {volume_id} any more. VM(s) {', '.join(choice.outside())} carry its marks "
+                    "but are copies made outside Terraform: they are not taken for the volume.")
             if running:  # an interrupted apply's create may still make it: keep the state until it ends
                 req.diagnostics.warning(
                     "A change of this volume is still running in vSphere",
