@@ -400,3 +400,89 @@ def test_a_saved_session_of_the_user_in_vcenters_other_spelling_is_resumed(vcsim
         s.logout()
         content.sessionManager.Logout()
 
+
+# ------------------------------------------------------------------ the session cookie on lease transfers
+
+@pytest.fixture
+def nfc_origin(vcsim, only_vcsim):
+    """Make the simulator's next leases name another scheme/host in their device URLs; reset afterwards."""
+    try:
+        yield vcsim.set_nfc_origin
+    finally:
+        vcsim.set_nfc_origin()
+
+
+@pytest.fixture
+def plain_listener():
+    """A plain-TCP port that records whether anything connected to it (the cookie must never go there)."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.settimeout(0.2)
+    got: list[bytes] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    got.append(conn.recv(65536))
+                except OSError:
+                    got.append(b"")
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield sock.getsockname()[1], got
+    finally:
+        stop.set()
+        thread.join(5)
+        sock.close()
+
+
+def _export(vcsim, made, places, tmp_path):
+    """Export a new volume's disk through an ExportVm lease with a Session of its own (few retries)."""
+    from test_volumeops import create
+
+    from terraform_provider_vmdk.vsphere.inventory import Inventory
+    from terraform_provider_vmdk.vsphere.volumeops import VolumeOps
+
+    session = Session(vcsim.connection_config(api_retry_count=1, persist_session=False))
+    ops = VolumeOps(session, Inventory(session))
+    backing = create(ops, made, places[0])
+    out = tmp_path / "export.vmdk"
+    try:
+        return ops.export_stream(backing.moref, lambda: out.open("wb"), what="export of the volume"), out
+    finally:
+        session.logout()
+
+
+def test_a_plain_http_lease_url_of_our_server_is_fetched_over_https(vcsim, nfc_origin, plain_listener, made,
+                                                                      places, tmp_path):
+    port, got = plain_listener
+    nfc_origin("http", f"127.0.0.1:{port}")  # vCenter's own host, over plain http
+    written, out = _export(vcsim, made, places, tmp_path)
+    assert written > 0 and out.read_bytes()[:4] == b"KDMV"  # a streamOptimized VMDK
+    assert got == []  # nothing (no cookie) went over plain http
+
+
+def test_a_plain_http_lease_url_of_another_host_is_refused(vcsim, nfc_origin, made, places, tmp_path):
+    nfc_origin("http", "esx-01.invalid")
+    with pytest.raises(exc.VMwareDriverError) as info:
+        _export(vcsim, made, places, tmp_path)
+    assert isinstance(info.value, exc.TransferRefused), info.value
+    assert "http://esx-01.invalid" in str(info.value) and "/nfc/" not in str(info.value)
+
+
+def test_a_lease_url_naming_an_esxi_host_is_used(vcsim, nfc_origin, made, places, tmp_path):
+    """vCenter names the ESXi host that serves the disk; that host gets the transfer (and its cookie)."""
+    nfc_origin("https", f"localhost:{vcsim.port}")  # another name, not the one we connected to (127.0.0.1)
+    written, _ = _export(vcsim, made, places, tmp_path)
+    assert written > 0
