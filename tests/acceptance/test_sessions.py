@@ -1,4 +1,6 @@
-"""One vSphere login per Terraform command, and across commands (persist_session), through real Terraform.
+"""One vSphere login per Terraform command, and across commands (persist_session), through real Terraform;
+a saved session of another user is not resumed; the session cookie on disk transfers goes only over HTTPS
+to hosts vSphere named.
 
 Logins are counted where they happen: at the server, by the proxy in front of vcsim (every request of
 every provider process Terraform starts).
@@ -8,7 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
+import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -134,3 +140,133 @@ def test_a_refused_login_is_tried_once_per_process_not_once_per_volume(make_tf, 
     finally:
         write_config(Path(tf.tfdir), good)
         tf.destroy(auto_approve=True)
+
+
+def session_as(vcsim, user_name: str):
+    """A live session on the simulator whose server-side user is ``user_name`` (vcsim's LoginByToken takes the
+    SAML subject for the user): (stub, content)."""
+    from pyVmomi import SoapStubAdapter, vim
+
+    from terraform_provider_vmdk.vsphere.session import Session
+
+    probe = Session(vcsim.connection_config(persist_session=False))
+    token = ('<saml2:Assertion xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion"><saml2:Subject>'
+             f'<saml2:NameID>{user_name}</saml2:NameID></saml2:Subject></saml2:Assertion>')
+    stub = SoapStubAdapter(host=vcsim.host, port=vcsim.port, version=probe._api_version(),
+                           sslContext=probe.ssl_context, samlToken=token)
+    content = vim.ServiceInstance("ServiceInstance", stub).RetrieveContent()
+    content.sessionManager.LoginByToken()
+    stub.samlToken = None
+    return stub, content
+
+
+def test_a_saved_session_of_another_user_is_replaced_not_resumed(make_tf, proxied, fault_proxy, vcsim, is_vcsim,
+                                                                 tmp_path) -> None:
+    """The session file names our server and user, but vCenter says the session is someone else's: the plan
+    logs in as the configured user and saves that session instead; the other session is left alone."""
+    if not is_vcsim:
+        pytest.skip("makes a second user's session with vcsim's LoginByToken")
+    sessions = tmp_path / "sessions"
+    tf = make_tf(config(proxied, sessions) + 'data "vmdk_datastores" "all" {}\n')
+    store = store_of(sessions, fault_proxy, vcsim)
+    other_stub, other = session_as(vcsim, "VSPHERE.LOCAL\\intruder")
+    try:
+        store.save(other_stub.cookie, None)
+        fault_proxy.reset_records()
+        result = run(tf, "plan")
+        assert result.returncode == 0, result.stderr
+        assert logins(fault_proxy) == 1 and fault_proxy.requests.get("Logout", 0) == 0, fault_proxy.requests
+        saved = json.loads(store.path.read_text())
+        assert saved["cookie"] != other_stub.cookie and stat.S_IMODE(store.path.stat().st_mode) == 0o600
+        assert other.sessionManager.currentSession.userName == "VSPHERE.LOCAL\\intruder"  # not logged out
+        fault_proxy.reset_records()
+        assert run(tf, "plan").returncode == 0
+        assert logins(fault_proxy) == 0  # our own saved session is resumed as before
+    finally:
+        other.sessionManager.Logout()
+
+
+# ------------------------------------------------------------------ the session cookie on disk transfers
+
+@pytest.fixture
+def nfc_origin(vcsim, is_vcsim) -> Iterator:
+    if not is_vcsim:
+        pytest.skip("needs our vcsim's /vmdk-test/nfc")
+    try:
+        yield vcsim.set_nfc_origin
+    finally:
+        vcsim.set_nfc_origin()
+
+
+@pytest.fixture
+def plain_listener() -> Iterator[tuple[int, list[bytes]]]:
+    """A plain-TCP port that records what connects to it (the session cookie must never go there)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.settimeout(0.2)
+    got: list[bytes] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    got.append(conn.recv(65536))
+                except OSError:
+                    got.append(b"")
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield sock.getsockname()[1], got
+    finally:
+        stop.set()
+        thread.join(5)
+        sock.close()
+
+
+def test_lease_urls_never_carry_the_session_over_plain_http(make_tf, vsphere_provider_block, nfc_origin,
+                                                            plain_listener, tmp_path, scan_backings) -> None:
+    """A volume from a streamOptimized image goes through an ImportVApp lease. When vCenter's lease names its
+    own host over plain http, the upload goes over HTTPS to that host; when it names another host over plain
+    http, the apply fails with an error that says why, nothing is sent there, and nothing is left behind."""
+    image = tmp_path / "disk.vmdk"
+    raw = tmp_path / "disk.raw"
+    raw.write_bytes(os.urandom(1 << 20) + bytes(1 << 20))
+    done = subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized",
+                           str(raw), str(image)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    provider = vsphere_provider_block.rstrip().rstrip("}") + "  api_retry_count = 1\n  persist_session = false\n}\n"
+
+    def volume(name: str) -> str:
+        return (f'resource "vmdk_volume" "{name}" {{\n  name = "{name}"\n  size_gb = 1\n  image {{\n'
+                f'    source = {json.dumps(str(image))}\n    disk_type = "streamOptimized"\n  }}\n}}\n')
+
+    before = set(scan_backings())
+    port, got = plain_listener
+    tf = make_tf(provider + volume("ours"))
+    try:
+        nfc_origin("http", f"127.0.0.1:{port}")  # the vCenter we connected to, over plain http
+        result = run(tf, "apply", "-auto-approve")
+        assert result.returncode == 0, result.stderr
+        assert got == []
+        assert len(set(scan_backings()) - before) == 1
+
+        nfc_origin("http", "esx-01.invalid")  # another host, over plain http
+        write_config(Path(tf.tfdir), provider + volume("ours") + volume("elsewhere"))
+        result = run(tf, "apply", "-auto-approve")
+        assert result.returncode == 1
+        err = result.stderr
+        assert "Cannot create the volume from the image" in err and "http://esx-01.invalid" in err
+        assert "not HTTPS" in err and "/nfc/" not in err and "Traceback" not in err
+        assert len(set(scan_backings()) - before) == 1  # the aborted lease's VM is gone
+    finally:
+        nfc_origin()
+        tf.destroy(auto_approve=True)
+    assert set(scan_backings()) == before

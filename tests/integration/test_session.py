@@ -325,3 +325,164 @@ def test_config_parses_server():
     assert "s3cr3t-pw" not in repr(ConnectionConfig(server="h", user="u", password="s3cr3t-pw"))
     with pytest.raises(ValueError):
         ConnectionConfig(server="h:notaport", user="u", password="p")
+
+
+# ------------------------------------------------------------------ saved sessions (persist_session)
+
+def _session_as(vcsim, user_name: str):
+    """A live session on the simulator whose server-side user is ``user_name`` (vcsim's LoginByToken takes the
+    SAML subject as the user, so one simulator serves sessions of several users): (stub, content)."""
+    s = Session(vcsim.connection_config(persist_session=False))
+    version, ctx = s._api_version(), s.ssl_context
+    token = ('<saml2:Assertion xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion"><saml2:Subject>'
+             f'<saml2:NameID>{user_name}</saml2:NameID></saml2:Subject></saml2:Assertion>')
+    stub = SoapStubAdapter(host=vcsim.host, port=vcsim.port, version=version, sslContext=ctx, samlToken=token)
+    content = vim.ServiceInstance("ServiceInstance", stub).RetrieveContent()
+    content.sessionManager.LoginByToken()
+    stub.samlToken = None
+    assert content.sessionManager.currentSession.userName == user_name
+    return stub, content
+
+
+def _saved_config(vcsim, tmp_path, **overrides):
+    from terraform_provider_vmdk.vsphere.session_store import SessionStore
+
+    config = vcsim.connection_config(persist_session=True, session_path=str(tmp_path / "sessions"), **overrides)
+    return config, SessionStore(config.session_path, config.netloc, config.user)
+
+
+def test_a_saved_session_of_another_user_is_forgotten_not_resumed(vcsim, only_vcsim, tmp_path, caplog):
+    """The file says whose session it holds; the server says whose it is. Another user's session is not used,
+    and not logged out either (it may be in use elsewhere): a fresh login replaces it in the file."""
+    caplog.set_level(logging.WARNING, logger="terraform_provider_vmdk.vsphere")
+    other_stub, other = _session_as(vcsim, "VSPHERE.LOCAL\\intruder")
+    config, store = _saved_config(vcsim, tmp_path)
+    store.save(other_stub.cookie, None)
+    s = Session(config)
+    try:
+        s.connect()
+        assert (s.resumed, s.logins) == (0, 1)
+        assert s.content.sessionManager.currentSession.userName == vcsim.user
+        saved = store.load()
+        assert saved is not None and saved.cookie == s._stub.cookie != other_stub.cookie
+        assert other.sessionManager.currentSession.userName == "VSPHERE.LOCAL\\intruder"  # still logged in
+        assert any("belongs to 'VSPHERE.LOCAL\\\\intruder'" in r.getMessage() for r in caplog.records)
+        assert vcsim.password not in caplog.text
+    finally:
+        s.call(s.content.sessionManager.Logout)
+        s.logout()
+        other.sessionManager.Logout()
+
+
+def test_a_foreign_saved_session_is_forgotten_even_when_the_new_login_fails(vcsim, only_vcsim, tmp_path):
+    other_stub, other = _session_as(vcsim, "intruder")
+    config, store = _saved_config(vcsim, tmp_path, password="not-the-password")
+    store.save(other_stub.cookie, None)
+    try:
+        with pytest.raises(exc.ConnectionFailed, match="incorrect user name or password"):
+            Session(config).connect()
+        assert not store.path.exists()
+        assert other.sessionManager.currentSession.userName == "intruder"
+    finally:
+        other.sessionManager.Logout()
+
+
+def test_a_saved_session_of_the_user_in_vcenters_other_spelling_is_resumed(vcsim, only_vcsim, tmp_path):
+    """vCenter names `administrator@vsphere.local` `VSPHERE.LOCAL\\Administrator`: the same user, resumed."""
+    stub, content = _session_as(vcsim, f"VSPHERE.LOCAL\\{vcsim.user.upper()}")
+    config, store = _saved_config(vcsim, tmp_path, user=f"{vcsim.user}@vsphere.local", password="unused")
+    store.save(stub.cookie, None)
+    s = Session(config)
+    try:
+        s.connect()  # a login would fail: this user/password pair is not the simulator's
+        assert (s.resumed, s.logins) == (1, 0)
+    finally:
+        s.logout()
+        content.sessionManager.Logout()
+
+
+# ------------------------------------------------------------------ the session cookie on lease transfers
+
+@pytest.fixture
+def nfc_origin(vcsim, only_vcsim):
+    """Make the simulator's next leases name another scheme/host in their device URLs; reset afterwards."""
+    try:
+        yield vcsim.set_nfc_origin
+    finally:
+        vcsim.set_nfc_origin()
+
+
+@pytest.fixture
+def plain_listener():
+    """A plain-TCP port that records whether anything connected to it (the cookie must never go there)."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.settimeout(0.2)
+    got: list[bytes] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    got.append(conn.recv(65536))
+                except OSError:
+                    got.append(b"")
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield sock.getsockname()[1], got
+    finally:
+        stop.set()
+        thread.join(5)
+        sock.close()
+
+
+def _export(vcsim, made, places, tmp_path):
+    """Export a new volume's disk through an ExportVm lease with a Session of its own (few retries)."""
+    from test_volumeops import create
+
+    from terraform_provider_vmdk.vsphere.inventory import Inventory
+    from terraform_provider_vmdk.vsphere.volumeops import VolumeOps
+
+    session = Session(vcsim.connection_config(api_retry_count=1, persist_session=False))
+    ops = VolumeOps(session, Inventory(session))
+    backing = create(ops, made, places[0])
+    out = tmp_path / "export.vmdk"
+    try:
+        return ops.export_stream(backing.moref, lambda: out.open("wb"), what="export of the volume"), out
+    finally:
+        session.logout()
+
+
+def test_a_plain_http_lease_url_of_our_server_is_fetched_over_https(vcsim, nfc_origin, plain_listener, made,
+                                                                      places, tmp_path):
+    port, got = plain_listener
+    nfc_origin("http", f"127.0.0.1:{port}")  # vCenter's own host, over plain http
+    written, out = _export(vcsim, made, places, tmp_path)
+    assert written > 0 and out.read_bytes()[:4] == b"KDMV"  # a streamOptimized VMDK
+    assert got == []  # nothing (no cookie) went over plain http
+
+
+def test_a_plain_http_lease_url_of_another_host_is_refused(vcsim, nfc_origin, made, places, tmp_path):
+    nfc_origin("http", "esx-01.invalid")
+    with pytest.raises(exc.VMwareDriverError) as info:
+        _export(vcsim, made, places, tmp_path)
+    assert isinstance(info.value, exc.TransferRefused), info.value
+    assert "http://esx-01.invalid" in str(info.value) and "/nfc/" not in str(info.value)
+
+
+def test_a_lease_url_naming_an_esxi_host_is_used(vcsim, nfc_origin, made, places, tmp_path):
+    """vCenter names the ESXi host that serves the disk; that host gets the transfer (and its cookie)."""
+    nfc_origin("https", f"localhost:{vcsim.port}")  # another name, not the one we connected to (127.0.0.1)
+    written, _ = _export(vcsim, made, places, tmp_path)
+    assert written > 0

@@ -207,6 +207,10 @@ class Vcsim:
         """Tag a datastore for the PBM placement solver (``tag=None`` removes the category's tags)."""
         self._post("/vmdk-test/tag", {"datastore": datastore, "category": category, "tag": tag or ""})
 
+    def set_nfc_origin(self, scheme: str = "", host: str = "") -> None:
+        """Scheme and host the device URLs of leases made from now on name (``""``: vCenter's ``https``, ``*``)."""
+        self._post("/vmdk-test/nfc", {"scheme": scheme, "host": host})
+
     def _post(self, path: str, form: dict[str, str]) -> str:
         import ssl
 

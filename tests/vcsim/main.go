@@ -85,6 +85,8 @@
 //	                      all) calls of that method return their task at once, running; the work happens after
 //	                      the delay. GET lists the delays as JSON.
 //	/vmdk-test/tag        datastore=<name>, category=<name>, tag=<name> (empty: remove the category's tags).
+//	/vmdk-test/nfc        scheme=<http|https>, host=<host[:port]> (empty: https and "*", the defaults): the device
+//	                      URLs of leases made from now on name them (the simulator serves the disk whatever they say).
 package main
 
 import (
@@ -156,6 +158,7 @@ func main() {
 		mux.HandleFunc("/vmdk-test/task", slowTask(model.ServiceContent.RootFolder))
 		mux.HandleFunc("/vmdk-test/delay", controlDelay)
 		mux.HandleFunc("/vmdk-test/tag", controlTag)
+		mux.HandleFunc("/vmdk-test/nfc", controlNFC)
 	}
 
 	server := model.Service.NewServer()

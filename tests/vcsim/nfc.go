@@ -28,6 +28,33 @@ import (
 
 const nfcPrefix = "/nfc/"
 
+// nfcOrigin is the scheme and host of the device URLs of leases made from now on: "https" and "*" (the
+// server the client talks to) as vCenter hands them out, unless /vmdk-test/nfc names others (a plain-http
+// URL, an ESXi host's name). The disk is served by this simulator whatever the URL says.
+var nfcOrigin = struct {
+	sync.Mutex
+	scheme, host string
+}{scheme: "https", host: "*"}
+
+// controlNFC sets nfcOrigin (tests only): form values scheme and host, empty for the defaults.
+func controlNFC(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	scheme, host := r.FormValue("scheme"), r.FormValue("host")
+	if scheme == "" {
+		scheme = "https"
+	}
+	if host == "" {
+		host = "*"
+	}
+	nfcOrigin.Lock()
+	nfcOrigin.scheme, nfcOrigin.host = scheme, host
+	nfcOrigin.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
 type leaseDisk struct {
 	disk *types.VirtualDisk
 	file string // "[ds] dir/name.vmdk"
@@ -49,6 +76,9 @@ func newLease(vm *simulator.VirtualMachine, export bool) *nfcLease {
 	l.InitializeProgress = 100
 	simulator.Map.Put(l)
 	info := &types.HttpNfcLeaseInfo{Lease: l.Self, Entity: vm.Self, LeaseTimeout: 300}
+	nfcOrigin.Lock()
+	scheme, host := nfcOrigin.scheme, nfcOrigin.host
+	nfcOrigin.Unlock()
 	kinds := map[string]int{}
 	devices := object.VirtualDeviceList(vm.Config.Hardware.Device)
 	for i, d := range vmDisks(vm) {
@@ -73,7 +103,7 @@ func newLease(vm *simulator.VirtualMachine, export bool) *nfcLease {
 		info.DeviceUrl = append(info.DeviceUrl, types.HttpNfcLeaseDeviceUrl{
 			Key:       key,
 			ImportKey: fmt.Sprintf("/%s/%s:%d", vm.Name, kind, n),
-			Url:       (&url.URL{Scheme: "https", Host: "*", Path: nfcPrefix + path.Join(l.Self.Value, name)}).String(),
+			Url:       (&url.URL{Scheme: scheme, Host: host, Path: nfcPrefix + path.Join(l.Self.Value, name)}).String(),
 			Disk:      types.NewBool(true),
 			TargetId:  name,
 		})

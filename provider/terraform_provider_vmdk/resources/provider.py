@@ -101,14 +101,19 @@ PROVIDER_SCHEMA: Schema = schema(
         ),
         "persist_session": Attribute(
             Bool, optional=True, env_fallback=("VSPHERE_PERSIST_SESSION",),
-            description="Keep the vSphere session in a private file (mode 0600; the password is never written) "
-            "so that the provider processes of a Terraform command, and the commands after it, log in once "
-            "instead of at every launch; a session that has ended is replaced by a new login. Default `true`. "
+            description="Keep the vSphere session in a private file (mode 0600 in a 0700 directory; the password is "
+            "never written) so that the provider processes of a Terraform command, and the commands after it, log "
+            "in once instead of at every launch. A saved session is resumed only while vCenter says it is logged "
+            "in as `user`; otherwise a new login replaces it. A saved session outlives a password change until "
+            "vCenter ends it (idle timeout, or an administrator): to stop using it, set `false` (the file is then "
+            "neither read nor written, and every launch logs in and out) or delete the file, or the whole "
+            "`session_path` directory. Default `true`. "
             "Environment: `VSPHERE_PERSIST_SESSION`.",
         ),
         "session_path": Attribute(
             String, optional=True, validators=(NotEmpty(),), env_fallback=("VMDK_SESSION_PATH",),
-            description="Directory of the saved sessions (created 0700; one file per server and user). Default: "
+            description="Directory of the saved sessions (created 0700, and not used when others can read it; one "
+            "file per server and user). Deleting it forgets every saved session. Default: "
             "`$XDG_CACHE_HOME/terraform-provider-vmdk/sessions` (`~/.cache/...`). Environment: "
             "`VMDK_SESSION_PATH`.",
         ),

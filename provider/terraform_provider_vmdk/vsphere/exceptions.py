@@ -152,6 +152,13 @@ class ConnectionFailed(VMwareDriverError):
         super().__init__(message, hint=hint)
 
 
+class TransferRefused(VMwareDriverError):
+    """An HTTP transfer (datastore file, lease device URL) that would carry the session cookie to a place it
+    must not go: not HTTPS, or a host vSphere did not name. Refused before anything is sent."""
+
+    default_message = "refused to send the vSphere session to an address vSphere did not name"
+
+
 class OutcomeUnknown(VMwareDriverError):
     """A request that changes vSphere was sent but no answer came back: vSphere may or may not have acted.
 

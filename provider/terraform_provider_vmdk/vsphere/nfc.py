@@ -32,6 +32,11 @@ LEASE_POLL = 0.2
 LEASE_WAIT = 300.0  # seconds for a lease to become ready
 
 
+def _named_hosts(info: Any) -> frozenset[str]:
+    """The hosts this lease's own device URLs name: the only ones besides our server its transfer may reach."""
+    return transfer.lease_hosts(d.url for d in (info.deviceUrl or []) if isinstance(getattr(d, "url", None), str))
+
+
 class Nfc(OpsBase):
     def _lease_state(self, lease: Any) -> tuple[Any, Any, Any]:
         props = self.session.get_properties(lease, ["state", "error", "info"])
@@ -87,7 +92,8 @@ class Nfc(OpsBase):
             if len(urls) != 1:
                 raise exc.VMwareDriverError(f"{what}: the import lease offers {len(urls)} disks, not one")
             transfer.upload(self.session, transfer.device_url(self.session, urls[0].url), opener, size,
-                            what=what, content_type=STREAM_VMDK, progress=self._progress(lease, size))
+                            what=what, content_type=STREAM_VMDK, progress=self._progress(lease, size),
+                            hosts=_named_hosts(info))
             self.session.call(lease.HttpNfcLeaseComplete)
         except BaseException:
             self._abort(lease)
@@ -130,7 +136,7 @@ class Nfc(OpsBase):
                 raise exc.VMwareDriverError(f"{what}: the export lease offers {len(urls)} disks, not one")
             total = int(info.totalDiskCapacityInKB or 0) * 1024
             written = transfer.download(self.session, transfer.device_url(self.session, urls[0].url), opener,
-                                        what=what, progress=self._progress(lease, total))
+                                        what=what, progress=self._progress(lease, total), hosts=_named_hosts(info))
             self.session.call(lease.HttpNfcLeaseComplete)
             return written
         except BaseException as error:

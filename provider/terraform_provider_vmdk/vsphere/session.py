@@ -31,7 +31,7 @@ from . import exceptions as exc
 from . import tasks as _tasks
 from .config import ConnectionConfig
 from .property_reads import PropertyReads
-from .session_store import SessionStore
+from .session_store import SessionStore, same_user
 from .task_watcher import TaskWatcher
 from .transport import FATAL, NOT_SENT, UNKNOWN, Stub, classify, request_sent
 
@@ -232,9 +232,9 @@ class Session(PropertyReads):
                 self._version_name = version
                 si = vim.ServiceInstance("ServiceInstance", stub)
                 content = si.RetrieveContent()
-                if resumable is not None:
+                if resumable is not None and store is not None:
                     saved[0] = None  # tried once: a retry logs in
-                    if self._resume(stub, content, resumable.cookie):
+                    if self._resume(stub, content, resumable.cookie, store):
                         return stub, si, content
                     stub.forget_session()
                 self._login(content)  # a lost answer only leaves an unused session behind
@@ -260,15 +260,26 @@ class Session(PropertyReads):
             return None
         return SessionStore(self.config.session_path, self.config.netloc, self.config.user)
 
-    def _resume(self, stub: Stub, content: Any, cookie: str) -> bool:
-        """Whether the saved session (its cookie) is still logged in: one property read. Transport failures
-        propagate (the attempt is retried); any vSphere answer but a live session means no."""
+    def _resume(self, stub: Stub, content: Any, cookie: str, store: SessionStore) -> bool:
+        """Whether the saved session (its cookie) is still logged in *as the configured user*: one property
+        read. Transport failures propagate (the attempt is retried); any vSphere answer but a live session of
+        this user means no.
+
+        The file only says whose session it holds; the server says whose it is (``currentSession.userName``).
+        A session of another user is forgotten, not logged out: it may be in use elsewhere, and ending it is
+        not ours to decide; the caller logs in afresh and saves that session in its place."""
         stub.cookie = cookie
         try:
             current = content.sessionManager.currentSession
         except (vim.fault.NotAuthenticated, vmodl.fault.SecurityError, vmodl.MethodFault):
             return False
         if current is None:
+            return False
+        owner = getattr(current, "userName", None)
+        if not isinstance(owner, str) or not same_user(owner, self.config.user):
+            LOG.warning("the saved vSphere session on %s belongs to %r, not to user %r; it is not used (a new "
+                        "login replaces it)", self.config.netloc, owner, self.config.user)
+            store.forget()
             return False
         self._resumed += 1
         LOG.debug("resumed the saved vSphere session on %s", self.config.netloc)

@@ -5,17 +5,25 @@ friends play no role). Bodies stream in 1 MiB chunks — a 100 GiB disk never si
 thread's budget (timeouts block, Ctrl-C) is checked between chunks. A transfer is retried from its start
 when the connection fails or the server answers 503 (a PUT overwrites, a GET is re-read into a fresh sink),
 and once after a new login when the session has ended (401/403); ``api_timeout`` bounds every read.
+
+Every transfer carries the vSphere session cookie, a credential, so it goes only where vSphere itself sent
+us, and only over HTTPS with the session's TLS settings: to the server we connected to, or to a host the
+HttpNfcLease's own ``deviceUrl`` entries name (vCenter names the ESXi host that serves the disk). Anything
+else — a plain ``http://`` URL, another host — is refused before a connection is opened (``TransferRefused``);
+``device_url`` turns a lease's ``*`` host, or a plain-http URL of the server we connected to, into an HTTPS
+URL of that server.
 """
 
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import logging
 import random
 import ssl
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -41,8 +49,8 @@ class WriteStream(Protocol):
                  /) -> Any: ...
 
 
-__all__ = ["ReadStream", "WriteStream", "CHUNK", "folder_url", "device_url", "upload", "download", "upload_file",
-           "download_file"]
+__all__ = ["ReadStream", "WriteStream", "CHUNK", "folder_url", "device_url", "lease_hosts", "upload", "download",
+           "upload_file", "download_file"]
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
 CHUNK = 1 << 20
@@ -56,13 +64,75 @@ def folder_url(session: Any, datacenter_path: str, datastore_name: str, path: st
     return f"{session.http_url(f'/folder/{quoted}')}?{query}"
 
 
-def device_url(session: Any, url: str) -> str:
-    """An HttpNfcLease device URL with its ``*`` host replaced by the server we talk to."""
+def _host_key(host: str | None) -> str:
+    """A host as compared: lower case, no trailing dot or IPv6 brackets, an IP address in one spelling."""
+    text = (host or "").strip().lower().rstrip(".")
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        return ipaddress.ip_address(text).compressed
+    except ValueError:
+        return text
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, for messages: an NFC URL's path is the lease's own secret."""
     parts = urllib.parse.urlsplit(url)
-    if parts.hostname in ("*", None):
-        netloc: str = session.config.netloc
-        return urllib.parse.urlunsplit(("https", netloc, parts.path, parts.query, ""))
-    return url
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}" if parts.scheme else "a URL without a scheme"
+
+
+def lease_hosts(urls: Iterable[str]) -> frozenset[str]:
+    """The hosts an HttpNfcLease's ``deviceUrl`` entries name (``*``, the server we talk to, is not one)."""
+    hosts = set()
+    for url in urls:
+        try:
+            host = urllib.parse.urlsplit(url).hostname
+        except ValueError:
+            continue
+        if host and host != "*":
+            hosts.add(_host_key(host))
+    return frozenset(hosts)
+
+
+def device_url(session: Any, url: str) -> str:
+    """An HttpNfcLease device URL to transfer with: its ``*`` host becomes the server we talk to, and a plain
+    ``http://`` URL of that server becomes HTTPS to it (where it serves the API, so the session's TLS
+    settings hold). A plain-http URL of any other host is refused: the session cookie never goes unencrypted,
+    and we cannot know that host serves HTTPS."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise exc.TransferRefused("the lease's device URL is not a valid URL") from None
+    scheme = parts.scheme.lower()
+    ours: str = session.config.netloc
+    if scheme in ("http", "https") and (host in ("*", None) or (
+            scheme == "http" and _host_key(host) == _host_key(session.config.host))):
+        return urllib.parse.urlunsplit(("https", ours, parts.path, parts.query, ""))
+    if scheme == "https":
+        return url
+    raise exc.TransferRefused(
+        f"vSphere's lease names {_origin(url)}, which is not HTTPS; the provider sends the vSphere session only "
+        f"over HTTPS (to {ours}, or to the hosts the lease names)",
+        hint="Check that the ESXi host named in the lease serves NFC over HTTPS (port 443), as vSphere does by "
+        "default")
+
+
+def _check_target(session: Any, url: str, hosts: Collection[str], what: str) -> None:
+    """Refuse, before anything is sent, a URL the session cookie must not go to: not HTTPS, or a host that is
+    neither the server we connected to nor one of ``hosts`` (those the lease names)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise exc.TransferRefused(f"{what}: the URL is not valid") from None
+    if parts.scheme.lower() != "https":
+        raise exc.TransferRefused(f"{what}: {_origin(url)} is not HTTPS; the provider sends the vSphere session "
+                                  "only over HTTPS")
+    allowed = {_host_key(session.config.host), *(_host_key(h) for h in hosts)}
+    if not host or _host_key(host) not in allowed:
+        raise exc.TransferRefused(f"{what}: {_origin(url)} is neither the vSphere server {session.config.netloc} "
+                                  "nor a host vSphere named for this transfer; the session is not sent there")
 
 
 class _Progress:
@@ -84,12 +154,11 @@ class _Progress:
                 self.report(self.done)
 
 
-def _connection(session: Any, url: str) -> tuple[http.client.HTTPConnection, str]:
+def _connection(session: Any, url: str) -> tuple[http.client.HTTPSConnection, str]:
+    """An HTTPS connection for a URL ``_check_target`` accepted (never plain HTTP)."""
     parts = urllib.parse.urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     timeout = session.config.api_timeout
-    if parts.scheme == "http":
-        return http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout), target
     return http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout,
                                        context=session.ssl_context), target
 
@@ -142,8 +211,12 @@ def _attempts(session: Any, what: str, attempt: Callable[[int], int]) -> int:
 
 
 def upload(session: Any, url: str, opener: Callable[[], ReadStream], size: int, *, what: str, method: str = "PUT",
-           content_type: str = "application/octet-stream", progress: Callable[[int], None] | None = None) -> int:
-    """Send ``size`` bytes from a fresh ``opener()`` (each attempt starts over); returns the bytes sent."""
+           content_type: str = "application/octet-stream", progress: Callable[[int], None] | None = None,
+           hosts: Collection[str] = ()) -> int:
+    """Send ``size`` bytes from a fresh ``opener()`` (each attempt starts over); returns the bytes sent.
+    ``url`` must be HTTPS to the server we connected to or to one of ``hosts`` (a lease's, ``lease_hosts``);
+    anything else is TransferRefused before a connection is opened."""
+    _check_target(session, url, hosts, what)
 
     def attempt(generation: int) -> int:
         conn, target = _connection(session, url)
@@ -174,8 +247,10 @@ def upload(session: Any, url: str, opener: Callable[[], ReadStream], size: int, 
 
 
 def download(session: Any, url: str, opener: Callable[[], WriteStream], *, what: str,
-             progress: Callable[[int], None] | None = None) -> int:
-    """Write the body into a fresh ``opener()`` sink (each attempt starts over); returns the bytes written."""
+             progress: Callable[[int], None] | None = None, hosts: Collection[str] = ()) -> int:
+    """Write the body into a fresh ``opener()`` sink (each attempt starts over); returns the bytes written.
+    ``url`` and ``hosts`` as for ``upload``."""
+    _check_target(session, url, hosts, what)
 
     def attempt(generation: int) -> int:
         conn, target = _connection(session, url)
