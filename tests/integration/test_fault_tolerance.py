@@ -264,3 +264,40 @@ def test_a_write_that_never_gets_through_is_a_driver_error(proxy, faulty, made, 
     proxy.inject("reset", "CreateVM_Task", times=None)
     with pytest.raises(exc.VMwareDriverError):
         new_volume(faulty, made, places[0])
+
+
+# ---------------------------------------------------------------------------------------------- rollbacks
+def _delete_disk_files(session: Any, backing: Any) -> None:
+    """What a Destroy_Task that failed half-way leaves: the VM registered, its disk files gone."""
+    vdm = session.content.virtualDiskManager
+    dc = session.content.rootFolder.childEntity[0]
+    session.run_task(vdm.DeleteVirtualDisk_Task, name=backing.vmdk_path, datacenter=dc)
+
+
+def test_a_swap_whose_destroy_fails_keeps_the_copy_unless_the_original_is_provably_whole(
+        vsphere_session, proxy, faulty, made, places):
+    """At every moment one complete copy exists: the original provably whole, the copy goes (a rollback);
+    the original's disk gone while its Destroy "failed", the copy stays — and the next resolve makes it the
+    volume instead of removing it as a leftover."""
+    from test_volumeops_changes import executor
+
+    whole = new_volume(faulty, made, places[0], disk_type="thin")
+    copy = faulty.copy_for_retype(whole, "thick")
+    proxy.inject("refuse", "Destroy_Task")
+    with pytest.raises(vim.fault.InvalidDeviceSpec):  # what the proxy answers: a definite "no"
+        faulty.swap_in_copy(whole, copy)
+    assert [v.obj._moId for v in ours(vsphere_session, specs.KEY_VOLUME_ID, whole.volume_id)] == [whole.moref_value]
+
+    broken = new_volume(faulty, made, places[0], disk_type="thin")
+    copy = faulty.copy_for_retype(broken, "thick")
+    _delete_disk_files(vsphere_session, broken)
+    proxy.inject("refuse", "Destroy_Task")
+    with pytest.raises(vim.fault.InvalidDeviceSpec):
+        faulty.swap_in_copy(broken, copy)
+    assert {v.obj._moId for v in ours(vsphere_session, specs.KEY_VOLUME_ID, broken.volume_id)} == {
+        broken.moref_value, copy.moref_value}
+    proxy.clear()
+    volume = executor(faulty).resolve(broken.volume_id)
+    assert volume is not None and volume.moref_value == copy.moref_value and volume.kind == specs.KIND_VOLUME
+    assert volume.instance_uuid == broken.volume_id and volume.disk_type == "thick"
+    assert [v.obj._moId for v in ours(vsphere_session, specs.KEY_VOLUME_ID, broken.volume_id)] == [copy.moref_value]

@@ -303,7 +303,38 @@ class Executor:
         for copy in choice.copies:
             LOG.warning("volume %s: VM %s (%s) carries this volume's marks but is a copy made outside Terraform; "
                         "leaving it alone", volume_id, copy.name, copy.moref_value)
-        for extra in choice.leftovers:
+        primary = self._remove_leftovers(volume_id, primary, list(choice.leftovers))
+        if primary.foreign:  # imported from OpenStack Cinder: the first write makes it ours
+            primary = self.ops.take_over(primary)
+        if primary.is_retype_copy:
+            primary = self.ops.promote_retype_copy(primary)
+        if primary.temporary_snapshots:
+            primary = self.ops.remove_temporary_snapshots(primary)
+        self.backend.remember(primary)
+        return primary
+
+    def _remove_leftovers(self, volume_id: str, primary: Backing, leftovers: list[Backing]) -> Backing:
+        """Remove our other VMs for this volume — only while the chosen backing provably holds its whole disk
+        (at every moment one complete copy of the data exists). When it provably lost its disk (a swap whose
+        destroy of the original failed half-way), a complete copy of ours becomes the volume instead."""
+        if not leftovers:
+            return primary
+        assert self.index is not None
+        present = self.ops.disk_present(primary)
+        if present is False and not primary.is_retype_copy:
+            complete = [e for e in leftovers if e.is_retype_copy and self.ops.disk_present(e) is True]
+            if complete:
+                LOG.warning("volume %s: backing %s lost its disk (an interrupted retype or restore); its complete "
+                            "copy %s becomes the volume", volume_id, primary.name, complete[0].name)
+                self.ops.delete_backing(primary)
+                self.backend.forget(primary)
+                primary, leftovers = complete[0], [e for e in leftovers if e is not complete[0]]
+                present = True
+        if present is not True:
+            LOG.warning("volume %s: %s could not be proven to hold its disk; keeping %s", volume_id, primary.name,
+                        ", ".join(e.name for e in leftovers))
+            return primary
+        for extra in leftovers:
             held = self.index.users_of(extra) + self.index.children_of(extra)
             if held:
                 LOG.warning("volume %s: leftover VM %s is held by %s; not removing it", volume_id, extra.name,
@@ -312,13 +343,6 @@ class Executor:
             LOG.warning("volume %s: removing leftover VM %s (%s)", volume_id, extra.name, extra.moref_value)
             self.ops.delete_backing(extra)
             self.backend.forget(extra)
-        if primary.foreign:  # imported from OpenStack Cinder: the first write makes it ours
-            primary = self.ops.take_over(primary)
-        if primary.is_retype_copy:
-            primary = self.ops.promote_retype_copy(primary)
-        if primary.temporary_snapshots:
-            primary = self.ops.remove_temporary_snapshots(primary)
-        self.backend.remember(primary)
         return primary
 
     def holders(self, backing: Backing) -> tuple[list[str], list[str]]:

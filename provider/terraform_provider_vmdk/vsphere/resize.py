@@ -121,10 +121,14 @@ class Resize(Clones):
         Resumable at every step: a copy left by an earlier attempt while the original still exists is removed
         first (with proof, see ``clear_stale_copy``); if the original is already gone, the copy is promoted
         (``find_backing`` returns it)."""
-        volume_id = backing.volume_id or ""
         if backing.is_retype_copy:  # an earlier attempt got as far as removing the original
             return self.promote_retype_copy(backing)
         self.clear_stale_copy(backing, "retype")
+        return self.swap_in_copy(backing, self.copy_for_retype(backing, new_disk_type))
+
+    def copy_for_retype(self, backing: Backing, new_disk_type: str) -> Backing:
+        """A full clone of the volume beside it in ``new_disk_type``, with the copy's identity (exactly once)."""
+        volume_id = backing.volume_id or ""
         location = specs.relocate_spec(datastore=backing.datastore, disk_move_type=specs.DISK_MOVE_FULL,
                                        resource_pool=backing.resource_pool, disk_key=backing.disk_key,
                                        disk_type=new_disk_type)
@@ -137,8 +141,7 @@ class Resize(Clones):
             start=lambda: backing.moref.CloneVM_Task(folder=folder, name=specs.retype_name(volume_id), spec=spec),
             find=lambda: self._copy_of(volume_id), entity=backing.moref, description_ids=("VirtualMachine.clone",),
         )
-        copy = self.ensure_annotation(self.get_backing(vm), annotation)
-        return self.swap_in_copy(backing, copy)
+        return self.ensure_annotation(self.get_backing(vm), annotation)
 
     # ------------------------------------------------------------------ adapter
     def change_adapter(self, backing: Backing, adapter_type: str) -> Backing:
