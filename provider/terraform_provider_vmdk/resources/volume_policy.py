@@ -309,7 +309,12 @@ class Executor:
         if primary.is_retype_copy:
             primary = self.ops.promote_retype_copy(primary)
         if primary.temporary_snapshots:
-            primary = self.ops.remove_temporary_snapshots(primary)
+            users = self.index.users_of(primary)
+            if users:  # removing them merges deltas an instance may be writing to
+                LOG.warning("volume %s: keeping leftover temporary snapshots while %s hold the disk", volume_id,
+                            ", ".join(users))
+            else:
+                primary = self.ops.remove_temporary_snapshots(primary)
         self.backend.remember(primary)
         return primary
 

@@ -111,13 +111,10 @@ class Lifecycle(Lookup):
         return replace(backing, disk_uuid=disk_uuid, disk=disk, devices=devices)
 
     def ensure_annotation(self, backing: Backing, annotation: str) -> Backing:
-        """SIMULATOR COMPATIBILITY (``simulator_compat``): a stock vcsim drops the annotation a clone's config
-        carries, so the clone is renamed to its display name only by re-sending it. vSphere applies the clone's
-        config; on a real vCenter this is not called."""
-        if not self.simulator_compat:
-            return backing
-        current = self.session.get_properties(backing.moref, ["config.annotation"]).get("config.annotation")
-        if current == annotation:
+        """The annotation a clone's config carried, as vSphere holds it (read with the backing): vSphere applies
+        a clone's config, govmomi's simulator drops its annotation. Whatever the server did, the record read
+        back decides and a missing annotation is sent again — the same code on every server, no guessing."""
+        if (backing.display_name, backing.description) == specs.decode_annotation(annotation):
             return backing
         self._reconfig(backing.moref, specs.extra_config_spec({}, annotation=annotation))
         return self.refresh(backing)

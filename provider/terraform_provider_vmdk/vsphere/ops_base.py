@@ -49,23 +49,13 @@ class OpsBase:
     """Shadow-VM operations for one datacenter; safe to share between threads."""
 
     def __init__(self, session: Any, inventory: Any, *, volume_folder: str = "Volumes",
-                 snapshot_folder: str = "Snapshots", hw_version: str | None = None,
-                 simulator_compat: bool | None = None) -> None:
+                 snapshot_folder: str = "Snapshots", hw_version: str | None = None) -> None:
         self.session = session
-        # Workarounds for a stock vcsim's gaps, off on a real vCenter; None: on when the server says it is
-        # govmomi's simulator (see Session.is_simulator).
-        self._simulator_compat = simulator_compat
         self.inventory = inventory
         self.volume_folder_path = volume_folder
         self.snapshot_folder_path = f"{volume_folder}/{snapshot_folder}"
         self.hw_version = hw_version
         self._folders: dict[str, Once[Any]] = {}
-
-    @property
-    def simulator_compat(self) -> bool:
-        if self._simulator_compat is None:
-            self._simulator_compat = bool(getattr(self.session, "is_simulator", False))
-        return self._simulator_compat
 
     # ------------------------------------------------------------------ plumbing
     def _task(self, fn: Any, *args: Any, idempotent: bool = False, **kwargs: Any) -> Any:

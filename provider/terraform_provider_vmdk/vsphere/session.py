@@ -331,13 +331,6 @@ class Session(PropertyReads):
     def connected(self) -> bool:
         return self._content is not None
 
-    @property
-    def is_simulator(self) -> bool:
-        """Whether the server is govmomi's vCenter simulator (a stock vcsim tags About.fullName so); the
-        shadow-VM operations turn on their clearly named simulator workarounds for it, never for vCenter."""
-        about = getattr(self.content, "about", None)
-        return "govmomi simulator" in (getattr(about, "fullName", "") or "")
-
     # ------------------------------------------------------------------ calls
     def _retry(self, thunk: Callable[[], T], *, what: str, idempotent: bool, relogin: bool = True,
                fail_fast: tuple[type[BaseException], ...] = ()) -> T:
