@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from soap_capture import SoapCapture
 from test_volumeops import GiB, file_exists, vm_props
 
 from terraform_provider_vmdk.vsphere import specs
@@ -62,11 +63,15 @@ def test_hosted_images_become_the_volume_disk(ops, made, places, images, tmp_pat
     backing = ops.create_diskless_backing(vid, "img", None, places[0])
     assert backing.disk is None
     disk_type = specs.DISK_THIN if kind == IMAGE_THIN else specs.DISK_THICK
-    backing = ops.import_hosted(backing, image_kind=kind, opener=lambda: path.open("rb"), size=path.stat().st_size,
-                                capacity_bytes=24 * MiB, disk_type=disk_type, adapter_type="lsiLogic", profile_id=None,
-                                what="import")
+    with SoapCapture(ops.session.si) as cap:
+        backing = ops.import_hosted(backing, image_kind=kind, opener=lambda: path.open("rb"),
+                                    size=path.stat().st_size, capacity_bytes=24 * MiB, disk_type=disk_type,
+                                    adapter_type="lsiLogic", profile_id=None, what="import")
+    # vCenter implements no destination spec: the copy is made "preallocated" (thick), whatever was asked; the
+    # volume's own type follows by a retype (volume_sources.finish), as Cinder converts after copy_vmdk_file
+    assert cap.last("CopyVirtualDisk_Task").args.get("destSpec") is None
     assert backing.vmdk_path.endswith(f"volume-{vid}.vmdk") and backing.disk_uuid == vid
-    assert backing.disk_type == disk_type and backing.size_bytes == 24 * MiB
+    assert backing.disk_type == specs.DISK_THICK and backing.size_bytes == 24 * MiB
     out = flat_bytes(ops, backing, tmp_path)
     assert sha(out) == sha(images["raw"])  # byte-identical
     # the upload next to the VM is gone; running it again (an interrupted create) changes nothing

@@ -112,11 +112,20 @@ class Imports(Resize, Nfc):
         except exc.NotFound:
             pass
 
-    def _copy_disk(self, source: str, dest: str, disk_type: str, adapter_type: str) -> None:
+    def _copy_disk(self, source: str, dest: str, disk_type: str, adapter_type: str) -> str:
+        """VirtualDiskManager.CopyVirtualDisk; the disk type the copy has. An ESXi host takes a destination
+        spec (the copy is made in ``disk_type``); vCenter does not implement one (NotImplemented: govmomi's
+        datastore_file_manager passes none "as it is not implemented by vCenter", Cinder's copy_vmdk_file
+        sends none), so there the copy is made as vSphere makes it — "a preallocated format ... is assumed"
+        — and its type is read from the copy itself; the volume's own type follows by a retype."""
         vdm = self.session.content.virtualDiskManager
+        spec = {"destSpec": specs.disk_copy_spec(disk_type, adapter_type)} if self.session.is_host_agent else {}
         self._task(vdm.CopyVirtualDisk_Task, sourceName=source, sourceDatacenter=self.inventory.datacenter,
-                   destName=dest, destDatacenter=self.inventory.datacenter,
-                   destSpec=specs.disk_copy_spec(disk_type, adapter_type), force=True, idempotent=True)
+                   destName=dest, destDatacenter=self.inventory.datacenter, force=True, idempotent=True, **spec)
+        if spec:
+            return disk_type
+        _, thin = descriptor_facts(self.read_descriptor(dest))
+        return specs.DISK_THIN if thin else specs.DISK_THICK
 
     # ------------------------------------------------------------------ images
     def import_stream_optimized(self, volume_id: str, name: str | None, description: str | None, *,
@@ -153,10 +162,12 @@ class Imports(Resize, Nfc):
     def import_hosted(self, backing: Backing, *, image_kind: str, opener: Callable[[], ReadStream], size: int,
                       capacity_bytes: int, disk_type: str, adapter_type: str, profile_id: str | None,
                       what: str) -> Backing:
-        """Upload a sparse or flat image next to the disk-less shadow VM, copy it into the volume's own VMDK in
-        ``disk_type``, remove the upload, attach the VMDK."""
+        """Upload a sparse or flat image next to the disk-less shadow VM, copy it into the volume's own VMDK
+        (in ``disk_type`` where the server can, see ``_copy_disk``), remove the upload, attach the VMDK; the
+        caller retypes the volume when the copy's type is not ``disk_type``."""
         ds, folder = self.vm_directory(backing)
         volume_vmdk = f"[{ds}] {posixpath.join(folder, specs.backing_name(backing.volume_id or ''))}.vmdk"
+        made_type = disk_type
         if backing.vmdk_path != volume_vmdk:  # not attached yet (a copy an earlier attempt made is overwritten)
             upload = posixpath.join(folder, f"image-{backing.volume_id}.vmdk")
             extent = f"image-{backing.volume_id}-flat.vmdk"
@@ -170,10 +181,10 @@ class Imports(Resize, Nfc):
                     self._upload(ds, posixpath.join(folder, extent), opener, size, what)
                     text = specs.flat_descriptor(extent, capacity_bytes, adapter_type).encode()
                     self._upload(ds, upload, lambda: io.BytesIO(text), len(text), f"{what} (descriptor)")
-                self._copy_disk(f"[{ds}] {upload}", volume_vmdk, disk_type, adapter_type)
+                made_type = self._copy_disk(f"[{ds}] {upload}", volume_vmdk, disk_type, adapter_type)
             finally:
                 self._remove_uploads(uploaded)
-        return self.attach_existing_disk(self.refresh(backing), volume_vmdk, capacity_bytes, disk_type, adapter_type,
+        return self.attach_existing_disk(self.refresh(backing), volume_vmdk, capacity_bytes, made_type, adapter_type,
                                          profile_id)
 
     def _remove_uploads(self, paths: list[str]) -> None:

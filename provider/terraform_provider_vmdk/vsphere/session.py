@@ -331,6 +331,13 @@ class Session(PropertyReads):
     def connected(self) -> bool:
         return self._content is not None
 
+    @property
+    def is_host_agent(self) -> bool:
+        """The server is a standalone ESXi host, not a vCenter: ``about.apiType`` says so (a property of the
+        API — "HostAgent" or "VirtualCenter" — not a guess from names)."""
+        about = getattr(self.content, "about", None)
+        return getattr(about, "apiType", None) == "HostAgent"
+
     # ------------------------------------------------------------------ calls
     def _retry(self, thunk: Callable[[], T], *, what: str, idempotent: bool, relogin: bool = True,
                fail_fast: tuple[type[BaseException], ...] = ()) -> T:
