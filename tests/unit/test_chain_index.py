@@ -146,3 +146,15 @@ def test_a_template_copy_made_outside_is_not_the_snapshot():
     ])
     assert index.templates[sid].moref_value == "vm-7"
     assert [b.moref_value for b in index.outside] == ["vm-8"]
+
+
+def test_a_vm_of_ours_writing_to_the_same_file_is_no_linked_clone():
+    """govmomi's simulator (0.24.2) re-points a clone's source at the clone's file: two VMs of ours then write
+    to one file, which vSphere never shows; that is not a linked clone building on the volume."""
+    sid = "5a5b5c5d-1111-4222-8333-944455556666"
+    index = build_index([
+        _volume("vm-1", VOL, _flat(BASE)),
+        _vm("vm-7", f"snapshot-{sid}", _flat(BASE), marks=specs.snapshot_marks(VOL, sid), instance_uuid=sid),
+    ])
+    volume = index.primary(VOL)
+    assert volume is not None and index.children_of(volume) == [] and index.users_of(volume) == []

@@ -204,12 +204,15 @@ def backing_chain(disk_backing: Any) -> list[Any]:
     return out
 
 
-def disk_files(devices: Iterable[Any]) -> set[str]:
-    """Every file of every disk chain of a VM (what deleting, moving or growing those files would break)."""
-    files: set[str] = set()
+def disk_files(devices: Iterable[Any]) -> list[tuple[str, bool]]:
+    """Every file of every disk chain of a VM (what deleting, moving or growing those files would break), each
+    with whether the disk builds on it as a parent (below the disk's own files: see ``own_chain``)."""
+    files: list[tuple[str, bool]] = []
     for device in devices or ():
         if isinstance(device, vim.vm.device.VirtualDisk):
-            files.update(name for b in backing_chain(device.backing) if (name := getattr(b, "fileName", None)))
+            chain = backing_chain(device.backing)
+            depth = own_chain(chain)
+            files.extend((name, i >= depth) for i, b in enumerate(chain) if (name := getattr(b, "fileName", None)))
     return files
 
 

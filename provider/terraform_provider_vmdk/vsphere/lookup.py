@@ -112,6 +112,7 @@ class Holder:
     moref: str
     name: str
     ours: bool  # a proven VM of ours: a volume (then a linked clone of the file's volume) or a template
+    as_parent: bool = False  # its disk builds on the file (a linked clone's parent), rather than writing to it
 
 
 @dataclass
@@ -132,12 +133,15 @@ class BackingIndex:
         return self.choice(volume_id).primary
 
     def holders_of(self, files: Iterable[str], exclude: str | None = None) -> list[Holder]:
-        """The VMs (but ``exclude``) whose disk chains hold any of ``files``, each once."""
+        """The VMs (but ``exclude``) whose disk chains hold any of ``files``, each once (as a parent only when
+        every one of its holdings is)."""
         seen: dict[str, Holder] = {}
         for path in files:
             for holder in self.holders.get(path, ()):
-                if holder.moref != exclude:
-                    seen.setdefault(holder.moref, holder)
+                if holder.moref == exclude:
+                    continue
+                known = seen.get(holder.moref)
+                seen[holder.moref] = holder if known is None or known.as_parent else known
         return sorted(seen.values(), key=lambda h: (h.name, h.moref))
 
     def users_of(self, backing: Backing) -> list[str]:
@@ -147,8 +151,10 @@ class BackingIndex:
 
     def children_of(self, backing: Backing) -> list[str]:
         """Names of our VMs (linked clones) whose disks build on a file of this volume's chain: vSphere cannot
-        grow, move, copy away or delete a disk that other disks build on."""
-        return [h.name for h in self.holders_of(backing.own_files, backing.moref_value) if h.ours]
+        grow, move, copy away or delete a disk that other disks build on. (Two VMs of ours never write to one
+        file on vSphere; a simulator whose clone re-points the source at the copy's file shows them doing it,
+        and that is not a linked clone.)"""
+        return [h.name for h in self.holders_of(backing.own_files, backing.moref_value) if h.ours and h.as_parent]
 
     def put(self, backing: Backing) -> None:
         """Record a backing this process just wrote (so the index stays true without a new read)."""
@@ -179,8 +185,8 @@ class BackingIndex:
                 del self.holders[path]
 
     def _add_holder(self, ref: str, name: str, ours: bool, devices: Iterable[Any]) -> None:
-        for path in disk_files(devices):
-            self.holders.setdefault(path, []).append(Holder(ref, name, ours))
+        for path, as_parent in disk_files(devices):
+            self.holders.setdefault(path, []).append(Holder(ref, name, ours, as_parent))
 
 
 def build_index(items: Iterable[tuple[Any, dict[str, Any]]]) -> BackingIndex:
