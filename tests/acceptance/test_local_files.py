@@ -127,7 +127,8 @@ def _serve(site: Site, scheme: str, context: ssl.SSLContext | None) -> _Server:
     server.site, server.scheme = site, scheme
     if context is not None:
         server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, name=f"image-{scheme}", daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"image-{scheme}",
+                     daemon=True).start()
     return server
 
 

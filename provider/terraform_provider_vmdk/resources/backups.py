@@ -103,8 +103,9 @@ class BackupResource(Resource):
                 with staged(directory / MANIFEST, publish_new) as staging:
                     staging.write_text(json.dumps(manifest, indent=2) + "\n")
             except FileExistsError:
-                _refuse_taken(directory, plan["path"])
-                raise
+                _refuse_taken(directory, plan["path"])  # says whose it is
+                raise DiagnosticError("Backup directory in use", f"path {plan['path']!r}: another backup was "
+                                      "written there meanwhile; give each backup its own directory.", "path") from None
             made.update(manifest)
             return lambda: (directory / MANIFEST).unlink(missing_ok=True)
 
