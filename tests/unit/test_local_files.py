@@ -12,6 +12,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from terraform_provider_vmdk.framework.resource import ApplyRequest, PlanRequest
 from terraform_provider_vmdk.framework.unknowns import UNKNOWN
 from terraform_provider_vmdk.resources import localfiles
 from terraform_provider_vmdk.resources.backups import BackupResource
-from terraform_provider_vmdk.resources.export import ExportResource
+from terraform_provider_vmdk.resources.export import ExportResource, export_disk
 from terraform_provider_vmdk.resources.images import fetch_image, redirect_allowed
 from terraform_provider_vmdk.resources.localfiles import APPROVED, WRITTEN, identity, publish_new, staged
 from terraform_provider_vmdk.resources.volume_sources import backup_image, prepare, read_manifest
@@ -306,6 +307,66 @@ def test_publish_new_never_replaces(tmp_path: Path) -> None:
     with staged(target, publish_new) as staging:
         staging.write_text("ours")
     assert target.read_text() == "ours" and [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
+
+
+class InterleavedOps:
+    """Two exports of one volume to one path, running at once: each writes its bytes in four parts, the two
+    taking turns; ``fail`` makes one end in an error after its last part."""
+
+    def __init__(self) -> None:
+        self.turns = threading.Barrier(2, timeout=10)
+
+    def export_flat(self, backing: Any, opener: Any, what: str) -> int:
+        data: bytes = backing.data
+        with opener() as sink:
+            for i in range(4):
+                sink.write(data[i * len(data) // 4:(i + 1) * len(data) // 4])
+                self.turns.wait()
+        if backing.fail:
+            raise vexc.VMwareDriverError("the export was cut")
+        return len(data)
+
+
+class Backend:
+    def __init__(self, ops: InterleavedOps, data: bytes, fail: bool) -> None:
+        self.ops, self._backing = ops, SimpleNamespace(data=data, fail=fail, moref=None)
+
+    def choice(self, volume_id: str, fresh: bool) -> Any:
+        return SimpleNamespace(primary=self._backing)
+
+    def users_of(self, backing: Any) -> list[str]:
+        return []
+
+
+@pytest.mark.parametrize("second_fails", [False, True])
+def test_two_exports_to_one_path_at_once_each_write_whole(tmp_path: Path, second_fails: bool) -> None:
+    """Each writer stages under a name of its own: the file at the path is one export, whole, and a writer
+    that fails removes only its own staging file (with one shared name, it removed the other's)."""
+    path = tmp_path / "out" / "disk.flat"
+    ops = InterleavedOps()
+    data = {"first": b"A" * 4096, "second": b"B" * 4096}
+    results: dict[str, Any] = {}
+
+    def export(name: str, fail: bool) -> None:
+        try:
+            results[name] = export_disk(Backend(ops, data[name], fail), "v", path, "flat")  # type: ignore[arg-type]
+        except Exception as error:  # noqa: BLE001 - checked below
+            results[name] = error
+
+    writers = [threading.Thread(target=export, args=("first", False)),
+               threading.Thread(target=export, args=("second", second_fails))]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(20)
+    assert isinstance(results["first"], tuple), results["first"]
+    assert results["first"][0] == sha(data["first"])
+    if second_fails:
+        assert isinstance(results["second"], DiagnosticError)
+        assert path.read_bytes() == data["first"]
+    else:
+        assert path.read_bytes() in (data["first"], data["second"])  # one of them, whole
+    assert [p.name for p in path.parent.iterdir()] == ["disk.flat"]  # no staging file left
 
 
 # ----------------------------------------------------------------------------------------------- exports
