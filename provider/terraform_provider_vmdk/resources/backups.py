@@ -30,9 +30,20 @@ from ..framework.timeouts import timeout_seconds, timeouts_block
 from ..framework.types import Map, Number, String
 from ..framework.validators import NotEmpty
 from .backend import VolumeBackend, backend_of, driver_errors, run_bounded
-from .export import export_disk, plan_drift_replacement, verify_written
+from .export import export_disk
 from .images import LocalImage
-from .localfiles import APPROVED, WRITTEN, note_written, os_reason, publish_new, remove_written, staged, written_of
+from .localfiles import (
+    APPROVED,
+    WRITTEN,
+    note_written,
+    os_reason,
+    plan_drift_replacement,
+    publish_new,
+    remove_written,
+    staged,
+    verify_written,
+    written_of,
+)
 from .volume_policy import GiB, refuse_in_use
 from .volume_sources import BACKUP_DISK, MANIFEST, backup_image, read_manifest
 

@@ -16,25 +16,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..framework.diagnostics import DiagnosticError, Diagnostics
+from ..framework.diagnostics import DiagnosticError
 from ..framework.planmodifiers import RequiresReplace, UseStateForUnknown
 from ..framework.resource import ApplyRequest, PlanRequest, ReadRequest, Resource
 from ..framework.schema import Attribute, Schema, schema
 from ..framework.timeouts import timeout_seconds, timeouts_block
 from ..framework.types import Number, String
-from ..framework.unknowns import UNKNOWN
 from ..framework.validators import NotEmpty, OneOf
 from .backend import VolumeBackend, backend_of, driver_errors, run_bounded
 from .localfiles import (
     APPROVED,
     WRITTEN,
-    file_sha256,
-    identity,
     note_written,
     os_reason,
+    plan_drift_replacement,
     remove_written,
     staged,
-    written_of,
+    verify_written,
 )
 from .volume_policy import refuse_in_use
 
@@ -103,56 +101,6 @@ def export_disk(backend: VolumeBackend, volume_id: str, path: Path, fmt: str, at
     except OSError as error:  # the local file, not vSphere (driver_errors maps those)
         raise DiagnosticError("Cannot write the file", f"{path}: {os_reason(error)}.", "path") from None
     return sink.digest.hexdigest(), written, backing
-
-
-def changed_outside(prior: dict[str, Any], private: dict[str, Any]) -> str | None:
-    """The SHA-256 this resource wrote when the refreshed state says its file now has another (drift)."""
-    wrote = written_of(private).get("sha256")
-    return wrote if wrote and prior.get("sha256") != wrote else None
-
-
-def plan_drift_replacement(req: PlanRequest, path: Path, what: str, computed: tuple[str, ...]) -> None:
-    """A file changed outside Terraform: plan its replacement (on ``sha256``), say so on ``path``, and
-    record which file the plan announced it replaces (delete removes that one, and only while unchanged)."""
-    if req.prior is None:
-        return  # a create (also the create half of a replacement: what the first half planned is kept)
-    prior, plan = req.prior, req.plan
-    wrote = changed_outside(prior, req.private) if plan is not None else None
-    if plan is None or wrote is None:
-        req.private.pop(APPROVED, None)  # a destroy removes only what was written, never a changed file
-        return
-    now = prior.get("sha256")
-    req.requires_replace.add("sha256")
-    for name in computed:
-        plan[name] = UNKNOWN
-    found = identity(path)
-    if found is not None:
-        req.private[APPROVED] = found
-    req.diagnostics.warning(
-        f"The {what} changed outside Terraform",
-        f"{path} no longer holds what this {what} wrote (SHA-256 {wrote}); it "
-        + (f"now has SHA-256 {now}" if now else "is gone") + f". Apply replaces the {what}: it is written "
-        "again, and the changed file is overwritten.", "path")
-
-
-def verify_written(path: Path, state: dict[str, Any], private: dict[str, Any], diags: Diagnostics,
-                   what: str) -> str | None:
-    """Read the file at ``path``: its SHA-256 (None when it cannot be read: a warning, the state is kept).
-    When it is what this resource wrote, its identity is recorded again (private state)."""
-    written = dict(written_of(private))
-    written.setdefault("sha256", state.get("sha256"))  # a state from before private records
-    try:
-        digest = file_sha256(path)
-    except OSError as error:
-        diags.warning(f"Cannot read the {what}", f"{path} could not be read ({os_reason(error)}), so whether it "
-                      "is still what Terraform wrote is not known; the state is kept as it was.")
-        return None
-    if digest == written["sha256"]:
-        found = identity(path)
-        if found is not None:
-            written["file"] = found
-    private[WRITTEN] = written
-    return digest
 
 
 class ExportResource(Resource):

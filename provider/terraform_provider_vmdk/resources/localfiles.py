@@ -7,6 +7,10 @@ wrote is recorded in its private state: the file's identity (device, inode, size
 SHA-256. Delete removes the file at the path only while it is still that file — for a state written before
 identities were recorded, only while it still has the SHA-256 the state records — and leaves anything else
 there, with a warning: the provider destroys only what it can prove it made.
+
+A file changed outside Terraform is drift: read puts its checksum in the state, and the plan replaces the
+resource, says so (a warning on ``path``) and records which file it announced (``APPROVED``): the replacement's
+delete removes that one, as the plan said, and only while it is unchanged since.
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from ..framework.diagnostics import DiagnosticError, Diagnostics
+from ..framework.resource import PlanRequest
+from ..framework.unknowns import UNKNOWN
 
 __all__ = ["staged", "publish_new", "identity", "same_file", "remove_written", "os_reason", "file_sha256",
-           "written_of", "note_written", "WRITTEN", "APPROVED"]
+           "written_of", "note_written", "changed_outside", "plan_drift_replacement", "verify_written",
+           "WRITTEN", "APPROVED"]
 
 # keys of the private state
 WRITTEN = "written"  # {"sha256": what the resource wrote, "file": its identity when last verified}
@@ -183,3 +190,54 @@ def _sha_matches(path: Path, sha256: str) -> bool:
         return file_sha256(path) == sha256
     except OSError:
         return False
+
+
+# ---------------------------------------------------------------------------------------------- drift
+def changed_outside(prior: dict[str, Any], private: dict[str, Any]) -> str | None:
+    """The SHA-256 this resource wrote when the refreshed state says its file now has another (drift)."""
+    wrote = written_of(private).get("sha256")
+    return wrote if wrote and prior.get("sha256") != wrote else None
+
+
+def plan_drift_replacement(req: PlanRequest, path: Path, what: str, computed: tuple[str, ...]) -> None:
+    """A file changed outside Terraform: plan its replacement (on ``sha256``), say so on ``path``, and
+    record which file the plan announced it replaces (delete removes that one, and only while unchanged)."""
+    if req.prior is None:
+        return  # a create (also the create half of a replacement: what the first half planned is kept)
+    prior, plan = req.prior, req.plan
+    wrote = changed_outside(prior, req.private) if plan is not None else None
+    if plan is None or wrote is None:
+        req.private.pop(APPROVED, None)  # a destroy removes only what was written, never a changed file
+        return
+    now = prior.get("sha256")
+    req.requires_replace.add("sha256")
+    for name in computed:
+        plan[name] = UNKNOWN
+    found = identity(path)
+    if found is not None:
+        req.private[APPROVED] = found
+    req.diagnostics.warning(
+        f"The {what} changed outside Terraform",
+        f"{path} no longer holds what this {what} wrote (SHA-256 {wrote}); it "
+        + (f"now has SHA-256 {now}" if now else "is gone") + f". Apply replaces the {what}: the changed file "
+        f"goes, and the {what} is written again.", "path")
+
+
+def verify_written(path: Path, state: dict[str, Any], private: dict[str, Any], diags: Diagnostics,
+                   what: str) -> str | None:
+    """Read the file at ``path``: its SHA-256 (None when it cannot be read: a warning, the state is kept).
+    When it is what this resource wrote, its identity is recorded again (private state)."""
+    written = dict(written_of(private))
+    written.setdefault("sha256", state.get("sha256"))  # a state from before private records
+    try:
+        digest = file_sha256(path)
+    except OSError as error:
+        diags.warning(f"Cannot read the {what}", f"{path} could not be read ({os_reason(error)}), so whether it "
+                      "is still what Terraform wrote is not known; the state is kept as it was.")
+        return None
+    if digest == written["sha256"]:
+        found = identity(path)
+        if found is not None:
+            written["file"] = found
+    private[WRITTEN] = written
+    return digest
