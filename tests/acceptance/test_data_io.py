@@ -176,10 +176,10 @@ output "exports" {{
     assert not list(out.glob(".*partial"))
     assert "No changes" in run(tf, "plan").stdout
 
-    # an export changed outside Terraform is drift: the next apply writes it again
+    # an export changed outside Terraform is drift: the plan replaces it, the next apply writes it again
     (out / "pre.flat").write_bytes(b"tampered")
     plan = tf.plan(output=True)
-    assert plan.resource_changes["vmdk_volume_export.pre"]["change"]["actions"] == ["create"]
+    assert plan.resource_changes["vmdk_volume_export.pre"]["change"]["actions"] == ["delete", "create"]
     tf.apply()
     assert same_disk(out / "pre.flat", images["raw"], "raw")
 

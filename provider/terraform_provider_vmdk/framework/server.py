@@ -248,8 +248,9 @@ class FrameworkServer:
                     res.diagnostics.extend(exc.diagnostics)
                 except Exception:  # noqa: BLE001
                     _unexpected(res.diagnostics, type_name, "delete")
-            if res.diagnostics.has_errors:  # keep the object in state: nothing was lost
+            if res.diagnostics.has_errors:  # keep the object in state (and its private record): nothing was lost
                 res.value = self._encode(prior_v, ty, "state")
+                res.private = _dump_private(req.private)
                 return res
             res.value = encode(None, ty)
             return res

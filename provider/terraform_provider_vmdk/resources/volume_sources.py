@@ -21,7 +21,8 @@ from ..framework.schema import Attribute, Block, NestedBlock, Nesting
 from ..framework.types import String
 from ..framework.validators import NotEmpty, OneOf
 from .backend import VolumeBackend, driver_errors
-from .images import IMAGE_DISK_TYPES, LocalImage, fetch_image, sha256_of
+from .images import IMAGE_DISK_TYPES, LocalImage, fetch_image, open_local, scan
+from .localfiles import os_reason
 from .volume_policy import Executor, GiB
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,7 +38,9 @@ SOURCES = ("source_volume_id", "source_snapshot_id", "image", "backup", "adopt")
 SOURCE_BLOCKS: dict[str, NestedBlock] = {
     "image": NestedBlock(Block({
         "source": Attribute(String, required=True, validators=(NotEmpty(),),
-                            description="The image file: a local path or an http(s) URL."),
+                            description="The image file: a local path or an http(s) URL (downloaded into the "
+                            "temporary directory, `TMPDIR`; redirects are followed within a scheme or from http up "
+                            "to https, never from https down to http)."),
         "disk_type": Attribute(String, required=True, validators=(OneOf(IMAGE_DISK_TYPES),),
                                description="What the file is (Cinder's ImageDiskType): `streamOptimized` or `sparse` "
                                "(VMDK files of those subformats), `preallocated` (a raw flat extent) or `thin` (a "
@@ -100,8 +103,15 @@ def _read_manifest(path: str, attribute: str) -> dict[str, Any]:
     except FileNotFoundError:
         raise DiagnosticError("Backup not found", f"{attribute} {path!r} holds no {MANIFEST} (a directory "
                               "vmdk_volume_backup wrote).", attribute) from None
-    except (OSError, ValueError) as error:
-        raise DiagnosticError("Unreadable backup", f"{attribute} {path!r}: {error}.", attribute) from None
+    except NotADirectoryError:
+        raise DiagnosticError("Backup not found", f"{attribute} {path!r} is not a directory (a directory "
+                              "vmdk_volume_backup wrote).", attribute) from None
+    except OSError as error:
+        raise DiagnosticError("Unreadable backup", f"{attribute} {path!r}: {MANIFEST} cannot be read "
+                              f"({os_reason(error)}).", attribute) from None
+    except ValueError:
+        raise DiagnosticError("Unreadable backup", f"{attribute} {path!r}: {MANIFEST} is not valid JSON.",
+                              attribute) from None
     if not isinstance(manifest, dict) or manifest.get("format") != "vmdk-backup-1":
         raise DiagnosticError("Not a backup", f"{attribute} {path!r}: {MANIFEST} is not a vmdk backup manifest.",
                               attribute)
@@ -109,17 +119,29 @@ def _read_manifest(path: str, attribute: str) -> dict[str, Any]:
 
 
 def backup_image(path: str, attribute: str) -> tuple[LocalImage, dict[str, Any]]:
-    """The backup's disk as a checked image (its checksum is in the manifest)."""
+    """The backup's disk as a checked image (its checksum is in the manifest), open: the bytes checked are
+    the bytes uploaded. The caller closes it."""
     manifest = read_manifest(path, attribute)
+    try:
+        capacity = int(manifest["capacity_bytes"])
+    except (KeyError, TypeError, ValueError):
+        capacity = 0
+    if capacity <= 0 or not isinstance(manifest.get("sha256"), str):
+        raise DiagnosticError("Unreadable backup", f"{attribute} {path!r}: {MANIFEST} lacks the disk's "
+                              "capacity_bytes or sha256.", attribute)
     disk = Path(path).expanduser() / BACKUP_DISK
     if not disk.is_file():
         raise DiagnosticError("Backup incomplete", f"{attribute} {path!r} has no {BACKUP_DISK}.", attribute)
-    with disk.open("rb") as fh:
-        digest = sha256_of(fh)
-    if digest != manifest.get("sha256"):
-        raise DiagnosticError("Backup damaged", f"{attribute} {path!r}: {BACKUP_DISK} has SHA-256 {digest}, the "
-                              f"manifest says {manifest.get('sha256')}.", attribute)
-    return LocalImage(disk, disk.stat().st_size, int(manifest["capacity_bytes"]), digest), manifest
+    file = open_local(disk, str(disk), attribute)
+    try:
+        size, digest, _ = scan(file)
+        if digest != manifest.get("sha256"):
+            raise DiagnosticError("Backup damaged", f"{attribute} {path!r}: {BACKUP_DISK} has SHA-256 {digest}, "
+                                  f"the manifest says {manifest.get('sha256')}.", attribute)
+    except BaseException:
+        file.close()
+        raise
+    return LocalImage(str(disk), size, capacity, digest, file), manifest
 
 
 # ---------------------------------------------------------------------------------------------- create
@@ -137,13 +159,18 @@ def prepare(plan: dict[str, Any]) -> tuple[LocalImage, str] | None:
     if plan.get("image"):
         image = plan["image"]
         local = fetch_image(image["source"], image["disk_type"], image.get("sha256"))
-        _check_size(size_bytes, local.capacity, f"{image['disk_type']} image")
-        return local, image["disk_type"]
-    if plan.get("backup"):
+        kind, what = image["disk_type"], f"{image['disk_type']} image"
+    elif plan.get("backup"):
         local, _ = backup_image(plan["backup"]["path"], "backup.path")
-        _check_size(size_bytes, local.capacity, "backup")
-        return local, "streamOptimized"
-    return None
+        kind, what = "streamOptimized", "backup"
+    else:
+        return None
+    try:
+        _check_size(size_bytes, local.capacity, what)
+    except BaseException:
+        local.close()  # a download's temporary file goes with it
+        raise
+    return local, kind
 
 
 def create_from_source(backend: VolumeBackend, plan: dict[str, Any], volume_id: str, placement: Any,
@@ -151,7 +178,7 @@ def create_from_source(backend: VolumeBackend, plan: dict[str, Any], volume_id: 
     """The volume from a checked image or backup, then its disk type, adapter, policy and size."""
     local, kind = prepared
     ops = backend.ops
-    what = f"upload of {local.path.name} into volume {volume_id}"
+    what = f"upload of {local.label} into volume {volume_id}"
     if kind == "streamOptimized":
         backing = driver_errors("create the volume from the image", lambda: ops.import_stream_optimized(
             volume_id, plan["name"], plan.get("description"), opener=local.open, size=local.size,
