@@ -400,9 +400,9 @@ func dropSnapshots(ctx *simulator.Context, vm *simulator.VirtualMachine, removed
 	if len(roots) == 0 {
 		simulator.Map.Update(vm, []types.PropertyChange{{Name: "snapshot", Val: nil}})
 	} else {
+		// the whole property: vcsim panics applying a nil snapshot.currentSnapshot
 		simulator.Map.Update(vm, []types.PropertyChange{
-			{Name: "snapshot.rootSnapshotList", Val: roots},
-			{Name: "snapshot.currentSnapshot", Val: cur},
+			{Name: "snapshot", Val: &types.VirtualMachineSnapshotInfo{CurrentSnapshot: cur, RootSnapshotList: roots}},
 		})
 	}
 	// each remaining snapshot's childSnapshot follows the tree (vcsim never updates it on removal)
@@ -428,28 +428,30 @@ func dropSnapshots(ctx *simulator.Context, vm *simulator.VirtualMachine, removed
 	return files
 }
 
-// removeSnapshotLayout drops a snapshot's entries from the VM's layouts and deletes its .vmsn/.vmem
-// files (what vcsim's unexported removeSnapshotFiles does).
+// removeSnapshotLayout drops a snapshot's entries from the VM's layouts and deletes its state file
+// (.vmsn; .vmem). vcsim's own removeSnapshotFiles deletes the files whose layoutEx key the snapshot
+// recorded, but RefreshStorageInfo renumbers those keys: the key may name a disk file by then. The
+// snapshot's FileLayout entry keeps names.
 func removeSnapshotLayout(vm *simulator.VirtualMachine, ref types.ManagedObjectReference) {
 	for i, l := range vm.Layout.Snapshot {
-		if l.Key == ref {
-			vm.Layout.Snapshot = append(vm.Layout.Snapshot[:i], vm.Layout.Snapshot[i+1:]...)
-			break
-		}
-	}
-	for i, l := range vm.LayoutEx.Snapshot {
 		if l.Key != ref {
 			continue
 		}
-		for _, file := range vm.LayoutEx.File {
-			if file.Key == l.DataKey || file.Key == l.MemoryKey {
-				if local, _, f := localPath(file.Name); f == nil {
+		for _, name := range l.SnapshotFile {
+			if strings.HasSuffix(name, ".vmsn") || strings.HasSuffix(name, ".vmem") {
+				if local, _, f := localPath(name); f == nil {
 					_ = os.Remove(local)
 				}
 			}
 		}
-		vm.LayoutEx.Snapshot = append(vm.LayoutEx.Snapshot[:i], vm.LayoutEx.Snapshot[i+1:]...)
+		vm.Layout.Snapshot = append(vm.Layout.Snapshot[:i], vm.Layout.Snapshot[i+1:]...)
 		break
+	}
+	for i, l := range vm.LayoutEx.Snapshot {
+		if l.Key == ref {
+			vm.LayoutEx.Snapshot = append(vm.LayoutEx.Snapshot[:i], vm.LayoutEx.Snapshot[i+1:]...)
+			break
+		}
 	}
 }
 
@@ -522,18 +524,29 @@ func mergeInto(child, parent string) {
 	deleteDiskFiles(child)
 }
 
-// consolidate merges, for each file a removed snapshot named (deepest first), its single child into
-// it, as vSphere consolidates on RemoveSnapshot: when the file is no VM's running disk nor a remaining
-// snapshot's disk of vm, and exactly one delta (of any VM) names it as parent. A file nothing refers
-// to any more is deleted. A file with several children (a branch after a revert, a linked clone)
-// stays. Runs until nothing changes (a merge can make a file mergeable again).
-func consolidate(vm *simulator.VirtualMachine, files []string) {
+// consolidate merges a delta into its parent file as vSphere consolidates on RemoveSnapshot: a file F
+// of vm's chains (one a removed snapshot named, deepest first, or any parent left unmerged before) takes
+// in its child C when F is neither vm's running disk nor a remaining snapshot's disk, and C is F's only
+// child among all chains of all VMs and a snapshot's redo log (vmfsSparse; a linked clone's child disk
+// is not merged into the disk it shares). A file a removed snapshot named that nothing refers to any
+// more is deleted. A file with several children (a branch after a revert, a linked clone) stays.
+// Repeats until nothing changes (after a merge F may take in its new child too).
+func consolidate(vm *simulator.VirtualMachine, removed []string) {
 	deleted := map[string]bool{}
 	for changed := true; changed; {
 		changed = false
 		all := refsOfAll(nil)
 		mine := refsOfVM(vm)
-		for _, file := range files {
+		candidates := append([]string(nil), removed...)
+		var parents []string
+		for file := range mine.all {
+			if len(mine.children[file]) > 0 {
+				parents = append(parents, file)
+			}
+		}
+		sort.Strings(parents)
+		candidates = append(candidates, parents...)
+		for _, file := range candidates {
 			if deleted[file] {
 				continue
 			}
@@ -543,15 +556,23 @@ func consolidate(vm *simulator.VirtualMachine, files []string) {
 				changed = true
 				break
 			}
-			if mine.tops[file] {
-				continue // a running disk (independent) or a remaining snapshot's
+			kids := all.children[file]
+			if mine.tops[file] || len(kids) != 1 {
+				continue // a running disk (independent) or a remaining snapshot's; or a branch point
 			}
-			if kids := all.children[file]; len(kids) == 1 {
-				for child := range kids {
-					mergeInto(child, file)
-					deleted[child] = true
+			for child := range kids {
+				desc, _, f := localPath(child)
+				if f != nil {
+					continue
 				}
+				if d := readDescriptor(desc); d == nil || !d.isDelta() {
+					continue
+				}
+				mergeInto(child, file)
+				deleted[child] = true
 				changed = true
+			}
+			if changed {
 				break
 			}
 		}
