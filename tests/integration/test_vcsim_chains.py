@@ -588,3 +588,44 @@ def test_revert_of_a_vm_holding_another_vms_vmdk(w, vms):
     assert chain(held.backing)[1:] == [vol] and held.backing.fileName.startswith(vol[: -len(".vmdk")] + "-")
     assert gone(w, first)
     assert current_data(w, holder, held) == (200, a) and w.get(w.flat(vol)) == (200, a)
+
+
+def test_attaching_a_child_disk_reports_its_parent_chain(w, vms):
+    src = w.create_vm(size=MiB)
+    vms.append(src)
+    base = w.disk(src).backing.fileName
+    snap = snapshot(w, src)
+    clone = w.wait(src.CloneVM_Task(folder=w.folder, name=f"linked-{uuid.uuid4().hex[:8]}", spec=vim.vm.CloneSpec(
+        snapshot=snap, powerOn=False, template=False,
+        location=vim.vm.RelocateSpec(pool=w.pool("DC0_C0_H0"), diskMoveType="createNewChildDiskBacking"))))
+    vms.append(clone)
+    child = w.disk(clone).backing.fileName
+    before = descriptor(w, child)
+    holder = w.create_vm(size=MiB)
+    vms.append(holder)
+    w.wait(holder.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[attach_spec(child, 1)])))
+    held = disks(holder)[1]
+    assert chain(held.backing) == [child, base] and held.capacityInBytes == MiB
+    assert descriptor(w, child) == before
+    with pytest.raises(vim.fault.InvalidDeviceOperation):  # a disk with a parent cannot grow
+        held.capacityInKB, held.capacityInBytes = 2 * MiB // 1024, 2 * MiB
+        w.wait(holder.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[
+            vim.vm.device.VirtualDeviceSpec(operation="edit", device=held)])))
+
+
+def test_copy_of_a_delta_is_a_standalone_disk_of_the_current_data(w, vms):
+    vm = w.create_vm(size=MiB)
+    vms.append(vm)
+    w.write_disk(vm, payload(MiB))
+    snapshot(w, vm)
+    delta = w.disk(vm).backing.fileName
+    assert w.disk(vm).backing.parent is not None
+    b = payload(MiB)
+    write_current(w, vm, b)
+    copy = delta.rsplit("/", 1)[0] + "/copy.vmdk"
+    w.wait(w.content.virtualDiskManager.CopyVirtualDisk_Task(
+        sourceName=delta, sourceDatacenter=w.dc, destName=copy, destDatacenter=w.dc))
+    text = descriptor(w, copy)
+    assert 'createType="vmfs"' in text and "parentFileNameHint" not in text
+    assert w.get(w.flat(copy)) == (200, b)
+    w.wait(w.content.virtualDiskManager.DeleteVirtualDisk_Task(name=copy, datacenter=w.dc))

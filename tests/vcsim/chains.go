@@ -662,7 +662,6 @@ func removeAllSnapshots(ctx *simulator.Context, m *simulator.Method) soap.HasFau
 // The deltas the VM ran on are deleted when nothing refers to them any more.
 func revertTo(ctx *simulator.Context, vm *simulator.VirtualMachine, snap *simulator.VirtualMachineSnapshot) types.BaseMethodFault {
 	chainMu.Lock()
-	defer chainMu.Unlock()
 	var old []string
 	for _, b := range diskBackingsOf(vm.Config.Hardware.Device) {
 		if b.Parent != nil && !isIndependent(b) {
@@ -683,6 +682,7 @@ func revertTo(ctx *simulator.Context, vm *simulator.VirtualMachine, snap *simula
 		}
 	}
 	if f := switchToDeltas(devices); f != nil {
+		chainMu.Unlock()
 		return f
 	}
 	disks := 0
@@ -702,6 +702,7 @@ func revertTo(ctx *simulator.Context, vm *simulator.VirtualMachine, snap *simula
 			deleteDiskFiles(file)
 		}
 	}
+	chainMu.Unlock()
 	syncDisks(vm)
 	vm.RefreshStorageInfo(ctx, &types.RefreshStorageInfo{This: vm.Self})
 	return nil
