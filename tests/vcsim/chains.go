@@ -12,6 +12,7 @@ package main
 // export, clone) read a disk's current bytes from its top file alone, as they read a linked clone's.
 
 import (
+	"bytes"
 	"fmt"
 	"io/ioutil"
 	"os"
@@ -189,14 +190,12 @@ func syncChainDescriptors(vm *simulator.VirtualMachine) {
 					next.parentCID = p.cid
 				}
 			}
-			if !bytesEqual(cur.render(), next.render()) {
+			if !bytes.Equal(cur.render(), next.render()) {
 				_ = writeFileAtomic(desc, next.render())
 			}
 		}
 	}
 }
-
-func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
 
 // ------------------------------------------------------------------------------- delta disks
 
