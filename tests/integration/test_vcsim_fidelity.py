@@ -285,7 +285,9 @@ def test_linked_clone_gets_a_child_disk_of_the_snapshot_disk(w, vms):
     cb = w.disk(clone).backing
     assert cb.parent is not None and cb.parent.fileName == src_file
     assert cb.fileName == f"[ds-c0] {name}/{name}.vmdk"
-    assert w.disk(src).backing.fileName == src_file and w.disk(src).backing.parent is None
+    # the source runs on its snapshot's delta, whose parent is the file the clone shares
+    sb = w.disk(src).backing
+    assert sb.fileName == src_file[:-len(".vmdk")] + "-000001.vmdk" and sb.parent.fileName == src_file
     _status, desc = w.get(cb.fileName)
     assert f'parentFileNameHint="../{src.name}/{src.name}.vmdk"' in desc.decode()
     assert w.get(w.flat(cb.fileName)) == (200, data)

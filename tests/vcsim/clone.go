@@ -6,6 +6,7 @@ package main
 // the datastore asked, with the provisioning type asked, and the data is copied.
 
 import (
+	"github.com/google/uuid"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/simulator/esx"
@@ -225,7 +226,8 @@ func doClone(ctx *simulator.Context, vm *simulator.VirtualMachine, req *types.Cl
 				copyFault = f
 				return
 			}
-			if err := copySparse(flatName(from), flatName(to), diskCapacity(p.disk)); err != nil {
+			// the source disk's bytes as of the clone point: its top file's extent (a delta holds them all)
+			if err := copySparse(extentOf(from), flatName(to), diskCapacity(p.disk)); err != nil {
 				copyFault = &types.FileNotFound{FileFault: types.FileFault{File: p.srcFile}}
 				return
 			}
@@ -295,7 +297,14 @@ func cloneConfig(req *types.CloneVM_Task, src *types.VirtualMachineConfigInfo, v
 	if config.VirtualSMCPresent == nil {
 		config.VirtualSMCPresent = src.Hardware.VirtualSMCPresent
 	}
-	config.Uuid = "" // a new BIOS uuid
+	// A new VM: a new BIOS uuid and a new instanceUuid unless the spec gives them (vcsim would derive
+	// both from the clone's path, so a clone made where a destroyed VM was would get that VM's ids).
+	if config.Uuid == "" {
+		config.Uuid = uuid.New().String()
+	}
+	if config.InstanceUuid == "" {
+		config.InstanceUuid = uuid.New().String()
+	}
 	// extraConfig: the source's keys (but vcsim's own marker, which CreateVM adds), then the spec's
 	// by key; an empty value removes a key.
 	var extra []types.BaseOptionValue

@@ -76,6 +76,7 @@ type descriptor struct {
 	createType     string
 	sectors        int64
 	extent         string // file name of the extent, relative to the descriptor
+	extentType     string // VMFS (a flat extent) or VMFSSPARSE (a snapshot's delta); "" reads as VMFS
 	parentHint     string
 	adapter        string
 	thin           bool
@@ -143,6 +144,7 @@ func readDescriptor(file string) *descriptor {
 			fields := strings.Fields(line)
 			if len(fields) >= 4 {
 				d.sectors, _ = strconv.ParseInt(fields[1], 10, 64)
+				d.extentType = fields[2]
 				d.extent = strings.Trim(strings.Join(fields[3:4], " "), `"`)
 				found = true
 			}
@@ -181,14 +183,33 @@ func readDescriptor(file string) *descriptor {
 	return d
 }
 
+// isDelta: a snapshot's delta disk (ESXi's vmfsSparse redo log).
+func (d *descriptor) isDelta() bool { return d.createType == deltaCreateType }
+
 func (d *descriptor) render() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Disk DescriptorFile\nversion=1\nencoding=\"UTF-8\"\nCID=%s\nparentCID=%s\n", d.cid, d.parentCID)
+	if d.isDelta() {
+		b.WriteString("isNativeSnapshot=\"no\"\n")
+	}
 	fmt.Fprintf(&b, "createType=\"%s\"\n", d.createType)
 	if d.parentHint != "" {
 		fmt.Fprintf(&b, "parentFileNameHint=\"%s\"\n", d.parentHint)
 	}
-	fmt.Fprintf(&b, "\n# Extent description\nRW %d VMFS \"%s\"\n\n# The Disk Data Base\n#DDB\n\n", d.sectors, d.extent)
+	extentType := d.extentType
+	if extentType == "" {
+		extentType = "VMFS"
+	}
+	fmt.Fprintf(&b, "\n# Extent description\nRW %d %s \"%s\"\n\n# The Disk Data Base\n#DDB\n\n", d.sectors, extentType, d.extent)
+	if d.isDelta() {
+		// A redo log's data base holds its content id (and here the disk's uuid, which the device
+		// keeps); the geometry and adapter are the base disk's.
+		fmt.Fprintf(&b, "ddb.longContentID = \"%s\"\n", d.longContentID)
+		if d.uuid != "" {
+			fmt.Fprintf(&b, "ddb.uuid = \"%s\"\n", d.uuid)
+		}
+		return b.Bytes()
+	}
 	heads, secs := 255, 63
 	if d.adapter == "ide" {
 		heads = 16
@@ -404,7 +425,10 @@ func parentHint(child, parent string) string {
 }
 
 // syncDisk brings one disk's files in step with its inventory entry: the extent exists and is at
-// least the capacity, the descriptor describes it (size, type, parent, uuid); backing.uuid is set.
+// least the capacity, the descriptor describes it (size, provisioning, parent, uuid); backing.uuid is
+// set. A descriptor that already describes a disk keeps what the inventory does not own (adapter,
+// type, extent, ids) and only grows: an attached disk (capacityInKB 0 in the request, filled from the
+// file by attachFromFile) leaves its descriptor byte for byte as it was.
 func syncDisk(vm *simulator.VirtualMachine, d *types.VirtualDisk) {
 	b := flatBacking(d)
 	if b == nil || b.FileName == "" {
@@ -418,16 +442,28 @@ func syncDisk(vm *simulator.VirtualMachine, d *types.VirtualDisk) {
 		return // not ours to create (vcsim refused the device, or it is gone)
 	}
 	capacity := diskCapacity(d)
-	if err := growFile(flatName(desc), capacity); err != nil {
-		return
-	}
+	thin := b.ThinProvisioned != nil && *b.ThinProvisioned
 	cur := readDescriptor(desc)
-	next := newDescriptor(desc, capacity, adapterOf(vm.Config.Hardware.Device, d), b.ThinProvisioned != nil && *b.ThinProvisioned)
-	if cur != nil {
-		next.cid, next.longContentID, next.uuid = cur.cid, cur.longContentID, cur.uuid
-		if cur.hwVersion != "" {
-			next.hwVersion = cur.hwVersion
+	var next descriptor
+	if cur != nil && (cur.sectors > 0 || cur.isDelta()) {
+		next = *cur
+		if s := (capacity + sectorSize - 1) / sectorSize; s > next.sectors {
+			next.sectors = s
 		}
+		if !next.isDelta() {
+			next.thin = thin
+		}
+	} else {
+		next = *newDescriptor(desc, capacity, adapterOf(vm.Config.Hardware.Device, d), thin)
+		if cur != nil {
+			next.cid, next.longContentID, next.uuid = cur.cid, cur.longContentID, cur.uuid
+			if cur.hwVersion != "" {
+				next.hwVersion = cur.hwVersion
+			}
+		}
+	}
+	if err := growFile(filepath.Join(filepath.Dir(desc), next.extent), next.sectors*sectorSize); err != nil {
+		return
 	}
 	switch {
 	case b.Uuid != "" && ddbUUID(b.Uuid) != "":
@@ -437,7 +473,9 @@ func syncDisk(vm *simulator.VirtualMachine, d *types.VirtualDisk) {
 	}
 	if b.Parent != nil {
 		next.parentHint = parentHint(b.FileName, b.Parent.FileName)
-		next.parentCID = "fffffffe"
+		if next.parentCID == "" || next.parentCID == "ffffffff" {
+			next.parentCID = "fffffffe"
+		}
 		if pd, _, f := localPath(b.Parent.FileName); f == nil {
 			if p := readDescriptor(pd); p != nil {
 				next.parentCID = p.cid
@@ -447,6 +485,15 @@ func syncDisk(vm *simulator.VirtualMachine, d *types.VirtualDisk) {
 	if cur == nil || !bytes.Equal(cur.render(), next.render()) {
 		_ = writeFileAtomic(desc, next.render())
 	}
+}
+
+// extentOf is the local path of the file holding a disk's bytes: the extent its descriptor names
+// (a "-flat.vmdk", or a snapshot's "-delta.vmdk"), else the "-flat.vmdk" next to it.
+func extentOf(desc string) string {
+	if d := readDescriptor(desc); d != nil && d.extent != "" {
+		return filepath.Join(filepath.Dir(desc), d.extent)
+	}
+	return flatName(desc)
 }
 
 func syncDisks(vm *simulator.VirtualMachine) {

@@ -48,26 +48,41 @@
 //     descriptor's ddb.thinProvisioned); a linked clone's child disk has a descriptor naming its parent
 //     (parentFileNameHint) and a materialised extent (the parent's bytes at clone time).
 //     backing.uuid is set (ddb.uuid in the descriptor follows it).
+//   - Disk chains (chains.go; evidence per behaviour in FIDELITY.md): CreateSnapshot puts every disk that
+//     is not independent on a new delta "<disk>-00000N.vmdk" (vmfsSparse descriptor, "-delta.vmdk" extent
+//     holding the disk's current bytes) next to the disk it grows from, backing.parent = the previous
+//     backing (chains nest); the snapshot's config keeps the old devices. RemoveSnapshot (consolidate
+//     unset or true; removeChildren) and RemoveAllSnapshots merge a delta into its parent when that file
+//     has no other child in any VM's chains and is nobody's running or snapshot disk, re-pointing every
+//     reference; RevertToSnapshot/RevertToCurrentSnapshot give each disk a fresh delta of the snapshot's
+//     file and delete the old one; Destroy deletes every chain file no other VM uses and keeps a linked
+//     clone's parent even inside the destroyed VM's folder.
 //   - CloneVM_Task leaves the source alone, copies each disk into the clone's own files, honours disk
 //     locators (datastore, diskBackingInfo thin/eager), spec.location.transform, spec.snapshot, and
-//     createNewChildDiskBacking (child disk, backing.parent = the snapshot's disk); the clone inherits the
-//     source's extraConfig/annotation with spec.config applied on top.
+//     createNewChildDiskBacking (child disk, backing.parent = the snapshot's disk and its chain); a full
+//     clone of a snapshotted VM is one flat disk of the current (or spec.snapshot's) state; the clone
+//     inherits the source's extraConfig/annotation with spec.config applied on top, and gets a new uuid
+//     and instanceUuid unless spec.config gives them (vcsim derives both from the clone's path).
 //   - RelocateVM_Task moves the VM's folder and disks to the target datastores (files move, backings and
-//     vm.datastore follow) and converts disks as the locators ask.
+//     vm.datastore follow; a snapshotted VM's own chain files move along, snapshot configs follow) and
+//     converts disks as the locators ask.
 //   - ReconfigVM_Task refuses to shrink a disk, and to grow a disk that has a parent or whose VM has
 //     snapshots (InvalidDeviceOperation, as vSphere: "Invalid operation for device 'N'."); extraConfig
-//     keys are updated in place (an empty value removes the key) instead of appended.
+//     keys are updated in place (an empty value removes the key) instead of appended. Adding an existing
+//     VMDK (no fileOperation, capacityInKB 0, as Nova/govmomi/terraform-provider-vsphere attach) takes
+//     capacity, thin flag, uuid and parent chain from the file and leaves its descriptor untouched.
 //   - New VMs (CreateVM, clone, import) get their folder as vCenter names it (name, name_1... when taken)
 //     and their new disks inside it; RelocateVM does the same on the target datastore.
 //   - CreateSnapshot keeps a deep copy of the config (vcsim shares device objects with the VM);
-//     RenameSnapshot (absent in vcsim) renames a snapshot.
+//     RenameSnapshot (absent in vcsim) renames a snapshot; removing a snapshot keeps currentSnapshot and
+//     childSnapshot in step with the tree and deletes its .vmsn by name.
 //   - TaskInfo.entity is a managed entity (a snapshot's VM, or none for the file and disk managers).
 //   - ImportVApp leases take uploads (streamOptimized VMDK or raw) into the disks; aborting an import
-//     removes the VM. ExportVm leases serve each disk as a streamOptimized VMDK. qemu-img does the
-//     conversions.
+//     removes the VM. ExportVm leases serve each disk (its current data, also on a delta) as a
+//     streamOptimized VMDK. qemu-img does the conversions.
 //   - VirtualDiskManager: Create/Copy/Move/Delete/Extend/QueryVirtualDiskUuid/SetVirtualDiskUuid follow
 //     the layout; CopyVirtualDisk of a hosted sparse VMDK (e.g. uploaded over HTTP) makes a descriptor and
-//     a flat extent of its data.
+//     a flat extent of its data; a copy of a snapshot's delta is a standalone flat disk.
 //   - Methods delayed with /vmdk-test/delay run their task in the background, as a real vCenter does;
 //     CancelTask ends such a running task in error RequestCanceled without doing its work (CreateVM/CloneVM
 //     make no VM), and answers InvalidState for a finished task.

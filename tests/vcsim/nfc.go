@@ -230,7 +230,7 @@ func importVApp(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
 		body.Fault_ = fault("", &types.InvalidArgument{InvalidProperty: "folder"})
 		return body
 	}
-	normalizeDisks(&spec.ConfigSpec)
+	attached := normalizeDisks(&spec.ConfigSpec)
 	// Lock as CreateVM_Task does: the folder (the method's object), then the pool inside createVM.
 	ctx.Caller = &folder.Self
 	var res soap.HasFault
@@ -242,6 +242,7 @@ func importVApp(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
 		body.Fault_ = fault("", f)
 		return body
 	}
+	giveBack(attached)
 	vm := simulator.Map.Get(r.(types.ManagedObjectReference)).(*simulator.VirtualMachine)
 	simulator.Map.WithLock(vm, func() { syncDisks(vm) })
 	lease := newLease(vm, false)
@@ -332,7 +333,7 @@ func receiveImport(r *http.Request, l *nfcLease, d leaseDisk) error {
 	if st.Size() > capacity {
 		return fmt.Errorf("image of %d bytes does not fit the %d-byte disk", st.Size(), capacity)
 	}
-	if err := copySparse(raw, flatName(desc), capacity); err != nil {
+	if err := copySparse(raw, extentOf(desc), capacity); err != nil {
 		return err
 	}
 	simulator.Map.WithLock(l.vm, func() { syncDisk(l.vm, d.disk) })
@@ -353,7 +354,8 @@ func serveExport(w http.ResponseWriter, r *http.Request, d leaseDisk) {
 	}
 	_ = out.Close()
 	defer os.Remove(out.Name())
-	if err := qemuImg("convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", flatName(desc), out.Name()); err != nil {
+	// the disk's current bytes: its top file's extent (a snapshot's delta holds them all, materialised)
+	if err := qemuImg("convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", extentOf(desc), out.Name()); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}

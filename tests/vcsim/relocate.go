@@ -110,9 +110,15 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 	type fileMove struct{ from, to string }
 	var files []fileMove
 	diskFiles := map[string]bool{} // local paths of disk files (they move with their disk, or stay)
-	for _, mv := range moves {
-		desc, _, _ := localPath(flatBacking(mv.disk).FileName)
-		diskFiles[desc], diskFiles[flatName(desc)] = true, true
+	chainMu.Lock()
+	mine, others := refsOfVM(vm), refsOfAll(vm)
+	chainMu.Unlock()
+	for file := range mine.all {
+		if desc, _, f := localPath(file); f == nil {
+			for _, name := range diskFileSet(desc) {
+				diskFiles[name] = true
+			}
+		}
 	}
 	// The VM's folder on a new datastore is named as vCenter names one (name, name_1... if taken);
 	// disks moving alone go to a folder of the VM's name on their datastore.
@@ -138,26 +144,61 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 			files = append(files, fileMove{from, filepath.Join(newLocal, e.Name())})
 		}
 	}
-	newNames := map[*types.VirtualDisk]string{}
+	// A disk moves with the files of its chains that no other VM uses (its snapshots' deltas and base,
+	// vSphere's moveAllDiskBackings*; not for moveChildMostDiskBacking); a parent another VM uses (a
+	// linked clone's) is left to relocateParents.
+	renames := map[string]string{} // datastore path -> new datastore path
+	renamedTo := map[string]*simulator.Datastore{}
+	var descMoves []fileMove // descriptors whose extent name follows the new name
 	taken := map[string]bool{}
 	for _, mv := range moves {
 		if mv.to == mv.from {
 			continue
 		}
 		b := flatBacking(mv.disk)
-		var p object.DatastorePath
-		p.FromString(b.FileName)
-		folder := folderOn(mv.to)
-		local := filepath.Join(dsURL(mv.to), folder)
-		file := freeName(func(n string) bool {
-			return taken[filepath.Join(local, n)] || fileExists(filepath.Join(local, n)) || fileExists(filepath.Join(local, flatName(n)))
-		}, strings.TrimSuffix(path.Base(p.Path), ".vmdk"), ".vmdk")
-		taken[filepath.Join(local, file)] = true
-		name := dsPath(mv.to.Name, path.Join(folder, file))
-		newNames[mv.disk] = name
-		desc, _, _ := localPath(b.FileName)
-		ndesc, _, _ := localPath(name)
-		files = append(files, fileMove{desc, ndesc}, fileMove{flatName(desc), flatName(ndesc)})
+		chain := []string{b.FileName}
+		if spec.DiskMoveType != moveChildMost {
+			for p := b.Parent; p != nil; p = p.Parent {
+				chain = append(chain, p.FileName)
+			}
+			for _, top := range chainTops(vm) {
+				for p := top; p != nil; p = p.Parent {
+					if sameDisk(vm, top, mv.disk.Key) {
+						chain = append(chain, p.FileName)
+					}
+				}
+			}
+		}
+		for i, old := range chain {
+			if _, done := renames[old]; done || (i > 0 && others.all[old]) {
+				continue
+			}
+			var p object.DatastorePath
+			p.FromString(old)
+			if p.Datastore == mv.to.Name {
+				continue
+			}
+			folder := folderOn(mv.to)
+			local := filepath.Join(dsURL(mv.to), folder)
+			file := freeName(func(n string) bool {
+				return taken[filepath.Join(local, n)] || fileExists(filepath.Join(local, n)) ||
+					fileExists(filepath.Join(local, flatName(n))) || fileExists(filepath.Join(local, deltaExtentName(n)))
+			}, strings.TrimSuffix(path.Base(p.Path), ".vmdk"), ".vmdk")
+			taken[filepath.Join(local, file)] = true
+			name := dsPath(mv.to.Name, path.Join(folder, file))
+			renames[old], renamedTo[name] = name, mv.to
+			desc, _, _ := localPath(old)
+			ndesc, _, _ := localPath(name)
+			ext, next := flatName(desc), flatName(ndesc)
+			if d := readDescriptor(desc); d != nil && d.extent != "" {
+				ext = filepath.Join(filepath.Dir(desc), d.extent)
+				if d.isDelta() {
+					next = deltaExtentName(ndesc)
+				}
+			}
+			files = append(files, fileMove{desc, ndesc}, fileMove{ext, next})
+			descMoves = append(descMoves, fileMove{ndesc, next})
+		}
 	}
 	for _, fm := range files {
 		if fileExists(fm.to) {
@@ -174,20 +215,31 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 			return &types.CannotAccessFile{FileFault: types.FileFault{File: fm.from}}
 		}
 	}
+	for _, dm := range descMoves { // a moved descriptor names its moved extent
+		if d := readDescriptor(dm.from); d != nil {
+			d.extent = filepath.Base(dm.to)
+			_ = writeFileAtomic(dm.from, d.render())
+		}
+	}
 	if newVMX != oldVMX {
 		_ = os.Remove(oldLocal) // only if empty: disks that stay keep the folder
 	}
 
-	// Inventory: backings, files, datastores, host, pool, folder.
+	// Inventory: backings (devices' and snapshots', at any depth), files, datastores, host, pool, folder.
+	for _, top := range chainTops(vm) {
+		for b := top; b != nil; b = b.Parent {
+			if name, ok := renames[b.FileName]; ok {
+				ref := renamedTo[name].Self
+				b.FileName, b.Datastore = name, &ref
+			}
+		}
+	}
 	for _, mv := range moves {
 		b := flatBacking(mv.disk)
 		b.ThinProvisioned, b.EagerlyScrub = types.NewBool(mv.thin), types.NewBool(mv.eager)
-		name, moved := newNames[mv.disk]
-		if !moved {
+		if mv.to == mv.from {
 			continue
 		}
-		b.FileName = name
-		b.Datastore = &mv.to.Self
 		capacity := diskCapacity(mv.disk)
 		adjustFree(mv.from, capacity)
 		adjustFree(mv.to, -capacity)
@@ -200,7 +252,7 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 		case moveConsolidate:
 			b.Parent, b.DeltaDiskFormat = nil, ""
 		default:
-			relocateParents(b, mv.to, folderOn(mv.to), spec.DiskMoveType == moveAllowSharing)
+			relocateParents(b, mv.to, folderOn(mv.to), spec.DiskMoveType == moveAllowSharing, renamedTo)
 		}
 	}
 	files2 := vm.Config.Files
@@ -291,6 +343,7 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 
 	vm.RefreshStorageInfo(ctx, &types.RefreshStorageInfo{This: vm.Self})
 	syncDisks(vm)
+	syncChainDescriptors(vm)
 
 	if spec.Folder != nil {
 		if folder, ok := simulator.Map.Get(*spec.Folder).(*simulator.Folder); ok {
@@ -305,9 +358,13 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 
 // relocateParents copies a moved child's parent chain next to it on the target datastore (vSphere's
 // moveAllDiskBackings*), reusing a parent already on that datastore when sharing is allowed.
-func relocateParents(b *types.VirtualDiskFlatVer2BackingInfo, to *simulator.Datastore, dir string, share bool) {
+func relocateParents(b *types.VirtualDiskFlatVer2BackingInfo, to *simulator.Datastore, dir string, share bool,
+	moved map[string]*simulator.Datastore) {
 	for child := b; child.Parent != nil; child = child.Parent {
 		p := child.Parent
+		if moved[p.FileName] != nil {
+			continue // the VM's own file, moved with its disk
+		}
 		_, pds, f := localPath(p.FileName)
 		if f != nil {
 			return
@@ -337,4 +394,20 @@ func relocateParents(b *types.VirtualDiskFlatVer2BackingInfo, to *simulator.Data
 		np.Datastore = &to.Self
 		child.Parent = &np
 	}
+}
+
+// sameDisk: top is the backing of the disk with that key, in the VM's devices or a snapshot's config.
+func sameDisk(vm *simulator.VirtualMachine, top *types.VirtualDiskFlatVer2BackingInfo, key int32) bool {
+	lists := [][]types.BaseVirtualDevice{vm.Config.Hardware.Device}
+	for _, s := range snapshotsOf(vm) {
+		lists = append(lists, s.Config.Hardware.Device)
+	}
+	for _, devices := range lists {
+		for _, dev := range devices {
+			if d, ok := dev.(*types.VirtualDisk); ok && d.Key == key && flatBacking(d) == top {
+				return true
+			}
+		}
+	}
+	return false
 }

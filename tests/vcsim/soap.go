@@ -28,6 +28,7 @@ import (
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 	"github.com/vmware/govmomi/vim25/xml"
@@ -60,6 +61,12 @@ func installFidelity(svc *simulator.Service, server *simulator.Server, mux *http
 		"ImportVApp":          importVApp,
 		"ExportVm":            exportVM,
 		"CancelTask":          cancelTask,
+		// disk chains (chains.go)
+		"RemoveSnapshot_Task":          removeSnapshot,
+		"RemoveAllSnapshots_Task":      removeAllSnapshots,
+		"RevertToSnapshot_Task":        revertToSnapshot,
+		"RevertToCurrentSnapshot_Task": revertToCurrentSnapshot,
+		"Destroy_Task":                 destroy,
 	}
 	simulator.Map.AddHandler(taskEntities{})
 	installDiskManager()
@@ -191,6 +198,12 @@ func dispatch(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
 		simulator.Map.WithLock(handler, func() { res = fn(ctx, m) })
 		return res
 	}
+	simulator.Map.WithLock(handler, func() { res = callVcsim(ctx, m, handler) })
+	return res
+}
+
+// callVcsim runs vcsim's own implementation of a method on handler (the caller holds its lock).
+func callVcsim(ctx *simulator.Context, m *simulator.Method, handler mo.Reference) soap.HasFault {
 	name := strings.Title(m.Name)
 	if strings.HasSuffix(name, "_Task") {
 		name = strings.TrimSuffix(name, "_Task") + "Task"
@@ -205,8 +218,7 @@ func dispatch(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
 		args = append(args, reflect.ValueOf(ctx))
 	}
 	args = append(args, reflect.ValueOf(m.Body))
-	simulator.Map.WithLock(handler, func() { res = mv.Call(args)[0].Interface().(soap.HasFault) })
-	return res
+	return mv.Call(args)[0].Interface().(soap.HasFault)
 }
 
 // ------------------------------------------------------------------------------------- sessions

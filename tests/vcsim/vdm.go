@@ -145,7 +145,7 @@ func relocateDisk(srcName, destName string, force, keep bool, spec types.BaseVir
 	}
 	cur := readDescriptor(src)
 	adapter, thin := "lsilogic", false
-	if cur != nil {
+	if cur != nil && cur.adapter != "" { // a delta's descriptor names no adapter
 		adapter, thin = cur.adapter, cur.thin
 	}
 	if _, a, t, ok := diskSpecOf(spec); ok {
@@ -197,7 +197,7 @@ func relocateDisk(srcName, destName string, force, keep bool, spec types.BaseVir
 		return cannot
 	}
 	next := newDescriptor(dst, st.Size(), adapter, thin)
-	if cur != nil {
+	if cur != nil && !(keep && cur.isDelta()) { // a copy of a snapshot's delta stands alone: its extent holds all
 		next.parentHint, next.parentCID = cur.parentHint, cur.parentCID
 		if !keep { // a move keeps the disk's identity
 			next.uuid, next.cid, next.longContentID = cur.uuid, cur.cid, cur.longContentID

@@ -1,7 +1,7 @@
 package main
 
-// CreateVM_Task, ReconfigVM_Task and CreateSnapshot_Task: vcsim's, plus the disk files, the disk
-// size rules and the extraConfig semantics of vSphere.
+// CreateVM_Task and ReconfigVM_Task: vcsim's, plus the disk files, the disk size rules and the
+// extraConfig semantics of vSphere (snapshots: chains.go).
 
 import (
 	"fmt"
@@ -39,9 +39,10 @@ func createVM(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
 	if !ok {
 		return &methods.CreateVM_TaskBody{Fault_: fault("", &types.NotSupported{})}
 	}
-	normalizeDisks(&req.Config)
+	attached := normalizeDisks(&req.Config)
 	res := createVMIn(ctx, folder, req)
 	if r, ok := taskResult(res); ok {
+		giveBack(attached)
 		if vm, ok := simulator.Map.Get(r.(types.ManagedObjectReference)).(*simulator.VirtualMachine); ok {
 			simulator.Map.WithLock(vm, func() { syncDisks(vm) })
 		}
@@ -49,16 +50,23 @@ func createVM(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
 	return res
 }
 
-// normalizeDisks fills both capacity fields of new disks (vcsim keeps whichever was sent).
-func normalizeDisks(spec *types.VirtualMachineConfigSpec) {
+// normalizeDisks fills both capacity fields of new disks (vcsim keeps whichever was sent), and existing
+// disks added as their files say; it returns the latter (vcsim charges their capacity: giveBack).
+func normalizeDisks(spec *types.VirtualMachineConfigSpec) []diskEdit {
+	var attached []diskEdit
 	for _, c := range spec.DeviceChange {
 		s := c.GetVirtualDeviceConfigSpec()
 		if d, ok := s.Device.(*types.VirtualDisk); ok && s.Operation == types.VirtualDeviceConfigSpecOperationAdd {
+			if s.FileOperation == "" {
+				attachFromFile(d) // an existing disk: as its file says
+				attached = append(attached, diskEdit{disk: d, attach: true})
+			}
 			if capacity := diskCapacity(d); capacity > 0 {
 				setCapacity(d, capacity)
 			}
 		}
 	}
+	return attached
 }
 
 func hasSnapshots(vm *simulator.VirtualMachine) bool {
@@ -115,6 +123,9 @@ func checkDiskEdits(vm *simulator.VirtualMachine, spec *types.VirtualMachineConf
 		}
 		switch s.Operation {
 		case types.VirtualDeviceConfigSpecOperationAdd:
+			if s.FileOperation == "" {
+				attachFromFile(d) // an existing disk: as its file says, whatever capacity was sent
+			}
 			if capacity := diskCapacity(d); capacity > 0 {
 				setCapacity(d, capacity)
 			}
@@ -251,19 +262,6 @@ func reconfigVM(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
 		applyExtra()
 		giveBack(edits)
 		syncDisks(vm)
-	}
-	return res
-}
-
-func createSnapshot(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
-	req := m.Body.(*types.CreateSnapshot_Task)
-	vm := simulator.Map.Get(req.This).(*simulator.VirtualMachine)
-	res := vm.CreateSnapshotTask(req)
-	if r, ok := taskResult(res); ok {
-		if snap, ok := simulator.Map.Get(r.(types.ManagedObjectReference)).(*simulator.VirtualMachineSnapshot); ok {
-			// vcsim copies the config shallowly: later edits of the VM's devices would show in the snapshot.
-			snap.Config = *(deepCopy(&snap.Config).(*types.VirtualMachineConfigInfo))
-		}
 	}
 	return res
 }
