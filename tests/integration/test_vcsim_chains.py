@@ -629,3 +629,20 @@ def test_copy_of_a_delta_is_a_standalone_disk_of_the_current_data(w, vms):
     assert 'createType="vmfs"' in text and "parentFileNameHint" not in text
     assert w.get(w.flat(copy)) == (200, b)
     w.wait(w.content.virtualDiskManager.DeleteVirtualDisk_Task(name=copy, datacenter=w.dc))
+
+
+def test_destroy_leaves_files_in_the_folder_that_are_not_the_vms(w):
+    """vSphere deletes a VM's own files (govmomi #332: "vm.destroy leaves uploaded data in folder ... this is
+    expected"): a VMDK detached from the VM, or any other file put there, stays, and so does the folder."""
+    vm = w.create_vm(size=MiB)
+    disk = w.disk(vm)
+    data = payload(MiB)
+    w.write_disk(vm, data)
+    w.wait(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=[
+        vim.vm.device.VirtualDeviceSpec(operation="remove", device=disk)])))  # detached: the file stays
+    folder = disk.backing.fileName.rsplit("/", 1)[0]
+    w.put(f"{folder}/notes.txt", b"kept")
+    w.wait(vm.Destroy_Task())
+    assert w.get(World.flat(disk.backing.fileName)) == (200, data) and w.get(disk.backing.fileName)[0] == 200
+    assert w.get(f"{folder}/notes.txt") == (200, b"kept")
+    assert gone(w, disk.backing.fileName[: -len(".vmdk")] + ".vmx")  # the VM's own files went

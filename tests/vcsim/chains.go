@@ -741,8 +741,11 @@ func revertToCurrentSnapshot(ctx *simulator.Context, m *simulator.Method) soap.H
 
 // destroy: vcsim's Destroy_Task, and for a VM every file of its chains that no other VM uses. vcsim
 // deletes the VM's disks (each device's top file, as vSphere does, even another VM's disk it holds)
-// and then its whole folder; a file of the folder another VM's chain needs (a linked clone's parent)
-// is kept, and the deltas and snapshot files elsewhere go too.
+// and then its whole folder; vSphere deletes the VM's own files only — its configuration, logs,
+// snapshot files and disk chains — and leaves any other file in the folder, removing the folder only
+// when nothing is left (govmomi issue #332: "vm.destroy leaves uploaded data in folder ... this is
+// expected"). A file another VM's chain needs (a linked clone's parent) is kept, and the deltas and
+// snapshot files elsewhere go too.
 func destroy(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
 	handler := simulator.Map.Get(m.This)
 	vm, ok := handler.(*simulator.VirtualMachine)
@@ -756,17 +759,8 @@ func destroy(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
 		tops[b.FileName] = true
 	}
 	var extra []string
-	keep := map[string]bool{} // local paths
 	for file := range mine.all {
-		switch {
-		case tops[file]:
-		case others.all[file]:
-			if desc, _, f := localPath(file); f == nil {
-				for _, name := range diskFileSet(desc) {
-					keep[name] = true
-				}
-			}
-		default:
+		if !tops[file] && !others.all[file] {
 			extra = append(extra, file)
 		}
 	}
@@ -780,9 +774,7 @@ func destroy(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
 			folder = local
 		}
 	}
-	if len(keep) > 0 && folder != "" {
-		vm.Config.Files.LogDirectory = "" // vcsim would delete the whole folder: we do it, keeping what is used
-	}
+	vm.Config.Files.LogDirectory = "" // vcsim would delete the whole folder: we delete the VM's own files
 	res := vm.DestroyTask(ctx, m.Body.(*types.Destroy_Task))
 	if _, f := outcome(res); f != nil {
 		vm.Config.Files.LogDirectory = logDir
@@ -794,19 +786,30 @@ func destroy(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
 			_ = os.Remove(filepath.Dir(local)) // only if empty now
 		}
 	}
-	if len(keep) > 0 && folder != "" {
+	if folder != "" {
 		entries, _ := ioutil.ReadDir(folder)
 		for _, e := range entries {
-			if name := filepath.Join(folder, e.Name()); !keep[name] {
-				_ = os.RemoveAll(name)
+			if vmOwnFile(e.Name()) {
+				_ = os.RemoveAll(filepath.Join(folder, e.Name()))
 			}
 		}
-		_ = os.Remove(folder)
+		_ = os.Remove(folder) // only if empty now
 	}
 	for _, s := range snaps {
 		simulator.Map.Remove(s.Self)
 	}
 	return res
+}
+
+// vmOwnFile: a file a VM's folder holds for the VM itself (configuration, logs, memory, swap,
+// snapshot state), which Destroy_Task removes; disks are the VM's when its chains name them.
+func vmOwnFile(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".vmx", ".vmxf", ".vmsd", ".vmsn", ".vmss", ".vmem", ".nvram", ".log", ".vswp", ".hlog", ".vmtx",
+		".lck", ".scoreboard":
+		return true
+	}
+	return false
 }
 
 // ------------------------------------------------------------------------------------ attach
