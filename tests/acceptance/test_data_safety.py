@@ -131,6 +131,15 @@ def test_a_volume_under_a_snapshotted_vm_is_in_use(make_tf, vsphere_provider_blo
     assert run(tf, "destroy", "-auto-approve").returncode == 0
 
 
+def _state_id(tf) -> str | None:
+    import json
+
+    state = json.loads(run(tf, "state", "pull").stdout or "{}")
+    ids = [inst["attributes"]["id"] for res in state.get("resources", []) if res["type"] == "vmdk_volume"
+           for inst in res.get("instances", [])]
+    return ids[0] if len(ids) == 1 else None
+
+
 def _detach_path(vsphere_session, vm_name: str, path: str) -> None:
     from pyVmomi import vim
 
@@ -150,7 +159,8 @@ def test_deletion_protection_and_keep_on_destroy(make_tf, vsphere_provider_block
     assert destroyed.returncode == 1 and "Volume is protected from deletion" in destroyed.stderr
     replaced = run(tf, "apply", "-auto-approve", "-replace=vmdk_volume.v")
     assert replaced.returncode == 1 and "Volume is protected from deletion" in replaced.stderr
-    assert tf.output()["id"] == vid and _shadow(vsphere_session, vid) is not None
+    assert _state_id(tf) == vid and _shadow(vsphere_session, vid) is not None
+    assert actions(tf.plan(output=True)) == ["no-op"]  # nothing blocks the next command
 
     # both flags change in place, touching nothing in vSphere
     write_config(Path(tf.tfdir), volume(vsphere_provider_block, '  name = "guarded"\n  size_gb = 1\n'
