@@ -60,7 +60,7 @@ class RawCreator:
         self.content = content
 
     def create(self, index: int) -> object:
-        from terraform_provider_vmdk.vsphere import specs
+        from terraform_provider_vmdk.vsphere.volumes import specs
 
         vid = str(uuid.uuid4())
         spec = specs.create_spec(name=specs.backing_name(vid), volume_id=vid, size_in_kb=specs.size_kb(specs.GiB),

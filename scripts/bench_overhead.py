@@ -144,7 +144,7 @@ def counted(lab: Lab, *args: str) -> dict[str, Any]:
 def raw_read(lab: Lab) -> float:
     from pyVmomi import vim, vmodl
 
-    from terraform_provider_vmdk.vsphere.backing import BACKING_PROPERTIES
+    from terraform_provider_vmdk.vsphere.volumes.backing import BACKING_PROPERTIES
 
     si = raw_connect(lab.connection(False))
     try:

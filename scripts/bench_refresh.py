@@ -35,11 +35,11 @@ from benchlib import PROVIDER_TF, Lab, dump_json, ratio, raw_connect, report
 
 
 def create_backings(lab: Lab, count: int, threads: int) -> list[str]:
-    from terraform_provider_vmdk.vsphere import specs
-    from terraform_provider_vmdk.vsphere.datastore import DatastoreSelector, Requirements
-    from terraform_provider_vmdk.vsphere.inventory import Inventory
-    from terraform_provider_vmdk.vsphere.session import Session
-    from terraform_provider_vmdk.vsphere.volumeops import VolumeOps
+    from terraform_provider_vmdk.vsphere.connection.session import Session
+    from terraform_provider_vmdk.vsphere.placement.datastore import DatastoreSelector, Requirements
+    from terraform_provider_vmdk.vsphere.placement.inventory import Inventory
+    from terraform_provider_vmdk.vsphere.volumes import specs
+    from terraform_provider_vmdk.vsphere.volumes.volumeops import VolumeOps
 
     ids = [str(uuid.uuid4()) for _ in range(count)]
     with Session(lab.connection(via_proxy=False)) as session:
@@ -93,7 +93,7 @@ class RawReader:
     def __init__(self, lab: Lab, via_proxy: bool) -> None:
         from pyVmomi import vim, vmodl
 
-        from terraform_provider_vmdk.vsphere.backing import BACKING_PROPERTIES
+        from terraform_provider_vmdk.vsphere.volumes.backing import BACKING_PROPERTIES
 
         self.vim, self.vmodl = vim, vmodl
         self.si = raw_connect(lab.connection(via_proxy))

@@ -173,7 +173,7 @@ class Lab:
         return dict(self.base_env, VSPHERE_SERVER=server)
 
     def connection(self, via_proxy: bool) -> Any:
-        from terraform_provider_vmdk.vsphere.config import ConnectionConfig
+        from terraform_provider_vmdk.vsphere.connection.config import ConnectionConfig
 
         server = self.proxy.server_address if via_proxy else self.sim.server
         return ConnectionConfig(server=server, user=self.sim.user, password=self.sim.password,

@@ -265,8 +265,8 @@ class Demo:
     def leftovers(self) -> list[str]:
         from pyVmomi import vim
 
-        from terraform_provider_vmdk.vsphere.backing import extra_config_dict, is_ours
-        from terraform_provider_vmdk.vsphere.session import Session
+        from terraform_provider_vmdk.vsphere.connection.session import Session
+        from terraform_provider_vmdk.vsphere.volumes.backing import extra_config_dict, is_ours
 
         with Session(self.sim.connection_config()) as session:
             return sorted(item.props["name"] for item in session.retrieve(vim.VirtualMachine,

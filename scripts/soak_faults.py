@@ -120,7 +120,7 @@ class Soak:
                    VSPHERE_SERVER=self.proxy.server, VSPHERE_USER=self.sim.user,
                    VSPHERE_PASSWORD=self.sim.password, VSPHERE_CA_FILE=self.sim.ca_file or "")
         self.env = env
-        from terraform_provider_vmdk.vsphere.session import Session
+        from terraform_provider_vmdk.vsphere.connection.session import Session
 
         self.direct = Session(self.sim.connection_config())
 
@@ -134,7 +134,7 @@ class Soak:
         """Backing VMs per volume id, and template snapshot ids, read directly from vcsim."""
         from pyVmomi import vim
 
-        from terraform_provider_vmdk.vsphere import specs
+        from terraform_provider_vmdk.vsphere.volumes import specs
 
         volumes: Counter[str] = Counter()
         templates: set[str] = set()
@@ -208,7 +208,7 @@ class Soak:
         """Remove what a failed seed left, so the next seed starts clean (the failure is already counted)."""
         from pyVmomi import vim
 
-        from terraform_provider_vmdk.vsphere import specs
+        from terraform_provider_vmdk.vsphere.volumes import specs
 
         for item in self.direct.retrieve(vim.VirtualMachine, ["config.extraConfig"]):
             marks = {o.key: o.value for o in item.props.get("config.extraConfig") or []}

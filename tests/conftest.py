@@ -42,7 +42,7 @@ class ExternalVsphere:
         return f"https://{self.server}/sdk"
 
     def connection_config(self, **overrides):
-        from terraform_provider_vmdk.vsphere.config import ConnectionConfig
+        from terraform_provider_vmdk.vsphere.connection.config import ConnectionConfig
 
         kw = {"server": self.server, "user": self.user, "password": self.password, "ca_file": self.ca_file,
               "allow_unverified_ssl": self.insecure}
@@ -96,7 +96,7 @@ def vsphere_config(vcsim):
 @pytest.fixture(scope="session")
 def vsphere_session(vsphere_config):
     """A connected Session shared by the test session (reconnects lazily if a test logs it out)."""
-    from terraform_provider_vmdk.vsphere.session import Session
+    from terraform_provider_vmdk.vsphere.connection.session import Session
 
     session = Session(vsphere_config)
     session.connect()

@@ -116,7 +116,7 @@ def load_states(paths: list[str]) -> list[dict[str, Any]]:
 def find_orphans(ops: Any, known: Known) -> list[Orphan]:
     """Every VM of ours that none of the states holds, the extra VMs beside the volumes they do hold, and
     every VM carrying our marks without owning the identity they name (a copy made outside Terraform)."""
-    from .vsphere.specs import GiB
+    from .vsphere.volumes.specs import GiB
 
     index = ops.load_index()
     found: list[Orphan] = []
@@ -154,8 +154,8 @@ def _table(orphans: list[Orphan], out: TextIO) -> None:
 
 
 def _session(args: argparse.Namespace) -> Any:
-    from .vsphere.config import ConnectionConfig
-    from .vsphere.session import Session
+    from .vsphere.connection.config import ConnectionConfig
+    from .vsphere.connection.session import Session
 
     server = args.server or os.environ.get("VSPHERE_SERVER")
     user = args.user or os.environ.get("VSPHERE_USER")
@@ -288,8 +288,8 @@ def main(argv: list[str], out: TextIO = sys.stdout) -> int:
     args = parser.parse_args(argv)
     known = ids_in_state(load_states(args.state))
 
-    from .vsphere.inventory import Inventory
-    from .vsphere.volumeops import VolumeOps
+    from .vsphere.placement.inventory import Inventory
+    from .vsphere.volumes.drivers import volume_ops
 
     try:
         session = _session(args)
@@ -297,7 +297,7 @@ def main(argv: list[str], out: TextIO = sys.stdout) -> int:
         sys.stderr.write(f"orphans: {_one_line(error)}\n")
         return 2
     try:
-        ops = VolumeOps(session, Inventory(session, args.datacenter))
+        ops = volume_ops(session, Inventory(session, args.datacenter))
         orphans = find_orphans(ops, known)
         if args.json:
             out.write(json.dumps([{k: v for k, v in o.__dict__.items() if k not in ("record", "primary")}

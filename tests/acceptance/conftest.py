@@ -148,7 +148,7 @@ def scan_backings(vsphere_session):
     def scan() -> list[str]:
         from pyVmomi import vim
 
-        from terraform_provider_vmdk.vsphere.backing import extra_config_dict, is_ours
+        from terraform_provider_vmdk.vsphere.volumes.backing import extra_config_dict, is_ours
 
         found = []
         for item in vsphere_session.retrieve(vim.VirtualMachine, ["name", "config.extraConfig"]):

@@ -24,7 +24,7 @@ def slow_config(provider: str, count: int) -> str:
 def ours(vsphere_session) -> set[str]:
     from pyVmomi import vim
 
-    from terraform_provider_vmdk.vsphere import specs
+    from terraform_provider_vmdk.vsphere.volumes import specs
 
     found = set()
     for item in vsphere_session.retrieve(vim.VirtualMachine, ["config.extraConfig"]):

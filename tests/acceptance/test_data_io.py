@@ -381,7 +381,7 @@ resource "vmdk_volume_restore" "missing_volume" {{
 # --------------------------------------------------------------------------------------------- adopt
 def _upload_flat_vmdk(vsphere_session, raw: Path, datastore: str, directory: str) -> str:
     """A monolithicFlat VMDK (qemu-img) put on a datastore as disk.vmdk + disk-flat.vmdk: its path."""
-    from terraform_provider_vmdk.vsphere import transfer
+    from terraform_provider_vmdk.vsphere.connection import transfer
 
     descriptor = convert(raw, "monolithicFlat")
     extent = descriptor.with_name(descriptor.stem + "-flat.vmdk")
@@ -572,7 +572,7 @@ def test_import_a_volume_openstack_cinder_made(make_tf, vsphere_provider_block, 
                                                scan_backings) -> None:
     from pyVmomi import vim
 
-    from terraform_provider_vmdk.vsphere.backing import extra_config_dict, is_ours
+    from terraform_provider_vmdk.vsphere.volumes.backing import extra_config_dict, is_ours
 
     before = set(scan_backings())
     volume_id = str(uuid.uuid4())

@@ -132,8 +132,8 @@ output "s" { value = data.vmdk_volume_stats.s }
 
 
 def test_volume_stats(make_tf, vsphere_provider_block, vsphere_session, vcsim, is_vcsim, scan_backings) -> None:
-    from terraform_provider_vmdk.vsphere.inventory import Inventory
-    from terraform_provider_vmdk.vsphere.volumeops import VolumeOps
+    from terraform_provider_vmdk.vsphere.placement.inventory import Inventory
+    from terraform_provider_vmdk.vsphere.volumes.volumeops import VolumeOps
 
     before = set(scan_backings())
     volumes_before = len(VolumeOps(vsphere_session, Inventory(vsphere_session, getattr(vcsim, "datacenter", None)))

@@ -60,7 +60,7 @@ def inventory(vsphere_session) -> tuple[list[str], list[str]]:
     """Volume ids (one entry per backing VM: duplicates show) and template snapshot ids of ours."""
     from pyVmomi import vim
 
-    from terraform_provider_vmdk.vsphere import specs
+    from terraform_provider_vmdk.vsphere.volumes import specs
 
     volumes, snaps = [], []
     for item in vsphere_session.retrieve(vim.VirtualMachine, ["config.extraConfig"]):

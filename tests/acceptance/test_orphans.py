@@ -29,9 +29,9 @@ def orphans(vcsim, *args: str) -> subprocess.CompletedProcess:
 
 def leak(vsphere_session, vcsim) -> tuple[str, str]:
     """A volume and a template snapshot made behind Terraform's back (as a killed older version could)."""
-    from terraform_provider_vmdk.vsphere.datastore import DatastoreSelector, Requirements
-    from terraform_provider_vmdk.vsphere.inventory import Inventory
-    from terraform_provider_vmdk.vsphere.volumeops import VolumeOps
+    from terraform_provider_vmdk.vsphere.placement.datastore import DatastoreSelector, Requirements
+    from terraform_provider_vmdk.vsphere.placement.inventory import Inventory
+    from terraform_provider_vmdk.vsphere.volumes.volumeops import VolumeOps
 
     inventory = Inventory(vsphere_session, getattr(vcsim, "datacenter", None))
     ops = VolumeOps(vsphere_session, inventory)
@@ -92,7 +92,7 @@ def _state_holding_all_but(vsphere_session, tmp_path: Path, *ids: str) -> str:
 
     from pyVmomi import vim
 
-    from terraform_provider_vmdk.vsphere.backing import extra_config_dict
+    from terraform_provider_vmdk.vsphere.volumes.backing import extra_config_dict
 
     resources = []
     for item in vsphere_session.retrieve(vim.VirtualMachine, ["config.extraConfig"]):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from terraform_provider_vmdk.vsphere.session_store import SessionStore
+from terraform_provider_vmdk.vsphere.connection.session_store import SessionStore
 
 from .conftest import run, write_config
 
@@ -43,7 +43,7 @@ def logins(proxy) -> int:
 
 
 def store_of(sessions: Path, proxy, vcsim) -> SessionStore:
-    from terraform_provider_vmdk.vsphere.config import ConnectionConfig
+    from terraform_provider_vmdk.vsphere.connection.config import ConnectionConfig
 
     netloc = ConnectionConfig(server=proxy.server, user=vcsim.user, password="x").netloc
     return SessionStore(sessions, netloc, vcsim.user)
@@ -68,7 +68,7 @@ def test_one_login_per_command_and_none_after(make_tf, proxied, fault_proxy, vcs
     # the saved session ended on the server (expired, or terminated by an admin): one new login replaces it
     from http.cookies import SimpleCookie
 
-    from terraform_provider_vmdk.vsphere.session import Session
+    from terraform_provider_vmdk.vsphere.connection.session import Session
 
     cookie = json.loads(store.path.read_text())["cookie"]
     jar: SimpleCookie = SimpleCookie()
@@ -147,7 +147,7 @@ def session_as(vcsim, user_name: str):
     SAML subject for the user): (stub, content)."""
     from pyVmomi import SoapStubAdapter, vim
 
-    from terraform_provider_vmdk.vsphere.session import Session
+    from terraform_provider_vmdk.vsphere.connection.session import Session
 
     probe = Session(vcsim.connection_config(persist_session=False))
     token = ('<saml2:Assertion xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion"><saml2:Subject>'

@@ -98,8 +98,8 @@ def test_template_snapshot_lifecycle(make_tf, vsphere_provider_block, vsphere_se
 
 def test_cow_snapshot_lifecycle(make_tf, vsphere_provider_block, vsphere_session, vcsim, is_vcsim,
                                 scan_backings) -> None:
-    from terraform_provider_vmdk.vsphere.inventory import Inventory
-    from terraform_provider_vmdk.vsphere.volumeops import VolumeOps
+    from terraform_provider_vmdk.vsphere.placement.inventory import Inventory
+    from terraform_provider_vmdk.vsphere.volumes.volumeops import VolumeOps
 
     before = set(scan_backings())
     snap = '  volume_id = vmdk_volume.v.id\n  name = "%s"\n  format = "%s"'

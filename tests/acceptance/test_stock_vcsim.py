@@ -84,7 +84,7 @@ output "ids" {
 def shadow_vms(sim) -> list[str]:
     from pyVmomi import vim
 
-    from terraform_provider_vmdk.vsphere.session import Session
+    from terraform_provider_vmdk.vsphere.connection.session import Session
 
     with Session(sim.connection_config()) as session:
         return sorted(item.props["name"] for item in session.retrieve(vim.VirtualMachine, ["name"])

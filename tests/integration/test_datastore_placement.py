@@ -17,14 +17,14 @@ import pytest
 from pyVmomi import vim
 
 from terraform_provider_vmdk.vsphere import exceptions
-from terraform_provider_vmdk.vsphere.datastore import (
+from terraform_provider_vmdk.vsphere.placement.datastore import (
     SUPPORTED_TYPES,
     DatastoreSelector,
     GiB,
     Requirements,
     volume_stats,
 )
-from terraform_provider_vmdk.vsphere.inventory import Inventory
+from terraform_provider_vmdk.vsphere.placement.inventory import Inventory
 
 pytestmark = pytest.mark.integration
 

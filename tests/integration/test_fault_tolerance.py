@@ -16,10 +16,10 @@ from pyVmomi import vim
 from test_volumeops import GiB, Made, placements
 
 from terraform_provider_vmdk.vsphere import exceptions as exc
-from terraform_provider_vmdk.vsphere import specs
-from terraform_provider_vmdk.vsphere.inventory import Inventory
-from terraform_provider_vmdk.vsphere.session import Session
-from terraform_provider_vmdk.vsphere.volumeops import VolumeOps
+from terraform_provider_vmdk.vsphere.connection.session import Session
+from terraform_provider_vmdk.vsphere.placement.inventory import Inventory
+from terraform_provider_vmdk.vsphere.volumes import specs
+from terraform_provider_vmdk.vsphere.volumes.volumeops import VolumeOps
 
 pytestmark = pytest.mark.integration
 

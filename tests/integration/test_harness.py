@@ -8,8 +8,8 @@ import signal
 import pytest
 from pyVmomi import pbm, vim
 
-from terraform_provider_vmdk.vsphere.inventory import Inventory
-from terraform_provider_vmdk.vsphere.session import Session
+from terraform_provider_vmdk.vsphere.connection.session import Session
+from terraform_provider_vmdk.vsphere.placement.inventory import Inventory
 
 GiB = 1 << 30
 

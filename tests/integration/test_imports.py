@@ -18,9 +18,9 @@ import pytest
 from soap_capture import SoapCapture
 from test_volumeops import GiB, file_exists, vm_props
 
-from terraform_provider_vmdk.vsphere import specs
 from terraform_provider_vmdk.vsphere.exceptions import VMwareDriverError
-from terraform_provider_vmdk.vsphere.imports import IMAGE_PREALLOCATED, IMAGE_SPARSE, IMAGE_THIN
+from terraform_provider_vmdk.vsphere.volumes import specs
+from terraform_provider_vmdk.vsphere.volumes.imports import IMAGE_PREALLOCATED, IMAGE_SPARSE, IMAGE_THIN
 
 pytestmark = pytest.mark.integration
 MiB = 1 << 20
@@ -118,9 +118,9 @@ def test_a_failed_upload_aborts_the_import_and_leaves_nothing(ops, made, places,
 def test_a_failed_flat_upload_leaves_no_file_behind(vsphere_session, fault_proxy, vcsim, made, places, images):
     """The flat extent uploads, then its descriptor's upload keeps failing: the import fails and neither file
     stays next to the shadow VM (a failed create must not leave a GiB-sized extent behind)."""
-    from terraform_provider_vmdk.vsphere.inventory import Inventory
-    from terraform_provider_vmdk.vsphere.session import Session
-    from terraform_provider_vmdk.vsphere.volumeops import VolumeOps
+    from terraform_provider_vmdk.vsphere.connection.session import Session
+    from terraform_provider_vmdk.vsphere.placement.inventory import Inventory
+    from terraform_provider_vmdk.vsphere.volumes.volumeops import VolumeOps
 
     session = Session(vcsim.connection_config(server=fault_proxy.server, api_retry_count=1))
     try:

@@ -13,15 +13,16 @@ import pytest
 from pyVmomi import pbm, vim
 from soap_capture import SoapCapture
 
-from terraform_provider_vmdk.vsphere import exceptions, specs
-from terraform_provider_vmdk.vsphere import pbm as pbm_util
-from terraform_provider_vmdk.vsphere.datastore import (
+from terraform_provider_vmdk.vsphere import exceptions
+from terraform_provider_vmdk.vsphere.placement import pbm as pbm_util
+from terraform_provider_vmdk.vsphere.placement.datastore import (
     SUPPORTED_TYPES,
     DatastoreSelector,
     Requirements,
     volume_stats,
 )
-from terraform_provider_vmdk.vsphere.inventory import Inventory
+from terraform_provider_vmdk.vsphere.placement.inventory import Inventory
+from terraform_provider_vmdk.vsphere.volumes import specs
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,10 @@ import pytest
 from pyVmomi import SoapStubAdapter, vim, vmodl
 
 from terraform_provider_vmdk.vsphere import exceptions as exc
-from terraform_provider_vmdk.vsphere import session as session_mod
-from terraform_provider_vmdk.vsphere.config import ConnectionConfig
-from terraform_provider_vmdk.vsphere.inventory import Inventory
-from terraform_provider_vmdk.vsphere.session import Session
+from terraform_provider_vmdk.vsphere.connection import session as session_mod
+from terraform_provider_vmdk.vsphere.connection.config import ConnectionConfig
+from terraform_provider_vmdk.vsphere.connection.session import Session
+from terraform_provider_vmdk.vsphere.placement.inventory import Inventory
 
 
 @pytest.fixture
@@ -345,7 +345,7 @@ def _session_as(vcsim, user_name: str):
 
 
 def _saved_config(vcsim, tmp_path, **overrides):
-    from terraform_provider_vmdk.vsphere.session_store import SessionStore
+    from terraform_provider_vmdk.vsphere.connection.session_store import SessionStore
 
     config = vcsim.connection_config(persist_session=True, session_path=str(tmp_path / "sessions"), **overrides)
     return config, SessionStore(config.session_path, config.netloc, config.user)
@@ -451,8 +451,8 @@ def _export(vcsim, made, places, tmp_path):
     """Export a new volume's disk through an ExportVm lease with a Session of its own (few retries)."""
     from test_volumeops import create
 
-    from terraform_provider_vmdk.vsphere.inventory import Inventory
-    from terraform_provider_vmdk.vsphere.volumeops import VolumeOps
+    from terraform_provider_vmdk.vsphere.placement.inventory import Inventory
+    from terraform_provider_vmdk.vsphere.volumes.volumeops import VolumeOps
 
     session = Session(vcsim.connection_config(api_retry_count=1, persist_session=False))
     ops = VolumeOps(session, Inventory(session))

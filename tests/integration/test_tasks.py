@@ -10,8 +10,8 @@ import pytest
 from pyVmomi import vim
 
 from terraform_provider_vmdk.vsphere import exceptions as exc
-from terraform_provider_vmdk.vsphere.inventory import Inventory
-from terraform_provider_vmdk.vsphere.session import Session
+from terraform_provider_vmdk.vsphere.connection.session import Session
+from terraform_provider_vmdk.vsphere.placement.inventory import Inventory
 
 
 @pytest.fixture

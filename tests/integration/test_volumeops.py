@@ -18,8 +18,8 @@ from pyVmomi import vim
 from soap_capture import SoapCapture
 
 from terraform_provider_vmdk.vsphere import exceptions as exc
-from terraform_provider_vmdk.vsphere import specs
-from terraform_provider_vmdk.vsphere.volumeops import VolumeOps
+from terraform_provider_vmdk.vsphere.volumes import specs
+from terraform_provider_vmdk.vsphere.volumes.volumeops import VolumeOps
 
 pytestmark = pytest.mark.integration
 
@@ -117,7 +117,7 @@ class Made:
 
 @pytest.fixture
 def inventory(vsphere_session):
-    from terraform_provider_vmdk.vsphere.inventory import Inventory
+    from terraform_provider_vmdk.vsphere.placement.inventory import Inventory
 
     return Inventory(vsphere_session)
 
@@ -364,8 +364,8 @@ def test_upload_download_round_trip(vsphere_session, ops, made, places, tmp_path
 
 def test_transfers_survive_faults(vsphere_session, fault_proxy, vcsim, made, places, tmp_path):
     """A reset, a 503 and an ended session in the middle of datastore transfers: retried from the start."""
-    from terraform_provider_vmdk.vsphere.inventory import Inventory
-    from terraform_provider_vmdk.vsphere.session import Session
+    from terraform_provider_vmdk.vsphere.connection.session import Session
+    from terraform_provider_vmdk.vsphere.placement.inventory import Inventory
 
     session = Session(vcsim.connection_config(server=fault_proxy.server, api_retry_count=4))
     faulty = VolumeOps(session, Inventory(session))

@@ -26,8 +26,8 @@ from test_volumeops import (  # fixtures inventory, made, ops, places: see conft
 from terraform_provider_vmdk.framework.diagnostics import DiagnosticError
 from terraform_provider_vmdk.resources.volume_policy import EXTEND_IN_PLACE, EXTEND_MAY_MOVE, Executor
 from terraform_provider_vmdk.vsphere import exceptions as exc
-from terraform_provider_vmdk.vsphere import specs
-from terraform_provider_vmdk.vsphere.lookup import choose
+from terraform_provider_vmdk.vsphere.volumes import specs
+from terraform_provider_vmdk.vsphere.volumes.lookup import choose
 
 pytestmark = pytest.mark.integration
 
@@ -236,7 +236,7 @@ class ShortOfSpace:
 
 
 def _ops_with_free(session, inventory, place, free):
-    from terraform_provider_vmdk.vsphere.volumeops import VolumeOps
+    from terraform_provider_vmdk.vsphere.volumes.volumeops import VolumeOps
 
     return VolumeOps(ShortOfSpace(session, place.datastore, free), inventory)
 

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from test_volumeops import GiB, all_vms, new_id  # fixtures inventory, made, ops, places: see conftest.py
 
-from terraform_provider_vmdk.vsphere import specs
+from terraform_provider_vmdk.vsphere.volumes import specs
 
 pytestmark = pytest.mark.integration
 

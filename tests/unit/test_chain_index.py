@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pyVmomi import vim
 
-from terraform_provider_vmdk.vsphere import backing as bk
-from terraform_provider_vmdk.vsphere import specs
-from terraform_provider_vmdk.vsphere.lookup import build_index, choose
+from terraform_provider_vmdk.vsphere.volumes import backing as bk
+from terraform_provider_vmdk.vsphere.volumes import specs
+from terraform_provider_vmdk.vsphere.volumes.lookup import build_index, choose
 
 VOL = "0f3e9a1c-1111-4222-8333-944455556666"
 CLONE = "7a6b5c4d-2222-4333-8444-955566667777"

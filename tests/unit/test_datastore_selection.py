@@ -8,7 +8,7 @@ import re
 import pytest
 
 from terraform_provider_vmdk.vsphere import exceptions
-from terraform_provider_vmdk.vsphere.datastore import (
+from terraform_provider_vmdk.vsphere.placement.datastore import (
     SUPPORTED_TYPES,
     DatastoreSelector,
     DatastoreState,
@@ -256,7 +256,7 @@ def test_requirements_normalise_and_validate():
 # --- the selector on a fake inventory (still no vSphere) -----------------------------------
 
 class FakeInventory:
-    """Records in the shape of vsphere/inventory.py (HostInfo / DatastoreInfo)."""
+    """Records in the shape of vsphere/placement/inventory.py (HostInfo / DatastoreInfo)."""
 
     def __init__(self, hosts, datastores, clusters=("C1", "C2")):
         self._hosts, self._ds, self._clusters = hosts, datastores, clusters
@@ -358,7 +358,7 @@ def test_volume_stats_sums_eligible(inv):
 
 
 def test_selector_policy_filter_uses_pbm(inv, monkeypatch):
-    from terraform_provider_vmdk.vsphere import pbm as pbm_util
+    from terraform_provider_vmdk.vsphere.placement import pbm as pbm_util
 
     seen = {}
     monkeypatch.setattr(pbm_util, "find_profile_id", lambda s, n: {"gold": "pid-gold"}[n])
@@ -392,7 +392,7 @@ def test_parallel_creates_count_the_space_of_creates_in_flight(inv, monkeypatch)
     and a released create's space stays counted for the grace period (vCenter reports it late)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from terraform_provider_vmdk.vsphere import datastore as ds_mod
+    from terraform_provider_vmdk.vsphere.placement import datastore as ds_mod
 
     sel = DatastoreSelector(None, inv)
     with ThreadPoolExecutor(3) as pool:

@@ -6,7 +6,7 @@ import pytest
 from pyVmomi import pbm, vim
 
 from terraform_provider_vmdk.vsphere import exceptions
-from terraform_provider_vmdk.vsphere import pbm as pbm_util
+from terraform_provider_vmdk.vsphere.placement import pbm as pbm_util
 
 
 def _profile(name, uid):

@@ -30,7 +30,8 @@ def test_install_writes_the_launcher_and_bytecode_despite_dont_write_bytecode(tm
     assert launcher.is_file() and os.access(launcher, os.X_OK)
     assert launcher.is_relative_to(home / ".terraform.d" / "plugins")
     assert out.stderr == ""
-    for module in ("cli.py", "plugin/server.py", "framework/server.py", "resources/volume.py", "vsphere/session.py"):
+    for module in ("cli.py", "plugin/server.py", "framework/server.py", "resources/volume.py",
+                   "vsphere/connection/session.py"):
         source = package / module
         cached = Path(importlib.util.cache_from_source(str(source)))
         assert cached.is_file(), f"no bytecode for {module}"

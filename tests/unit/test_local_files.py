@@ -26,8 +26,8 @@ from terraform_provider_vmdk.resources.export import ExportResource, export_disk
 from terraform_provider_vmdk.resources.images import fetch_image, redirect_allowed
 from terraform_provider_vmdk.resources.localfiles import APPROVED, WRITTEN, identity, publish_new, staged
 from terraform_provider_vmdk.resources.volume_sources import backup_image, prepare, read_manifest
-from terraform_provider_vmdk.vsphere import budget
 from terraform_provider_vmdk.vsphere import exceptions as vexc
+from terraform_provider_vmdk.vsphere.connection import budget
 
 MiB = 1 << 20
 

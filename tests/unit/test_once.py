@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from terraform_provider_vmdk.vsphere import once as once_module
-from terraform_provider_vmdk.vsphere.once import Fresh, Once
+from terraform_provider_vmdk.vsphere.connection import once as once_module
+from terraform_provider_vmdk.vsphere.connection.once import Fresh, Once
 
 
 class Clock:

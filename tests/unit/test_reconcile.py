@@ -8,8 +8,8 @@ import pytest
 from pyVmomi import vim
 
 from terraform_provider_vmdk.vsphere import exceptions as exc
-from terraform_provider_vmdk.vsphere import tasks as tasks_mod
-from terraform_provider_vmdk.vsphere.reconcile import create_once
+from terraform_provider_vmdk.vsphere.connection import tasks as tasks_mod
+from terraform_provider_vmdk.vsphere.connection.reconcile import create_once
 
 
 class FakeSession:

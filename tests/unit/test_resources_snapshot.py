@@ -14,7 +14,7 @@ from terraform_provider_vmdk.resources.backend import driver_errors, run_bounded
 from terraform_provider_vmdk.resources.client import ProviderSettings, VSphereClient
 from terraform_provider_vmdk.resources.data_volume import VolumeDataSource
 from terraform_provider_vmdk.resources.snapshot import SnapshotResource, gib, rfc3339
-from terraform_provider_vmdk.vsphere.config import ConnectionConfig
+from terraform_provider_vmdk.vsphere.connection.config import ConnectionConfig
 
 
 def resource(fmt: str | None = "template") -> SnapshotResource:
@@ -117,8 +117,8 @@ def test_run_bounded_returns_at_once_when_time_runs_out_and_the_work_sees_it() -
     import threading
     import time
 
-    from terraform_provider_vmdk.vsphere import budget
     from terraform_provider_vmdk.vsphere import exceptions as vexc
+    from terraform_provider_vmdk.vsphere.connection import budget
 
     seen: list[str] = []
     finished = threading.Event()
@@ -146,7 +146,7 @@ def test_run_bounded_stops_on_stop_provider() -> None:
     import threading
     import time
 
-    from terraform_provider_vmdk.vsphere import budget
+    from terraform_provider_vmdk.vsphere.connection import budget
 
     stop = threading.Event()
     threading.Timer(0.1, stop.set).start()

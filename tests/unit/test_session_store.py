@@ -1,4 +1,4 @@
-"""The saved-session store (vsphere/session_store.py): one private file per (server, user), and the user
+"""The saved-session store (vsphere/connection/session_store.py): one private file per (server, user), and the user
 comparison a resumed session must pass (``same_user``: what the server says against what is configured)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from terraform_provider_vmdk.vsphere.session_store import SessionStore, same_user
+from terraform_provider_vmdk.vsphere.connection.session_store import SessionStore, same_user
 
 
 @pytest.mark.parametrize("server_says,configured", [

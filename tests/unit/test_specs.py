@@ -1,4 +1,4 @@
-"""Unit tests for the pure request builders (vsphere/specs.py): the shapes real vSphere needs."""
+"""Unit tests for the pure request builders (vsphere/volumes/specs.py): the shapes real vSphere needs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from pyVmomi import SoapAdapter, VmomiSupport, vim
 
 from terraform_provider_vmdk.vsphere import exceptions as exc
-from terraform_provider_vmdk.vsphere import specs
+from terraform_provider_vmdk.vsphere.volumes import specs
 
 GiB = specs.GiB
 VOL = "4c1a4ab0-9d7c-4b0e-9a53-6b0d3c1f2e11"

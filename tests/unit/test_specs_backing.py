@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 from pyVmomi import vim
 
-from terraform_provider_vmdk.vsphere import backing as bk
-from terraform_provider_vmdk.vsphere import specs
+from terraform_provider_vmdk.vsphere.volumes import backing as bk
+from terraform_provider_vmdk.vsphere.volumes import specs
 
 GiB = specs.GiB
 VOL = "0f3e9a1c-1111-4222-8333-944455556666"

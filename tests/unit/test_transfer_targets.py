@@ -1,4 +1,4 @@
-"""Where the vSphere session cookie may go on HTTP transfers (vsphere/transfer.py): only over HTTPS, and only
+"""Where the vSphere session cookie may go on HTTP transfers (vsphere/connection/transfer.py): only over HTTPS, and only
 to the server we connected to or to a host the lease's own device URLs name. Real sockets: a refused URL
 must not see a single byte; an accepted one gets the cookie."""
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from terraform_provider_vmdk.vsphere import exceptions as exc
-from terraform_provider_vmdk.vsphere import transfer
-from terraform_provider_vmdk.vsphere.config import ConnectionConfig
+from terraform_provider_vmdk.vsphere.connection import transfer
+from terraform_provider_vmdk.vsphere.connection.config import ConnectionConfig
 
 COOKIE = 'vmware_soap_session="s3ss10n-c00k1e"'
 

@@ -21,9 +21,9 @@ from terraform_provider_vmdk.resources.volume_policy import (
     decide_extend,
     decide_retype,
 )
-from terraform_provider_vmdk.vsphere import backing as bk
-from terraform_provider_vmdk.vsphere import specs
-from terraform_provider_vmdk.vsphere.lookup import build_index, choose
+from terraform_provider_vmdk.vsphere.volumes import backing as bk
+from terraform_provider_vmdk.vsphere.volumes import specs
+from terraform_provider_vmdk.vsphere.volumes.lookup import build_index, choose
 
 GiB = 1024**3
 VOL = "0f3e9a1c-1111-4222-8333-944455556666"

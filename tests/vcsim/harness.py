@@ -165,7 +165,7 @@ class Vcsim:
         return self.workdir / "tmp" if self.workdir else None
 
     def connection_config(self, **overrides):
-        from terraform_provider_vmdk.vsphere.config import ConnectionConfig
+        from terraform_provider_vmdk.vsphere.connection.config import ConnectionConfig
 
         kw = {"server": self.server, "user": self.user, "password": self.password, "ca_file": self.ca_file}
         kw.update(overrides)

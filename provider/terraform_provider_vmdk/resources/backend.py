@@ -20,12 +20,12 @@ from ..framework.diagnostics import DiagnosticError
 from .client import VSphereClient
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..vsphere.backing import Backing
-    from ..vsphere.datastore import DatastoreSelector
-    from ..vsphere.inventory import Inventory
-    from ..vsphere.lookup import BackingIndex, Choice
-    from ..vsphere.once import Fresh, Once
-    from ..vsphere.volumeops import VolumeOps
+    from ..vsphere.connection.once import Fresh, Once
+    from ..vsphere.placement.datastore import DatastoreSelector
+    from ..vsphere.placement.inventory import Inventory
+    from ..vsphere.volumes.backing import Backing
+    from ..vsphere.volumes.lookup import BackingIndex, Choice
+    from ..vsphere.volumes.volumeops import VolumeOps
 
 __all__ = ["VolumeBackend", "backend_of", "driver_errors", "run_bounded", "settle_pending", "still_running", "GiB"]
 
@@ -44,7 +44,7 @@ PLACEMENT_TTL = 10.0
 
 class VolumeBackend:
     def __init__(self, client: VSphereClient) -> None:
-        from ..vsphere.once import Fresh, Once
+        from ..vsphere.connection.once import Fresh, Once
 
         self.client = client
         self.settings = client.settings
@@ -54,9 +54,9 @@ class VolumeBackend:
         self._index_lock = threading.Lock()  # guards index edits (in memory only)
 
     def _build(self) -> tuple[Inventory, DatastoreSelector, VolumeOps]:
-        from ..vsphere.datastore import DatastoreSelector
-        from ..vsphere.inventory import Inventory
-        from ..vsphere.volumeops import VolumeOps
+        from ..vsphere.placement.datastore import DatastoreSelector
+        from ..vsphere.placement.inventory import Inventory
+        from ..vsphere.volumes.drivers import volume_ops
 
         session = self.client.session()
         inventory = Inventory(session, self.settings.datacenter, placement_ttl=PLACEMENT_TTL)
@@ -66,7 +66,7 @@ class VolumeBackend:
             cluster_names=list(self.settings.cluster_names) or None,
             allowed_types=self.settings.datastore_types,
         )
-        return inventory, selector, VolumeOps(session, inventory, volume_folder=self.settings.volume_folder)
+        return inventory, selector, volume_ops(session, inventory, volume_folder=self.settings.volume_folder)
 
     def _check_settings(self, inventory: Inventory) -> None:
         """Settings only vSphere can judge (datacenter, clusters): an error that names the provider setting."""
@@ -113,7 +113,7 @@ class VolumeBackend:
 
     def decide_on(self, volume_id: str) -> tuple[Choice, BackingIndex]:
         """The volume's backings and everything that holds their files, from one read made now."""
-        from ..vsphere.lookup import choose
+        from ..vsphere.volumes.lookup import choose
 
         index = self.fresh_index()
         choice = index.choice(volume_id)
@@ -123,7 +123,7 @@ class VolumeBackend:
 
     def choice(self, volume_id: str, *, fresh: bool = False) -> Choice:
         """The VMs carrying ``volume_id`` and which of them is the volume. ``fresh``: re-read each (writes)."""
-        from ..vsphere.lookup import choose
+        from ..vsphere.volumes.lookup import choose
 
         index = self.index()
         records = list(index.volumes.get(volume_id) or index.foreign.get(volume_id) or [])
@@ -137,7 +137,7 @@ class VolumeBackend:
         return choose(records)
 
     def _reread(self, record: Backing) -> Backing | None:
-        from ..vsphere.ops_base import is_gone
+        from ..vsphere.volumes.base import is_gone
 
         try:
             return self.ops.refresh(record)
@@ -186,7 +186,7 @@ class VolumeBackend:
             return None
 
         def load() -> dict[str, str]:
-            from ..vsphere import pbm
+            from ..vsphere.placement import pbm
 
             return {p.profileId.uniqueId: p.name for p in pbm.list_profiles(self.ops.session)}
 
@@ -267,8 +267,8 @@ def run_bounded(what: str, seconds: float | None, stop: threading.Event, fn: Cal
     ``pending_tasks``: a task vSphere could not cancel may still make its object, and the next refresh or
     delete waits for it (``settle_pending``) instead of losing that object. Whatever was created has its id
     in the partial state the caller returns."""
-    from ..vsphere import budget
     from ..vsphere import exceptions as vexc
+    from ..vsphere.connection import budget
 
     allowance = budget.Budget.within(seconds, stop, what)
     box: dict[str, Any] = {}
@@ -307,7 +307,7 @@ def settle_pending(backend: VolumeBackend, private: dict[str, Any], timeout: flo
     a task makes is seen now rather than appearing after the lookup that decided it did not exist."""
     pending = private.pop("pending_tasks", None)
     if pending:
-        from ..vsphere import tasks
+        from ..vsphere.connection import tasks
 
         tasks.stop_and_wait(backend.ops.session, list(pending), timeout)
 
@@ -317,7 +317,7 @@ def still_running(backend: VolumeBackend, private: dict[str, Any]) -> list[str]:
     pending = private.get("pending_tasks")
     if not pending:
         return []
-    from ..vsphere import tasks
+    from ..vsphere.connection import tasks
 
     return [t._GetMoId() for t in tasks.running(backend.ops.session, list(pending))]
 

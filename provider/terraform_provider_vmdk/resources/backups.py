@@ -269,7 +269,7 @@ def restore(backend: VolumeBackend, volume_id: str, backup_path: str) -> None:
 
 
 def _restore(backend: VolumeBackend, volume_id: str, backup_path: str, local: LocalImage) -> None:
-    from ..vsphere.datastore import Requirements
+    from ..vsphere.placement.datastore import Requirements
 
     choice, index = driver_errors("find the volume", lambda: backend.decide_on(volume_id), "volume_id")
     backing = choice.primary

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..framework.diagnostics import DiagnosticError
-from ..vsphere.config import ConnectionConfig
+from ..vsphere.connection.config import ConnectionConfig
 
 LOG = logging.getLogger(__name__)
 CLOSE_WAIT = 0.5  # seconds close() waits for a background connect to finish (then logs it out)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..vsphere.once import Once
-    from ..vsphere.session import Session
+    from ..vsphere.connection.once import Once
+    from ..vsphere.connection.session import Session
 
 __all__ = ["ProviderSettings", "VSphereClient"]
 
@@ -70,7 +70,7 @@ class VSphereClient:
     _connecting: threading.Thread | None = field(default=None, repr=False)
 
     def _once(self, key: str, factory: Callable[[], T]) -> Once[T]:
-        from ..vsphere.once import Once
+        from ..vsphere.connection.once import Once
 
         with self._lock:
             once = self._onces.get(key)
@@ -98,8 +98,8 @@ class VSphereClient:
         self._connecting.start()
 
     def _connect(self) -> Session:
+        from ..vsphere.connection.session import Session
         from ..vsphere.exceptions import ConnectionFailed
-        from ..vsphere.session import Session
 
         if self._refusal is not None:  # one refused login per process, not one per resource
             raise _cannot_connect(self._refusal)

@@ -70,7 +70,7 @@ class DatastoresDataSource(DataSource):
         )
 
     def read(self, config: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-        from ..vsphere.datastore import Requirements
+        from ..vsphere.placement.datastore import Requirements
 
         backend = backend_of(getattr(self, "provider_data", None))
         size = config.get("size_gb") or 0

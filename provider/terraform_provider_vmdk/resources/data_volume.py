@@ -21,7 +21,7 @@ from .backend import VolumeBackend, backend_of, driver_errors
 from .volume_schema import VOLUME_ATTRIBUTES, volume_state_from_backing
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..vsphere.backing import Backing
+    from ..vsphere.volumes.backing import Backing
 
 __all__ = ["VolumeDataSource"]
 

@@ -63,7 +63,7 @@ class VolumeStatsDataSource(DataSource):
         )
 
     def read(self, config: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-        from ..vsphere.datastore import volume_stats
+        from ..vsphere.placement.datastore import volume_stats
 
         backend = backend_of(getattr(self, "provider_data", None))
         policies = [p for p in (config.get("storage_policies") or []) if p]

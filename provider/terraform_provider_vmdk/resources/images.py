@@ -156,7 +156,7 @@ def image_capacity(head: bytes, size: int, disk_type: str, name: str) -> int:
 
 def scan(file: BinaryIO) -> tuple[int, str, bytes]:
     """(size, SHA-256, first bytes) of an open file, read to its end (stops when the operation is cancelled)."""
-    from ..vsphere import budget
+    from ..vsphere.connection import budget
 
     allowance = budget.current()
     digest, head, size = hashlib.sha256(), bytearray(), 0
@@ -272,7 +272,7 @@ def download(url: str, out: BinaryIO) -> tuple[int, str, bytes]:
     import urllib.error
     import urllib.request
 
-    from ..vsphere import budget
+    from ..vsphere.connection import budget
 
     allowance = budget.current()
     digest, head, received, expected = hashlib.sha256(), bytearray(), 0, None

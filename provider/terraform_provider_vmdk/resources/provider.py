@@ -18,7 +18,7 @@ from ..framework.secrets import set_secrets
 from ..framework.types import Bool, List, Number, String
 from ..framework.unknowns import is_unknown
 from ..framework.validators import AtLeast, NotEmpty, OneOf, ValidRegex, WholeNumber
-from ..vsphere.config import ConnectionConfig
+from ..vsphere.connection.config import ConnectionConfig
 from .backups import BackupResource, RestoreResource
 from .client import DEFAULT_DATASTORE_TYPES, ProviderSettings, VSphereClient
 from .data_datastores import DatastoresDataSource

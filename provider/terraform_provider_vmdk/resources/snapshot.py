@@ -33,7 +33,7 @@ from .client import VSphereClient
 from .volume_policy import refuse_in_use
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..vsphere.backing import Backing, SnapshotInfo
+    from ..vsphere.volumes.backing import Backing, SnapshotInfo
 
 __all__ = ["SnapshotResource", "gib", "rfc3339", "FORMATS"]
 
@@ -128,7 +128,7 @@ class SnapshotResource(Resource):
                     if info.snapshot_id == snapshot_id:
                         return info
         if fmt != FORMAT_COW:
-            from ..vsphere.backing import template_snapshot
+            from ..vsphere.volumes.backing import template_snapshot
 
             record = None if fresh else backend.index().templates.get(snapshot_id)
             found = template_snapshot(record) if record is not None else backend.ops.find_snapshot(
@@ -288,7 +288,7 @@ class SnapshotResource(Resource):
         template = info.template if info.template is not None else backend.ops.get_backing(info.moref)
 
         def host_and_pool() -> tuple[Any, Any]:
-            from ..vsphere.datastore import Requirements
+            from ..vsphere.placement.datastore import Requirements
 
             evaluation = backend.selector.evaluate_one(template.datastore, Requirements(size_bytes=0))
             if not evaluation.hosts:

@@ -33,7 +33,7 @@ from .volume_schema import VOLUME_ATTRIBUTES, volume_state_from_backing
 from .volume_sources import SOURCE_BLOCKS, validate_sources
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..vsphere.backing import Backing
+    from ..vsphere.volumes.backing import Backing
 
 __all__ = ["VolumeResource", "volume_state_from_backing", "VOLUME_ATTRIBUTES", "volume_id_of"]
 
@@ -125,7 +125,7 @@ class VolumeResource(Resource):
         req.partial = {**(req.plan or {}), "id": volume_id, "backing_name": f"volume-{volume_id}"}
 
     def _adopt(self, req: ApplyRequest, backend: VolumeBackend, volume_id: str) -> Backing:
-        from ..vsphere.datastore import Requirements
+        from ..vsphere.placement.datastore import Requirements
 
         plan = req.plan or {}
         facts = volume_sources.prepare_adoption(backend, plan)
@@ -159,7 +159,7 @@ class VolumeResource(Resource):
         """Clone from the source; when the source's VM went away meanwhile (a retype by copy of the source in
         the same apply gives it a new VM), look the source up again and clone once more (the new volume's
         identity makes that safe)."""
-        from ..vsphere.ops_base import is_gone
+        from ..vsphere.volumes.base import is_gone
 
         for attempt in (1, 2):
             source = self._source(backend, plan)
@@ -179,7 +179,7 @@ class VolumeResource(Resource):
 
     @staticmethod
     def _placement(backend: VolumeBackend, size_bytes: int, policy: str | None, datastore: Any) -> Any:
-        from ..vsphere.datastore import Requirements
+        from ..vsphere.placement.datastore import Requirements
 
         pinned = datastore if _known(datastore) else None
         requirements = Requirements(size_bytes=size_bytes, profile_name=policy, datastore=pinned)

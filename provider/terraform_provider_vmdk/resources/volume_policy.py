@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from ..framework.diagnostics import DiagnosticError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..vsphere.backing import Backing
-    from ..vsphere.lookup import BackingIndex, Choice
+    from ..vsphere.volumes.backing import Backing
+    from ..vsphere.volumes.lookup import BackingIndex, Choice
     from .backend import VolumeBackend
 
 LOG = logging.getLogger("terraform_provider_vmdk.resources")
@@ -392,7 +392,7 @@ class Executor:
             return self.ops.grow(backing, new_size_bytes)
 
     def _move_for_room(self, backing: Backing, size_bytes: int, policy_name: str | None) -> Backing:
-        from ..vsphere.datastore import Requirements
+        from ..vsphere.placement.datastore import Requirements
 
         LOG.info("moving %s to a datastore with room for %d GiB", backing.name, _gib(size_bytes))
         placement = self.backend.selector.select(Requirements(
@@ -408,7 +408,7 @@ class Executor:
     def retype(self, backing: Backing, disk_type: str, adapter_type: str, policy_name: str | None,
                may_move: bool) -> Backing:
         """Cinder's retype with fresh facts; a move the plan did not announce is refused."""
-        from ..vsphere.datastore import Requirements
+        from ..vsphere.placement.datastore import Requirements
 
         selector = self.backend.selector
         profile_id = selector.profile_id(policy_name) if policy_name else None
@@ -474,7 +474,7 @@ class Executor:
 
 
 def _is_no_space(error: BaseException) -> bool:
+    from ..vsphere.connection.tasks import means
     from ..vsphere.exceptions import NoDiskSpace
-    from ..vsphere.tasks import means
 
     return means(error, NoDiskSpace)

@@ -12,7 +12,7 @@ from .disk_types import ADAPTER_TYPES, VOLUME_DISK_TYPES
 from .volume_policy import CLONE_TYPES, GiB
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..vsphere.backing import Backing
+    from ..vsphere.volumes.backing import Backing
 
 __all__ = ["VOLUME_ATTRIBUTES", "volume_state_from_backing", "LOCATION_ATTRIBUTES"]
 

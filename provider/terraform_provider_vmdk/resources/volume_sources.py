@@ -26,7 +26,7 @@ from .localfiles import os_reason
 from .volume_policy import Executor, GiB
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..vsphere.backing import Backing
+    from ..vsphere.volumes.backing import Backing
 
 __all__ = ["SOURCE_BLOCKS", "SOURCES", "validate_sources", "create_from_source", "read_manifest", "MANIFEST",
            "BACKUP_DISK"]
@@ -213,9 +213,9 @@ def finish(backend: VolumeBackend, backing: Backing, plan: dict[str, Any]) -> Ba
 # ---------------------------------------------------------------------------------------------- adopt
 def prepare_adoption(backend: VolumeBackend, plan: dict[str, Any]) -> dict[str, Any]:
     """Check what ``adopt`` names before anything moves: the VMDK, the VM it is attached to, its size and type."""
-    from ..vsphere.backing import split_datastore_path
     from ..vsphere.exceptions import NotFound
-    from ..vsphere.imports import descriptor_facts
+    from ..vsphere.volumes.backing import split_datastore_path
+    from ..vsphere.volumes.imports import descriptor_facts
 
     adopt = plan["adopt"]
     vmdk_path, vm_path = adopt["vmdk_path"].strip(), adopt.get("vm")

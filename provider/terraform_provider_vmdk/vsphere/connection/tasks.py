@@ -10,17 +10,33 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 from pyVmomi import vim, vmodl
 
+from .. import exceptions as exc
 from . import budget as _budget
-from . import exceptions as exc
-from .properties import objects_filter_spec
-from .task_watcher import Watch
+from .caller import Caller
+from .properties import ObjectContent, objects_filter_spec
+from .task_watcher import TaskWatcher, Watch
 
-if TYPE_CHECKING:
-    from .session import Session
+T = TypeVar("T")
+
+
+class TaskSession(Caller, Protocol):
+    """What waiting for tasks needs of a session (``Session``): reads with its retry policy, and the
+    process's task watcher."""
+
+    def read(self, thunk: Callable[[], T], what: str = "read") -> T: ...
+
+    def _retrieve(self, spec: Any) -> list[ObjectContent]: ...
+
+    def get_properties(self, obj: Any, properties: Sequence[str]) -> dict[str, Any]: ...
+
+    @property
+    def task_watcher(self) -> TaskWatcher: ...
+
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
 
@@ -80,12 +96,12 @@ def task_failed(fault: Any, task_name: str | None) -> exc.TaskFailed:
     return cls(ftype, message or None, task=task_name, fault=inner)
 
 
-def _poll(session: Session, spec: Any) -> dict[str, Any] | None:
+def _poll(session: TaskSession, spec: Any) -> dict[str, Any] | None:
     contents = session.read(lambda: session._retrieve(spec), "task poll")
     return contents[0].props if contents else None
 
 
-def cancel_task(session: Session, task: Any, name: str) -> None:
+def cancel_task(session: TaskSession, task: Any, name: str) -> None:
     """Ask vSphere to cancel a task (best effort: many tasks cannot be cancelled once running). Sent outside
     the operation's budget: it is what the operation does *because* its budget ran out."""
     try:
@@ -96,7 +112,7 @@ def cancel_task(session: Session, task: Any, name: str) -> None:
         LOG.debug("could not cancel task %s (%s): %s", name, task._GetMoId(), error)
 
 
-def wait_for_task(session: Session, task: Any, timeout: float | None = None) -> Any:
+def wait_for_task(session: TaskSession, task: Any, timeout: float | None = None) -> Any:
     """Wait for ``task`` until it succeeds (→ ``info.result``), fails (→ TaskFailed) or times out (→ TaskTimeout).
 
     Woken by the session's TaskWatcher (one WaitForUpdatesEx for every task in flight) where it works;
@@ -132,7 +148,7 @@ def _outcome(props: dict[str, Any], task_id: str, start: float) -> Any:
     raise error
 
 
-def _wait(session: Session, task: Any, spec: Any, watch: Watch | None, allowance: _budget.Budget, start: float,
+def _wait(session: TaskSession, task: Any, spec: Any, watch: Watch | None, allowance: _budget.Budget, start: float,
           deadline: float | None, timeout: float | None) -> Any:
     """The wait itself: on the watcher's word when it works (a poll only every SAFETY_POLL seconds, in case
     an update was missed or the task vanished), else by polling fast at first, then every interval."""
@@ -175,7 +191,7 @@ def _wait(session: Session, task: Any, spec: Any, watch: Watch | None, allowance
 
 
 
-def active_tasks(session: Session, entity: Any, description_ids: tuple[str, ...] = ()) -> list[Any]:
+def active_tasks(session: TaskSession, entity: Any, description_ids: tuple[str, ...] = ()) -> list[Any]:
     """Tasks on ``entity`` (any client's) that are queued or running, from the TaskManager's recent tasks;
     only those whose descriptionId is in ``description_ids`` when given."""
     recent = session.get_properties(session.content.taskManager, ["recentTask"]).get("recentTask") or []
@@ -195,7 +211,7 @@ def active_tasks(session: Session, entity: Any, description_ids: tuple[str, ...]
     return found
 
 
-def settle(session: Session, entity: Any, description_ids: tuple[str, ...] = (), timeout: float | None = None
+def settle(session: TaskSession, entity: Any, description_ids: tuple[str, ...] = (), timeout: float | None = None
            ) -> None:
     """Wait until no task of ``description_ids`` runs on ``entity`` — before looking for the outcome of a
     request whose answer was lost, so a task still in flight is not taken for one that never started."""
@@ -206,7 +222,7 @@ def settle(session: Session, entity: Any, description_ids: tuple[str, ...] = (),
             pass  # its outcome is what the caller looks up next
 
 
-def running(session: Session, task_ids: list[str]) -> list[Any]:
+def running(session: TaskSession, task_ids: list[str]) -> list[Any]:
     """The tasks among ``task_ids`` (moref values) that are still queued or running; vanished ones are done."""
     if not task_ids:
         return []
@@ -219,7 +235,7 @@ def running(session: Session, task_ids: list[str]) -> list[Any]:
     return [c.obj for c in contents if c.props.get("info.state") in _ACTIVE]
 
 
-def stop_and_wait(session: Session, task_ids: list[str], timeout: float | None = None) -> None:
+def stop_and_wait(session: TaskSession, task_ids: list[str], timeout: float | None = None) -> None:
     """Cancel the tasks still running among ``task_ids`` and wait until they have ended (a create that an
     interrupted apply left running must end before its object is looked up, or it would appear later)."""
     for task in running(session, task_ids):

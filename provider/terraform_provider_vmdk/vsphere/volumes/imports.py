@@ -22,13 +22,13 @@ from typing import Any
 
 from pyVmomi import vim
 
-from . import exceptions as exc
+from .. import exceptions as exc
+from ..connection.reconcile import create_once
+from ..connection.transfer import ReadStream, WriteStream
 from . import specs
 from .backing import Backing, split_datastore_path
 from .nfc import Nfc
-from .reconcile import create_once
 from .resize import Resize
-from .transfer import ReadStream, WriteStream
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
 
@@ -197,7 +197,7 @@ class Imports(Resize, Nfc):
                 LOG.warning("could not remove the uploaded image file %s: %s", path, error)
 
     def _upload(self, datastore: str, path: str, opener: Callable[[], ReadStream], size: int, what: str) -> None:
-        from . import transfer
+        from ..connection import transfer
 
         dc = self.inventory.datacenter_name
         transfer.upload(self.session, transfer.folder_url(self.session, dc, datastore, path), opener, size, what=what)
@@ -223,7 +223,7 @@ class Imports(Resize, Nfc):
 
     def read_descriptor(self, vmdk_path: str) -> str:
         """A VMDK's descriptor text (NotFound when there is no such file)."""
-        from . import transfer
+        from ..connection import transfer
 
         ds, rel = split_datastore_path(vmdk_path)
         if not ds or not rel:
@@ -263,7 +263,7 @@ class Imports(Resize, Nfc):
     # ------------------------------------------------------------------ export
     def export_flat(self, backing: Backing, opener: Callable[[], WriteStream], *, what: str) -> int:
         """The disk's raw bytes (its flat extent, which the descriptor names) into ``opener()``."""
-        from . import transfer
+        from ..connection import transfer
 
         ds, rel = split_datastore_path(backing.vmdk_path)
         if not ds or not rel:

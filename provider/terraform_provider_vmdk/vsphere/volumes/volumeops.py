@@ -3,7 +3,7 @@
 A volume is a never-powered-on VM named ``volume-<id>`` with one VMDK; its instanceUuid is the volume id
 and extraConfig marks it ours (see specs.py). ``VolumeOps`` is the *how*, one module per concern:
 
-  ops_base   session, folders, task plumbing        lookup     find by id, the batched index, in-use
+  base       session, folders, task plumbing        lookup     find by id, the batched index, in-use
   lifecycle  create, delete, rename, annotation     snapshots  COW and template snapshots
   clones     full and linked clones                 resize     relocate, grow, disk type, adapter, policy
   nfc        HttpNfcLease import and export         imports    volumes from images, backups, existing VMDKs
@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import transfer
+from ..connection import transfer
+from ..connection.transfer import ReadStream, WriteStream
 from .imports import Imports
-from .transfer import ReadStream, WriteStream
 
 __all__ = ["VolumeOps"]
 

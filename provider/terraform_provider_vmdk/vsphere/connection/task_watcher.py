@@ -25,7 +25,7 @@ from pyVmomi import vim, vmodl
 from .transport import FATAL, classify, request_sent
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .caller import Caller
 
 __all__ = ["TaskWatcher", "Watch"]
 
@@ -49,7 +49,7 @@ class Watch:
 class _Channel:
     """The session-bound objects of one login generation."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Caller) -> None:
         content = session.content
         self.generation = session.generation
         self.collector = session.call(content.propertyCollector.CreatePropertyCollector)
@@ -71,7 +71,7 @@ class _Channel:
 
 
 class TaskWatcher:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Caller) -> None:
         self.session = session
         self._lock = threading.Lock()  # never held across a SOAP call
         self._setup = threading.Lock()  # one thread builds the channel; others wait for it

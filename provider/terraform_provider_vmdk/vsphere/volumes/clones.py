@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..connection.reconcile import create_once
 from . import specs
 from .backing import FORMAT_COW, Backing, SnapshotInfo, is_ours
-from .ops_base import is_gone
-from .reconcile import create_once
+from .base import is_gone
 from .snapshots import Snapshots
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")

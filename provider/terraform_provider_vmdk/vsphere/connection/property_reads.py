@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from pyVmomi import vim, vmodl
 
-from . import exceptions as exc
+from .. import exceptions as exc
 from .properties import ObjectContent, objects_filter_spec, retrieve_all, type_of, view_filter_spec
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")

@@ -13,14 +13,14 @@ from typing import Any
 
 from pyVmomi import vim
 
-from . import budget as _budget
-from . import exceptions as exc
+from .. import exceptions as exc
+from ..connection import budget as _budget
+from ..connection import tasks as _tasks
+from ..connection.reconcile import create_once
 from . import specs
-from . import tasks as _tasks
 from .backing import Backing
+from .base import moid
 from .clones import Clones
-from .ops_base import moid
-from .reconcile import create_once
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from pyVmomi import vim
 
-from . import exceptions as exc
-from .once import Fresh, Once
-from .session import Session
+from .. import exceptions as exc
+from ..connection.once import Fresh, Once
+from ..connection.session import Session
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
 

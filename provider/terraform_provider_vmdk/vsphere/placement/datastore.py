@@ -16,9 +16,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from . import exceptions
+from .. import exceptions
 from . import pbm as pbm_util
-from .placement import (
+from .rules import (
     SUPPORTED_TYPES,
     DatastoreState,
     Evaluation,

@@ -12,9 +12,9 @@ from typing import Any
 
 from pyVmomi import vim, vmodl
 
-from . import exceptions as exc
+from .. import exceptions as exc
+from ..connection.once import Once
 from .backing import BACKING_PROPERTIES, Backing, backing_from_props
-from .once import Once
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
 

@@ -16,13 +16,14 @@ from typing import Any
 
 from pyVmomi import vim
 
-from . import budget as _budget
-from . import exceptions as exc
-from . import specs, transfer
-from . import tasks as _tasks
+from .. import exceptions as exc
+from ..connection import budget as _budget
+from ..connection import tasks as _tasks
+from ..connection import transfer
+from ..connection.transfer import ReadStream, WriteStream
+from . import specs
 from .backing import is_ours
-from .ops_base import OpsBase, is_gone
-from .transfer import ReadStream, WriteStream
+from .base import OpsBase, is_gone
 
 __all__ = ["Nfc", "STREAM_VMDK"]
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import exceptions as exc
+from .. import exceptions as exc
 
 __all__ = ["Budget", "current", "scoped", "UNLIMITED"]
 

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from pyVmomi import pbm
 
-from . import exceptions
+from .. import exceptions
 
 __all__ = [
     "STORAGE_RESOURCE_TYPE",

@@ -27,8 +27,8 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Protocol
 
+from .. import exceptions as exc
 from . import budget as _budget
-from . import exceptions as exc
 
 
 class ReadStream(Protocol):

@@ -14,12 +14,12 @@ from typing import Any
 
 from pyVmomi import vim, vmodl
 
-from . import exceptions as exc
+from .. import exceptions as exc
+from ..connection.reconcile import create_once
 from . import specs
 from .backing import Backing
+from .base import vim_fault
 from .lookup import Lookup
-from .ops_base import vim_fault
-from .reconcile import create_once
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
 

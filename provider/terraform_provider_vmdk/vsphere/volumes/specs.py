@@ -18,7 +18,7 @@ from typing import Any
 
 from pyVmomi import vim
 
-from .exceptions import InvalidAdapterType, InvalidDiskType, InvalidVolume
+from ..exceptions import InvalidAdapterType, InvalidDiskType, InvalidVolume
 
 KiB = 1024
 MiB = 1024 * KiB

@@ -12,7 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from . import exceptions as exc
+from .. import exceptions as exc
+from ..connection.reconcile import create_once
 from . import specs
 from .backing import (
     FORMAT_COW,
@@ -24,9 +25,8 @@ from .backing import (
     is_ours,
     template_snapshot,
 )
+from .base import is_gone, moid
 from .lifecycle import Lifecycle
-from .ops_base import is_gone, moid
-from .reconcile import create_once
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
 

@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 from pyVmomi import VmomiSupport, pbm, vim, vmodl
 
+from .. import exceptions as exc
 from . import budget as _budget
-from . import exceptions as exc
 from . import tasks as _tasks
 from .config import ConnectionConfig
 from .property_reads import PropertyReads

@@ -36,7 +36,7 @@ from .backing import (
     is_ours,
     template_snapshot,
 )
-from .ops_base import OpsBase, is_gone, moid
+from .base import OpsBase, is_gone, moid
 
 __all__ = ["BackingIndex", "Choice", "Holder", "choose", "build_index", "Lookup"]
 
@@ -269,8 +269,8 @@ class Lookup(OpsBase):
         """Whether a backing provably holds its whole disk: its device and every file of its own chain on the
         datastore (VirtualDiskManager.QueryVirtualDiskUuid opens each). True, False (the VM or a file is gone),
         or None when vSphere did not say (then nothing may be destroyed on the strength of it)."""
-        from . import exceptions as exc
-        from .tasks import means
+        from .. import exceptions as exc
+        from ..connection.tasks import means
 
         if backing is None or backing.disk is None or not backing.own_files:
             return False
@@ -287,7 +287,7 @@ class Lookup(OpsBase):
 
     def running_tasks(self, vm: Any) -> list[str]:
         """The tasks (anyone's) queued or running on ``vm``: a VM someone is still making or changing."""
-        from . import tasks
+        from ..connection import tasks
 
         return [t._GetMoId() for t in tasks.active_tasks(self.session, vm)]
 

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 from pyVmomi import vim
 
+from .. import exceptions as exc
 from . import budget as _budget
-from . import exceptions as exc
 from . import tasks as _tasks
 
 __all__ = ["create_once", "DUPLICATE_FAULTS"]

@@ -1,0 +1,1 @@
+"""Talking to vSphere: the session, calls and their retries, tasks, property reads and HTTP transfers."""

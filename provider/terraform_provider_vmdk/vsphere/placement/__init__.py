@@ -1,0 +1,1 @@
+"""Where a volume goes: the inventory, Cinder's placement rules and the datastore selector, storage policies."""
