@@ -127,17 +127,25 @@ func main() {
 	certFile := flag.String("cert", "", "PEM server certificate (empty = plain HTTP)")
 	keyFile := flag.String("key", "", "PEM server key")
 	urlFile := flag.String("url-file", "", "also write the URL to this file once listening")
-	stock := flag.Bool("stock", false, "serve govmomi's default VPX model as a stock vcsim does (none of our changes)")
+	stockFlag := flag.Bool("stock", false, "serve govmomi's default VPX model as a stock vcsim does (none of our changes)")
+	untagged := flag.Bool("untagged", false, "serve govmomi's model as a Go program embedding the simulator gets "+
+		"it: no vcsim command tags (implies -stock)")
+	esxFlag := flag.Bool("esx", false, "a standalone ESXi host (govmomi's ESX model, ha-datacenter) instead of vCenter")
 	flag.Parse()
+	stock := *stockFlag || *untagged
+	esxMode = *esxFlag
 
 	// Catch signals before anything exists to clean up, so an early SIGTERM still runs the defers.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 
 	var model *simulator.Model
-	if *stock {
-		model = stockModel(*port)
-	} else {
+	switch {
+	case stock:
+		model = stockModel(*port, esxMode, !*untagged)
+	case esxMode:
+		model = esxModel()
+	default:
 		model = ourModel()
 	}
 	model.Service = nil
@@ -146,7 +154,15 @@ func main() {
 	}
 	defer model.Remove()
 
-	if !*stock {
+	switch {
+	case stock:
+	case esxMode:
+		dirs, err := addESXDatastores()
+		defer removeAll(dirs)
+		if err != nil {
+			log.Fatal(err)
+		}
+	default:
 		dirs, err := addOurDatastores()
 		defer removeAll(dirs)
 		if err != nil {
@@ -168,18 +184,20 @@ func main() {
 	}
 	mux := http.NewServeMux()
 	model.Service.ServeMux = mux
-	if !*stock {
+	if !stock {
 		mux.HandleFunc("/vmdk-test/datastore", controlDatastore)
 		mux.HandleFunc("/vmdk-test/task", slowTask(model.ServiceContent.RootFolder))
 		mux.HandleFunc("/vmdk-test/delay", controlDelay)
-		mux.HandleFunc("/vmdk-test/tag", controlTag)
+		if !esxMode { // tags feed the PBM placement solver, which a host does not have
+			mux.HandleFunc("/vmdk-test/tag", controlTag)
+		}
 		mux.HandleFunc("/vmdk-test/nfc", controlNFC)
 	}
 
 	server := model.Service.NewServer()
 	defer server.Close()
 
-	if !*stock {
+	if !stock {
 		if err := installFidelity(model.Service, server, mux); err != nil {
 			log.Fatalf("fidelity layer: %v", err)
 		}

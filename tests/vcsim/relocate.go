@@ -63,9 +63,14 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 	var moves []diskMove
 	for _, d := range vmDisks(vm) {
 		b := flatBacking(d)
-		_, from, f := localPath(b.FileName)
+		desc, from, f := localPath(b.FileName)
 		if f != nil {
 			return f
+		}
+		if !fileExists(desc) {
+			// e.g. another VM's storage vMotion moved a VMDK this VM also held (Nova's
+			// _consolidate_vmdk_volume relies on this FileNotFound, commit 24488387a1)
+			return &types.FileNotFound{FileFault: types.FileFault{File: b.FileName}}
 		}
 		to := from
 		dl := locatorFor(spec.Disk, d.Key)
@@ -113,6 +118,7 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 	chainMu.Lock()
 	mine, others := refsOfVM(vm), refsOfAll(vm)
 	chainMu.Unlock()
+	locked := lockedFiles(vm)
 	for file := range mine.all {
 		if desc, _, f := localPath(file); f == nil {
 			for _, name := range diskFileSet(desc) {
@@ -177,6 +183,10 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 			p.FromString(old)
 			if p.Datastore == mv.to.Name {
 				continue
+			}
+			if locked[old] {
+				// a running VM holds the file open (ESXi's lock): it cannot be read, moved or deleted
+				return &types.FileLocked{FileFault: types.FileFault{File: old}}
 			}
 			folder := folderOn(mv.to)
 			local := filepath.Join(dsURL(mv.to), folder)
@@ -354,6 +364,23 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 		}
 	}
 	return nil
+}
+
+// lockedFiles: the disk files (datastore paths) that powered-on VMs other than vm have open: every file of
+// their disks' chains. ESXi locks them ("Unable to access file ... since it is locked").
+func lockedFiles(vm *simulator.VirtualMachine) map[string]bool {
+	out := map[string]bool{}
+	for _, other := range allVMs() {
+		if other == vm || other.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOn {
+			continue
+		}
+		for _, d := range vmDisks(other) {
+			for b := flatBacking(d); b != nil; b = b.Parent {
+				out[b.FileName] = true
+			}
+		}
+	}
+	return out
 }
 
 // relocateParents copies a moved child's parent chain next to it on the target datastore (vSphere's
