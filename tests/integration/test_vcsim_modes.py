@@ -267,6 +267,43 @@ def test_vcenter_relocate_moves_a_vmdk_a_powered_off_vm_holds_and_that_vm_then_f
     vc.wait(shadow.RelocateVM_Task(vim.vm.RelocateSpec(datastore=vc.ds["ds-c0"])))
 
 
+# ------------------------------------------------------------------ vCenter: relocate disk move types
+
+def test_vcenter_relocate_new_child_disk_backing_makes_a_child_on_the_target(vc, made):
+    """"Create a new child disk backing on the destination datastore. None of the virtual disk's existing files
+    should be moved from their current locations.\""""
+    vm = vc.create_vm(ds="ds-big", host="DC0_C0_H0")
+    made.append((vc, vm))
+    base = vc.disk(vm).backing.fileName
+    vc.wait(vm.RelocateVM_Task(vim.vm.RelocateSpec(datastore=vc.ds["ds-c0"], diskMoveType="createNewChildDiskBacking")))
+    backing = vc.disk(vm).backing
+    assert backing.fileName == f"[ds-c0] {vm.name}/{vm.name}-000001.vmdk"
+    assert backing.parent.fileName == base and vc.get(base)[0] == 200
+    assert 'createType="vmfsSparse"' in descriptor(vc, backing.fileName)
+    assert vm.config.files.vmPathName.startswith("[ds-c0] ")
+
+
+def test_vcenter_relocate_consolidate_keeps_the_chain_and_a_locator_move_type_wins(vc, made):
+    """moveAllDiskBackingsAndConsolidate consolidates "during a clone operation or a MigrateVM_Task" only; a
+    DiskLocator's diskMoveType overrides the spec's for its disk."""
+    vm = vc.create_vm(ds="ds-big", host="DC0_C0_H0")
+    made.append((vc, vm))
+    base = vc.disk(vm).backing.fileName
+    vc.wait(vm.CreateSnapshot_Task(name="s1", memory=False, quiesce=False))
+    vc.wait(vm.RelocateVM_Task(vim.vm.RelocateSpec(datastore=vc.ds["ds-c0"],
+                                                   diskMoveType="moveAllDiskBackingsAndConsolidate")))
+    backing = vc.disk(vm).backing
+    assert backing.fileName == f"[ds-c0] {vm.name}/{vm.name}-000001.vmdk"
+    assert backing.parent and backing.parent.fileName == f"[ds-c0] {vm.name}/{vm.name}.vmdk"
+    assert vc.get(base)[0] == 404
+    disk = vc.disk(vm)
+    locator = vim.vm.RelocateSpec.DiskLocator(diskId=disk.key, datastore=vc.ds["ds-big"],
+                                              diskMoveType="moveChildMostDiskBacking")
+    vc.wait(vm.RelocateVM_Task(vim.vm.RelocateSpec(disk=[locator])))
+    backing = vc.disk(vm).backing
+    assert backing.fileName.startswith("[ds-big] ") and backing.parent.fileName.startswith("[ds-c0] ")
+
+
 # ---------------------------------------------------------------------------------- ESX mode
 
 def test_esx_is_a_host_agent_with_two_vmfs_datastores(esx):

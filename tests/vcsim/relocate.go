@@ -32,6 +32,16 @@ type diskMove struct {
 	disk        *types.VirtualDisk
 	from, to    *simulator.Datastore
 	thin, eager bool
+	moveType    string // the locator's diskMoveType, else the spec's
+}
+
+// moveTypeOf: "This property applies to all the disks which the virtual machine has, but can be overridden
+// on a per-disk basis" (RelocateSpec.diskMoveType); unset is moveAllDiskBackingsAndDisallowSharing.
+func moveTypeOf(spec string, dl *types.VirtualMachineRelocateSpecDiskLocator) string {
+	if dl != nil && dl.DiskMoveType != "" {
+		return dl.DiskMoveType
+	}
+	return spec
 }
 
 // dsPath builds "[ds] p".
@@ -83,9 +93,10 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 			to = newVMX
 		}
 		thin, eager := provisioning(b, string(spec.Transform), dl)
-		moves = append(moves, diskMove{disk: d, from: from, to: to, thin: thin, eager: eager})
+		mt := moveTypeOf(spec.DiskMoveType, dl)
+		moves = append(moves, diskMove{disk: d, from: from, to: to, thin: thin, eager: eager, moveType: mt})
 		need = append(need, to)
-		if spec.DiskMoveType == moveChildMost || (to == from) {
+		if mt == moveChildMost || mt == newChildBacking || to == from {
 			for p := b.Parent; p != nil; p = p.Parent {
 				if _, pds, f := localPath(p.FileName); f == nil {
 					need = append(need, pds)
@@ -158,12 +169,12 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 	var descMoves []fileMove // descriptors whose extent name follows the new name
 	taken := map[string]bool{}
 	for _, mv := range moves {
-		if mv.to == mv.from {
+		if mv.to == mv.from || mv.moveType == newChildBacking { // a new child is made below; no file moves
 			continue
 		}
 		b := flatBacking(mv.disk)
 		chain := []string{b.FileName}
-		if spec.DiskMoveType != moveChildMost {
+		if mv.moveType != moveChildMost {
 			for p := b.Parent; p != nil; p = p.Parent {
 				chain = append(chain, p.FileName)
 			}
@@ -244,8 +255,19 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 			}
 		}
 	}
+	childTaken := map[string]bool{}
 	for _, mv := range moves {
 		b := flatBacking(mv.disk)
+		if mv.moveType == newChildBacking && mv.to != mv.from {
+			// "Create a new child disk backing on the destination datastore. None of the virtual disk's
+			// existing files should be moved from their current locations."
+			child, f := newDeltaIn(b, diskCapacity(mv.disk), childTaken, mv.to, folderOn(mv.to))
+			if f != nil {
+				return f
+			}
+			mv.disk.Backing = child
+			continue
+		}
 		b.ThinProvisioned, b.EagerlyScrub = types.NewBool(mv.thin), types.NewBool(mv.eager)
 		if mv.to == mv.from {
 			continue
@@ -253,16 +275,13 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 		capacity := diskCapacity(mv.disk)
 		adjustFree(mv.from, capacity)
 		adjustFree(mv.to, -capacity)
-		switch spec.DiskMoveType {
+		switch mv.moveType {
 		case moveChildMost:
 			// the child moves; its parents stay where they are
-		case newChildBacking:
-			// vSphere would leave the disk and put a new child on the target; the child here is the
-			// moved (materialised) disk, with the parents kept.
-		case moveConsolidate:
-			b.Parent, b.DeltaDiskFormat = nil, ""
 		default:
-			relocateParents(b, mv.to, folderOn(mv.to), spec.DiskMoveType == moveAllowSharing, renamedTo)
+			// moveAllDiskBackingsAndDisallowSharing (unset), ...AndAllowSharing, ...AndConsolidate (which
+			// consolidates only "during a clone operation or a MigrateVM_Task", not on relocate)
+			relocateParents(b, mv.to, folderOn(mv.to), mv.moveType == moveAllowSharing, renamedTo)
 		}
 	}
 	files2 := vm.Config.Files

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/soap"
@@ -337,8 +338,12 @@ func (m *diskManager) ExtendVirtualDiskTask(ctx *simulator.Context, req *types.E
 			return nil, &types.FileNotFound{FileFault: types.FileFault{File: req.Name}}
 		}
 		if cur.parentHint != "" {
-			// what ESXi's DiskLib answers for a child disk
-			return nil, &types.SystemError{Reason: "The called function cannot be performed on partial chains."}
+			// what ESXi's DiskLib answers for a child disk (kubernetes-sigs/vsphere-csi-driver #2311)
+			var p object.DatastorePath
+			p.FromString(req.Name)
+			return nil, &types.SystemError{Reason: "The called function cannot be performed on partial chains. " +
+				"Open the parent virtual disk: api = DiskLib_Grow, diskPath->CValue() = /vmfs/volumes/" +
+				p.Datastore + "/" + p.Path}
 		}
 		want, have := req.NewCapacityKb*1024, cur.sectors*sectorSize
 		if want < have {
