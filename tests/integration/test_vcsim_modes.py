@@ -489,3 +489,14 @@ def test_stock_esx_is_govmomis_esx_model_as_vcsim_esx_serves_it(tmp_path_factory
             Disconnect(si)
     finally:
         sim.stop()
+
+
+def test_vcenter_relocate_without_pool_or_host_stays_on_the_current_host(vc, made):
+    """RelocateSpec.host: "if resource pool is not specified, current host is used" (no DRS pick without a pool)."""
+    vm = vc.create_vm(ds="ds-big", host="DC0_C0_H1")
+    made.append((vc, vm))
+    fault = task_fault(vc, vm.RelocateVM_Task(vim.vm.RelocateSpec(datastore=vc.ds["ds-small"])))  # DC0_C0_H0 only
+    assert isinstance(fault, vim.fault.InvalidDatastore)
+    assert vc.disk(vm).backing.fileName.startswith("[ds-big] ") and vm.runtime.host.name == "DC0_C0_H1"
+    vc.wait(vm.RelocateVM_Task(vim.vm.RelocateSpec(datastore=vc.ds["ds-small"], pool=vc.pool("DC0_C0_H0"))))
+    assert vm.runtime.host.name == "DC0_C0_H0"  # with the pool, DRS picks a host that mounts it

@@ -201,7 +201,7 @@ func doClone(ctx *simulator.Context, vm *simulator.VirtualMachine, req *types.Cl
 		plans = append(plans, clonePlan{disk: disk, srcFile: b.FileName})
 	}
 
-	host, f := pickHost(loc.Host, poolObj, vm.Runtime.Host, need)
+	host, f := pickHost(loc.Host, poolObj, loc.Pool != nil, vm.Runtime.Host, need)
 	if f != nil {
 		return nil, f
 	}

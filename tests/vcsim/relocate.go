@@ -117,7 +117,7 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 	} else if h, ok := simulator.Map.Get(*vm.Runtime.Host).(*simulator.HostSystem); ok {
 		pool = h // a template: the host's compute resource
 	}
-	host, f := pickHost(spec.Host, pool, vm.Runtime.Host, need)
+	host, f := pickHost(spec.Host, pool, spec.Pool != nil, vm.Runtime.Host, need)
 	if f != nil {
 		return f
 	}
