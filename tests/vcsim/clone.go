@@ -113,7 +113,9 @@ func doClone(ctx *simulator.Context, vm *simulator.VirtualMachine, req *types.Cl
 	}
 	// createNewChildDiskBacking for the clone as a whole or for one disk (a locator's diskMoveType
 	// overrides the spec's per disk)
-	linkedDisk := func(key int32) bool { return moveTypeOf(loc.DiskMoveType, locatorFor(loc.Disk, key)) == newChildBacking }
+	linkedDisk := func(key int32) bool {
+		return moveTypeOf(loc.DiskMoveType, locatorFor(loc.Disk, key)) == newChildBacking
+	}
 	linked := loc.DiskMoveType == newChildBacking
 	for _, dl := range loc.Disk {
 		linked = linked || dl.DiskMoveType == newChildBacking
