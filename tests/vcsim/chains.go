@@ -204,18 +204,33 @@ func syncChainDescriptors(vm *simulator.VirtualMachine) {
 // files will stay in the same directory as the snapshotted disk"), holding a copy of the parent's bytes.
 // The backing keeps the disk's mode, provisioning flags and uuid; its parent is a copy of parent.
 func newDelta(parent *types.VirtualDiskFlatVer2BackingInfo, capacity int64, taken map[string]bool) (*types.VirtualDiskFlatVer2BackingInfo, types.BaseMethodFault) {
+	return newDeltaIn(parent, capacity, taken, nil, "")
+}
+
+// newDeltaIn is newDelta in folder dir of datastore ds (nil: next to the parent), as RelocateVM's
+// createNewChildDiskBacking makes a child "on the destination datastore".
+func newDeltaIn(parent *types.VirtualDiskFlatVer2BackingInfo, capacity int64, taken map[string]bool,
+	ds *simulator.Datastore, dir string) (*types.VirtualDiskFlatVer2BackingInfo, types.BaseMethodFault) {
 	var pp object.DatastorePath
 	if !pp.FromString(parent.FileName) {
 		return nil, &types.InvalidDatastorePath{DatastorePath: parent.FileName}
 	}
-	pdesc, ds, f := localPath(parent.FileName)
+	pdesc, pds, f := localPath(parent.FileName)
 	if f != nil {
 		return nil, f
 	}
 	if !fileExists(pdesc) {
 		return nil, &types.FileNotFound{FileFault: types.FileFault{File: parent.FileName}}
 	}
-	ldir := filepath.Dir(pdesc)
+	ldir, cds, cdir := filepath.Dir(pdesc), pp.Datastore, path.Dir(pp.Path)
+	if ds == nil {
+		ds = pds
+	} else {
+		ldir, cds, cdir = filepath.Join(dsURL(ds), dir), ds.Name, dir
+		if err := os.MkdirAll(ldir, 0o700); err != nil {
+			return nil, &types.CannotCreateFile{FileFault: types.FileFault{File: dsPath(cds, dir)}}
+		}
+	}
 	base := deltaBase(path.Base(pp.Path))
 	var name string
 	for n := 1; ; n++ {
@@ -226,7 +241,7 @@ func newDelta(parent *types.VirtualDiskFlatVer2BackingInfo, capacity int64, take
 		}
 	}
 	taken[filepath.Join(ldir, name)] = true
-	child := dsPath(pp.Datastore, path.Join(path.Dir(pp.Path), name))
+	child := dsPath(cds, path.Join(cdir, name))
 	cdesc := filepath.Join(ldir, name)
 	d := &descriptor{
 		cid: randomHex(4), parentCID: "ffffffff", createType: deltaCreateType,

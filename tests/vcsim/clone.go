@@ -111,7 +111,15 @@ func doClone(ctx *simulator.Context, vm *simulator.VirtualMachine, req *types.Cl
 		}
 		src = &snap.Config
 	}
+	// createNewChildDiskBacking for the clone as a whole or for one disk (a locator's diskMoveType
+	// overrides the spec's per disk)
+	linkedDisk := func(key int32) bool {
+		return moveTypeOf(loc.DiskMoveType, locatorFor(loc.Disk, key)) == newChildBacking
+	}
 	linked := loc.DiskMoveType == newChildBacking
+	for _, dl := range loc.Disk {
+		linked = linked || dl.DiskMoveType == newChildBacking
+	}
 	if linked && spec.Snapshot == nil {
 		// vSphere: "for a clone this option is only valid when cloning from a snapshot" (the fault
 		// type is our best reading of that rule).
@@ -161,7 +169,7 @@ func doClone(ctx *simulator.Context, vm *simulator.VirtualMachine, req *types.Cl
 			if target, f = datastoreOf(&dl.Datastore); f != nil {
 				return nil, f
 			}
-		case loc.Datastore != nil || linked:
+		case loc.Datastore != nil || linkedDisk(disk.Key):
 			target = vmxDS
 		}
 		need = append(need, target)
@@ -179,7 +187,7 @@ func doClone(ctx *simulator.Context, vm *simulator.VirtualMachine, req *types.Cl
 		if nb.DiskMode == "" {
 			nb.DiskMode = string(types.VirtualDiskModePersistent)
 		}
-		if linked {
+		if linkedDisk(disk.Key) {
 			// The child's parent is the source disk as of the snapshot (the snapshot's own chain).
 			nb.Parent = b
 			nb.DeltaDiskFormat = redoLogDiskFormat
@@ -195,7 +203,7 @@ func doClone(ctx *simulator.Context, vm *simulator.VirtualMachine, req *types.Cl
 		plans = append(plans, clonePlan{disk: disk, srcFile: b.FileName})
 	}
 
-	host, f := pickHost(loc.Host, poolObj, vm.Runtime.Host, need)
+	host, f := pickHost(loc.Host, poolObj, loc.Pool != nil, vm.Runtime.Host, need)
 	if f != nil {
 		return nil, f
 	}

@@ -6,6 +6,9 @@
     sim.stop()                    # SIGTERM (vcsim removes its datastore folders), then our temp folder
 
     start_vcsim(stock=True)       # govmomi's default VPX inventory, as a stock vcsim serves it
+    start_vcsim(esx=True)         # a standalone ESXi host: ha-datacenter, datastore1/datastore2, fidelity layer
+    start_vcsim(untagged=True)    # govmomi's VPX model as simulator.VPX() embedded in Go serves it (no tags)
+    start_vcsim(mode="esx")       # the same by name: one of MODES
 
 The simulator's model, its fidelity layer and the test endpoints are documented at the top of main.go.
 """
@@ -39,6 +42,18 @@ GOVMOMI_SRC = GOPATH / "src" / "github.com" / "vmware" / "govmomi" / "simulator"
 USER = "vmdk"
 PASSWORD = "vmdk-Secr3t!pw"
 DATACENTER = "DC0"
+ESX_DATACENTER = "ha-datacenter"
+ESX_DATASTORES = ("datastore1", "datastore2")  # VMFS, on the one host (-esx); vcsim's LocalDS_0 (OTHER) too
+
+# The simulator's modes by name: the keyword arguments of start_vcsim each stands for.
+MODES: dict[str, dict[str, bool]] = {
+    "vcenter": {},                                   # our vCenter model with the fidelity layer (default)
+    "esx": {"esx": True},                            # a standalone ESXi host with the fidelity layer
+    "stock": {"stock": True},                        # govmomi's VPX model as the vcsim command serves it
+    "stock-esx": {"stock": True, "esx": True},       # govmomi's ESX model as `vcsim -esx` serves it
+    "untagged": {"untagged": True},                  # govmomi's VPX model as embedded in a Go program
+    "untagged-esx": {"untagged": True, "esx": True},  # govmomi's ESX model as embedded in a Go program
+}
 START_TIMEOUT = 60.0
 
 
@@ -148,7 +163,17 @@ class Vcsim:
     workdir: Path | None = None
     process: subprocess.Popen | None = field(default=None, repr=False)
     log_file: Path | None = None
-    stock: bool = False
+    stock: bool = False      # govmomi's model without our fidelity layer, datastores or test endpoints
+    esx: bool = False        # a standalone ESXi host (about.apiType HostAgent, datacenter ha-datacenter)
+    untagged: bool = False   # (stock) without the vcsim command's "(govmomi simulator)" tags
+
+    @property
+    def mode(self) -> str:
+        """The name of this simulator's mode in MODES."""
+        base = "untagged" if self.untagged else "stock" if self.stock else "vcenter"
+        if self.esx:
+            return "esx" if base == "vcenter" else f"{base}-esx"
+        return base
 
     @property
     def server(self) -> str:
@@ -249,14 +274,28 @@ class Vcsim:
 
 
 def start_vcsim(tmpdir: str | Path | None = None, *, port: int = 0, user: str = USER, password: str = PASSWORD,
-                tls: bool = True, stock: bool = False) -> Vcsim:
+                tls: bool = True, stock: bool = False, esx: bool = False, untagged: bool = False,
+                mode: str | None = None) -> Vcsim:
     """Start the simulator on 127.0.0.1 and wait until it listens.
 
     ``tmpdir``: parent of the work folder (certificates, the simulator's TMPDIR, its log); default the
     system temp dir.  The work folder is removed by ``stop()`` (and at interpreter exit as a last resort).
     ``stock``: serve govmomi's default VPX inventory exactly as a stock vcsim does (no extra datastores,
     policy, fidelity layer or /vmdk-test endpoints); only the address, TLS and credentials are ours.
+    ``esx``: a standalone ESXi host instead of vCenter: govmomi's ESX model (datacenter ``ha-datacenter``)
+    with our fidelity layer and the VMFS datastores ``datastore1`` and ``datastore2`` (``ESX_DATASTORES``);
+    with ``stock``/``untagged``, govmomi's ESX model alone.
+    ``untagged``: as ``stock``, but the model as a Go program embedding the simulator gets it (no
+    "(govmomi simulator)" tags in About.fullName and the host vendor).
+    ``mode``: a name from ``MODES``, the same as its keyword arguments.
     """
+    if mode is not None:
+        if mode not in MODES:
+            raise ValueError(f"unknown vcsim mode {mode!r}: one of {', '.join(MODES)}")
+        flags = MODES[mode]
+        stock, esx, untagged = (stock or flags.get("stock", False), esx or flags.get("esx", False),
+                                untagged or flags.get("untagged", False))
+    stock = stock or untagged
     binary = ensure_built()
     workdir = Path(tempfile.mkdtemp(prefix="vmdk-vcsim-", dir=tmpdir))
     try:
@@ -265,6 +304,10 @@ def start_vcsim(tmpdir: str | Path | None = None, *, port: int = 0, user: str = 
         args = [str(binary), "-port", str(port), "-user", user, "-password", password]
         if stock:
             args.append("-stock")
+        if untagged:
+            args.append("-untagged")
+        if esx:
+            args.append("-esx")
         ca_file = None
         if tls:
             ca, cert, key = make_certificates(workdir / "tls")
@@ -294,7 +337,8 @@ def start_vcsim(tmpdir: str | Path | None = None, *, port: int = 0, user: str = 
             raise RuntimeError(f"vcsim did not start: {line!r}; log:\n{log_file.read_text(errors='replace')}")
         u = urllib.parse.urlsplit(line.split("=", 1)[1].strip())
         sim = Vcsim(host=u.hostname or "127.0.0.1", port=u.port or 443, user=user, password=password,
-                    ca_file=ca_file, workdir=workdir, process=proc, log_file=log_file, stock=stock)
+                    ca_file=ca_file, datacenter=ESX_DATACENTER if esx else DATACENTER, workdir=workdir,
+                    process=proc, log_file=log_file, stock=stock, esx=esx, untagged=untagged)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise

@@ -6,11 +6,28 @@
 //
 // Once listening it prints one line to stdout: "VCSIM_URL=https://user:pass@127.0.0.1:PORT/sdk".
 //
-// -stock serves govmomi's default VPX model exactly as a stock `vcsim` does (datacenter DC0, cluster
-// DC0_C0 of 3 hosts, standalone host DC0_H0, datastore LocalDS_0 of type OTHER, VMs DC0_H0_VM0/1 and
-// DC0_C0_RP0_VM0/1, vcsim's PBM profiles), with none of what follows: no extra datastores, no
-// profile, no tag table, no fidelity layer, no /vmdk-test endpoints. Only -port, -user, -password,
-// -cert, -key and -url-file apply.
+// Modes (every difference from stock vcsim, with its evidence, is in FIDELITY.md):
+//
+//	(default)        our vCenter model (below) with the fidelity layer and the /vmdk-test endpoints.
+//	-esx             a standalone ESXi host: govmomi's ESX model (simulator.ESX(): datacenter ha-datacenter,
+//	                 host localhost.localdomain, about.apiType HostAgent, vcsim's LocalDS_0, 1 VM ha-host_VM0)
+//	                 plus the VMFS datastores datastore1 (1 TiB, 800 GiB free) and datastore2 (500 GiB, 200 GiB
+//	                 free) on the host, with the fidelity layer less what a host agent does not do (esx.go):
+//	                 CloneVM_Task/RelocateVM_Task fail with NotSupported, MarkAsTemplate/MarkAsVirtualMachine
+//	                 answer NotSupported, no PBM endpoint (no placement solver, no /vmdk-test/tag), no folders
+//	                 below the root folders and no StoragePod (vcsim's ESX model refuses those itself);
+//	                 CopyVirtualDisk takes a destSpec and datastore paths need no datacenter.
+//	-stock           govmomi's default VPX model exactly as a stock `vcsim` does (datacenter DC0, cluster
+//	                 DC0_C0 of 3 hosts, standalone host DC0_H0, datastore LocalDS_0 of type OTHER, VMs
+//	                 DC0_H0_VM0/1 and DC0_C0_RP0_VM0/1, vcsim's PBM profiles), with none of what follows: no
+//	                 extra datastores, no profile, no tag table, no fidelity layer, no /vmdk-test endpoints.
+//	                 With -esx: govmomi's ESX model as `vcsim -esx` serves it.
+//	-untagged        as -stock (implied), but the model as a Go program embedding the simulator gets it
+//	                 (simulator.VPX() or, with -esx, simulator.ESX(), and model.Service.NewServer()): no
+//	                 "(govmomi simulator)" tag in About.fullName and the host vendor, About.osType and the hosts'
+//	                 management address as the model has them.
+//
+// With -stock/-untagged only -port, -user, -password, -cert, -key and -url-file apply.
 //
 // Default model (datacenter DC0):
 //
@@ -40,7 +57,8 @@
 // a PbmPropertyMismatchFault in "error" for a hub that does not comply; PbmQueryMatchingHub answers the
 // complying hubs.
 //
-// Fidelity layer (soap.go and the files it names) over vcsim 0.24.2, so that it does what vSphere does:
+// Fidelity layer (soap.go and the files it names) over vcsim 0.24.2, so that it does what vSphere does
+// (our vCenter model and -esx):
 //
 //   - Disk files are laid out as on ESXi: "[ds] dir/name.vmdk" is a text descriptor, "dir/name-flat.vmdk"
 //     a sparse raw extent of the disk's capacity holding its bytes (datastore HTTP GET of it gives them).
@@ -65,7 +83,12 @@
 //     and instanceUuid unless spec.config gives them (vcsim derives both from the clone's path).
 //   - RelocateVM_Task moves the VM's folder and disks to the target datastores (files move, backings and
 //     vm.datastore follow; a snapshotted VM's own chain files move along, snapshot configs follow) and
-//     converts disks as the locators ask.
+//     converts disks as the locators ask; diskMoveType per disk (a locator's overrides the spec's):
+//     moveChildMostDiskBacking moves the top file only, createNewChildDiskBacking leaves every file and
+//     puts a new child disk on the target, the moveAll* types move the whole chain (Consolidate does not
+//     consolidate on relocate). A disk file that a powered-on other VM holds is locked (FileLocked, nothing
+//     moves); one that a powered-off other VM holds moves and leaves that VM's device on a missing file,
+//     whose own relocate then fails with FileNotFound.
 //   - ReconfigVM_Task refuses to shrink a disk, and to grow a disk that has a parent or whose VM has
 //     snapshots (InvalidDeviceOperation, as vSphere: "Invalid operation for device 'N'."); extraConfig
 //     keys are updated in place (an empty value removes the key) instead of appended. Adding an existing
@@ -82,7 +105,13 @@
 //     streamOptimized VMDK. qemu-img does the conversions.
 //   - VirtualDiskManager: Create/Copy/Move/Delete/Extend/QueryVirtualDiskUuid/SetVirtualDiskUuid follow
 //     the layout; CopyVirtualDisk of a hosted sparse VMDK (e.g. uploaded over HTTP) makes a descriptor and
-//     a flat extent of its data; a copy of a snapshot's delta is a standalone flat disk.
+//     a flat extent of its data; a copy of a snapshot's delta is a standalone flat disk. On vCenter a
+//     datastore path needs its datacenter (InvalidArgument "dc", as stock) and CopyVirtualDisk's destSpec
+//     is NotImplemented (as stock); without a destSpec the copy is preallocated (not thin) with a busLogic
+//     descriptor ("If not specified, a preallocated format and busLogic adapter type is assumed"), and
+//     force is ignored (FileAlreadyExists). On -esx the destSpec's disk type and adapter are honoured.
+//     Disk types other than thin/preallocated/thick/eagerZeroedThick are not modelled (NotImplemented;
+//     CreateVirtualDisk refuses the clone-only hosted types with InvalidArgument).
 //   - Methods delayed with /vmdk-test/delay run their task in the background, as a real vCenter does;
 //     CancelTask ends such a running task in error RequestCanceled without doing its work (CreateVM/CloneVM
 //     make no VM), and answers InvalidState for a finished task.
@@ -99,9 +128,11 @@
 //	/vmdk-test/delay      method=<Name_Task>, seconds=<float> (0 clears), optional count=<n>: the next n (default:
 //	                      all) calls of that method return their task at once, running; the work happens after
 //	                      the delay. GET lists the delays as JSON.
-//	/vmdk-test/tag        datastore=<name>, category=<name>, tag=<name> (empty: remove the category's tags).
-//	/vmdk-test/nfc        scheme=<http|https>, host=<host[:port]> (empty: https and "*", the defaults): the device
-//	                      URLs of leases made from now on name them (the simulator serves the disk whatever they say).
+//	/vmdk-test/tag        datastore=<name>, category=<name>, tag=<name> (empty: remove the category's tags);
+//	                      not in -esx (a host has no PBM).
+//	/vmdk-test/nfc        scheme=<http|https>, host=<host[:port]> (empty: https and "*", the defaults, as stock vcsim
+//	                      gives them; "*" is what an ESXi host answers, vCenter names a host): the device URLs of
+//	                      leases made from now on name them (the simulator serves the disk whatever they say).
 package main
 
 import (
@@ -127,17 +158,25 @@ func main() {
 	certFile := flag.String("cert", "", "PEM server certificate (empty = plain HTTP)")
 	keyFile := flag.String("key", "", "PEM server key")
 	urlFile := flag.String("url-file", "", "also write the URL to this file once listening")
-	stock := flag.Bool("stock", false, "serve govmomi's default VPX model as a stock vcsim does (none of our changes)")
+	stockFlag := flag.Bool("stock", false, "serve govmomi's default VPX model as a stock vcsim does (none of our changes)")
+	untagged := flag.Bool("untagged", false, "serve govmomi's model as a Go program embedding the simulator gets "+
+		"it: no vcsim command tags (implies -stock)")
+	esxFlag := flag.Bool("esx", false, "a standalone ESXi host (govmomi's ESX model, ha-datacenter) instead of vCenter")
 	flag.Parse()
+	stock := *stockFlag || *untagged
+	esxMode = *esxFlag
 
 	// Catch signals before anything exists to clean up, so an early SIGTERM still runs the defers.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 
 	var model *simulator.Model
-	if *stock {
-		model = stockModel(*port)
-	} else {
+	switch {
+	case stock:
+		model = stockModel(*port, esxMode, !*untagged)
+	case esxMode:
+		model = esxModel()
+	default:
 		model = ourModel()
 	}
 	model.Service = nil
@@ -146,7 +185,15 @@ func main() {
 	}
 	defer model.Remove()
 
-	if !*stock {
+	switch {
+	case stock:
+	case esxMode:
+		dirs, err := addESXDatastores()
+		defer removeAll(dirs)
+		if err != nil {
+			log.Fatal(err)
+		}
+	default:
 		dirs, err := addOurDatastores()
 		defer removeAll(dirs)
 		if err != nil {
@@ -168,18 +215,20 @@ func main() {
 	}
 	mux := http.NewServeMux()
 	model.Service.ServeMux = mux
-	if !*stock {
+	if !stock {
 		mux.HandleFunc("/vmdk-test/datastore", controlDatastore)
 		mux.HandleFunc("/vmdk-test/task", slowTask(model.ServiceContent.RootFolder))
 		mux.HandleFunc("/vmdk-test/delay", controlDelay)
-		mux.HandleFunc("/vmdk-test/tag", controlTag)
+		if !esxMode { // tags feed the PBM placement solver, which a host does not have
+			mux.HandleFunc("/vmdk-test/tag", controlTag)
+		}
 		mux.HandleFunc("/vmdk-test/nfc", controlNFC)
 	}
 
 	server := model.Service.NewServer()
 	defer server.Close()
 
-	if !*stock {
+	if !stock {
 		if err := installFidelity(model.Service, server, mux); err != nil {
 			log.Fatalf("fidelity layer: %v", err)
 		}

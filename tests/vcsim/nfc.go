@@ -29,8 +29,10 @@ import (
 const nfcPrefix = "/nfc/"
 
 // nfcOrigin is the scheme and host of the device URLs of leases made from now on: "https" and "*" (the
-// server the client talks to) as vCenter hands them out, unless /vmdk-test/nfc names others (a plain-http
-// URL, an ESXi host's name). The disk is served by this simulator whatever the URL says.
+// server the client talks to), as stock vcsim hands them out and as an ESXi host does ("In the case of an
+// ESX host, the netloc is set to '*'", oslo.vmware rw_handles._fix_esx_url), unless /vmdk-test/nfc names
+// others (a plain-http URL, an ESXi host's name as vCenter gives it). The disk is served by this simulator
+// whatever the URL says.
 var nfcOrigin = struct {
 	sync.Mutex
 	scheme, host string

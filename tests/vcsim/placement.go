@@ -52,10 +52,12 @@ func notWritable(h *simulator.HostSystem, ds *simulator.Datastore) types.BaseMet
 	}
 }
 
-// pickHost chooses the host a VM runs on: the one asked for (which must mount every datastore
-// needed), else the current host if it mounts them, else another host of the pool's compute
-// resource that does, as vCenter's placement would.
-func pickHost(asked *types.ManagedObjectReference, pool mo.Entity, current *types.ManagedObjectReference,
+// pickHost chooses the host a VM runs on, as RelocateSpec.host says: the one asked for (which must mount
+// every datastore needed); without one and without a pool in the spec (poolGiven false), the current host
+// ("if resource pool is not specified, current host is used"), which must mount them; with a pool, the
+// current host if it is in the pool's compute resource and mounts them, else another host of it that
+// does ("a host selected by DRS"; vcsim's clusters have DRS enabled).
+func pickHost(asked *types.ManagedObjectReference, pool mo.Entity, poolGiven bool, current *types.ManagedObjectReference,
 	need []*simulator.Datastore) (*simulator.HostSystem, types.BaseMethodFault) {
 	fits := func(h *simulator.HostSystem) *simulator.Datastore {
 		for _, ds := range need {
@@ -69,6 +71,16 @@ func pickHost(asked *types.ManagedObjectReference, pool mo.Entity, current *type
 		h, ok := simulator.Map.Get(*asked).(*simulator.HostSystem)
 		if !ok {
 			return nil, &types.ManagedObjectNotFound{Obj: *asked}
+		}
+		if ds := fits(h); ds != nil {
+			return nil, notWritable(h, ds)
+		}
+		return h, nil
+	}
+	if !poolGiven && current != nil {
+		h, ok := simulator.Map.Get(*current).(*simulator.HostSystem)
+		if !ok {
+			return nil, &types.ManagedObjectNotFound{Obj: *current}
 		}
 		if ds := fits(h); ds != nil {
 			return nil, notWritable(h, ds)

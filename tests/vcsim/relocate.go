@@ -32,6 +32,16 @@ type diskMove struct {
 	disk        *types.VirtualDisk
 	from, to    *simulator.Datastore
 	thin, eager bool
+	moveType    string // the locator's diskMoveType, else the spec's
+}
+
+// moveTypeOf: "This property applies to all the disks which the virtual machine has, but can be overridden
+// on a per-disk basis" (RelocateSpec.diskMoveType); unset is moveAllDiskBackingsAndDisallowSharing.
+func moveTypeOf(spec string, dl *types.VirtualMachineRelocateSpecDiskLocator) string {
+	if dl != nil && dl.DiskMoveType != "" {
+		return dl.DiskMoveType
+	}
+	return spec
 }
 
 // dsPath builds "[ds] p".
@@ -63,9 +73,14 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 	var moves []diskMove
 	for _, d := range vmDisks(vm) {
 		b := flatBacking(d)
-		_, from, f := localPath(b.FileName)
+		desc, from, f := localPath(b.FileName)
 		if f != nil {
 			return f
+		}
+		if !fileExists(desc) {
+			// e.g. another VM's storage vMotion moved a VMDK this VM also held (Nova's
+			// _consolidate_vmdk_volume relies on this FileNotFound, commit 24488387a1)
+			return &types.FileNotFound{FileFault: types.FileFault{File: b.FileName}}
 		}
 		to := from
 		dl := locatorFor(spec.Disk, d.Key)
@@ -78,9 +93,10 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 			to = newVMX
 		}
 		thin, eager := provisioning(b, string(spec.Transform), dl)
-		moves = append(moves, diskMove{disk: d, from: from, to: to, thin: thin, eager: eager})
+		mt := moveTypeOf(spec.DiskMoveType, dl)
+		moves = append(moves, diskMove{disk: d, from: from, to: to, thin: thin, eager: eager, moveType: mt})
 		need = append(need, to)
-		if spec.DiskMoveType == moveChildMost || (to == from) {
+		if mt == moveChildMost || mt == newChildBacking || to == from {
 			for p := b.Parent; p != nil; p = p.Parent {
 				if _, pds, f := localPath(p.FileName); f == nil {
 					need = append(need, pds)
@@ -101,7 +117,7 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 	} else if h, ok := simulator.Map.Get(*vm.Runtime.Host).(*simulator.HostSystem); ok {
 		pool = h // a template: the host's compute resource
 	}
-	host, f := pickHost(spec.Host, pool, vm.Runtime.Host, need)
+	host, f := pickHost(spec.Host, pool, spec.Pool != nil, vm.Runtime.Host, need)
 	if f != nil {
 		return f
 	}
@@ -113,6 +129,7 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 	chainMu.Lock()
 	mine, others := refsOfVM(vm), refsOfAll(vm)
 	chainMu.Unlock()
+	locked := lockedFiles(vm)
 	for file := range mine.all {
 		if desc, _, f := localPath(file); f == nil {
 			for _, name := range diskFileSet(desc) {
@@ -152,12 +169,12 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 	var descMoves []fileMove // descriptors whose extent name follows the new name
 	taken := map[string]bool{}
 	for _, mv := range moves {
-		if mv.to == mv.from {
+		if mv.to == mv.from || mv.moveType == newChildBacking { // a new child is made below; no file moves
 			continue
 		}
 		b := flatBacking(mv.disk)
 		chain := []string{b.FileName}
-		if spec.DiskMoveType != moveChildMost {
+		if mv.moveType != moveChildMost {
 			for p := b.Parent; p != nil; p = p.Parent {
 				chain = append(chain, p.FileName)
 			}
@@ -177,6 +194,10 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 			p.FromString(old)
 			if p.Datastore == mv.to.Name {
 				continue
+			}
+			if locked[old] {
+				// a running VM holds the file open (ESXi's lock): it cannot be read, moved or deleted
+				return &types.FileLocked{FileFault: types.FileFault{File: old}}
 			}
 			folder := folderOn(mv.to)
 			local := filepath.Join(dsURL(mv.to), folder)
@@ -234,8 +255,19 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 			}
 		}
 	}
+	childTaken := map[string]bool{}
 	for _, mv := range moves {
 		b := flatBacking(mv.disk)
+		if mv.moveType == newChildBacking && mv.to != mv.from {
+			// "Create a new child disk backing on the destination datastore. None of the virtual disk's
+			// existing files should be moved from their current locations."
+			child, f := newDeltaIn(b, diskCapacity(mv.disk), childTaken, mv.to, folderOn(mv.to))
+			if f != nil {
+				return f
+			}
+			mv.disk.Backing = child
+			continue
+		}
 		b.ThinProvisioned, b.EagerlyScrub = types.NewBool(mv.thin), types.NewBool(mv.eager)
 		if mv.to == mv.from {
 			continue
@@ -243,16 +275,13 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 		capacity := diskCapacity(mv.disk)
 		adjustFree(mv.from, capacity)
 		adjustFree(mv.to, -capacity)
-		switch spec.DiskMoveType {
+		switch mv.moveType {
 		case moveChildMost:
 			// the child moves; its parents stay where they are
-		case newChildBacking:
-			// vSphere would leave the disk and put a new child on the target; the child here is the
-			// moved (materialised) disk, with the parents kept.
-		case moveConsolidate:
-			b.Parent, b.DeltaDiskFormat = nil, ""
 		default:
-			relocateParents(b, mv.to, folderOn(mv.to), spec.DiskMoveType == moveAllowSharing, renamedTo)
+			// moveAllDiskBackingsAndDisallowSharing (unset), ...AndAllowSharing, ...AndConsolidate (which
+			// consolidates only "during a clone operation or a MigrateVM_Task", not on relocate)
+			relocateParents(b, mv.to, folderOn(mv.to), mv.moveType == moveAllowSharing, renamedTo)
 		}
 	}
 	files2 := vm.Config.Files
@@ -354,6 +383,23 @@ func doRelocate(ctx *simulator.Context, vm *simulator.VirtualMachine, spec *type
 		}
 	}
 	return nil
+}
+
+// lockedFiles: the disk files (datastore paths) that powered-on VMs other than vm have open: every file of
+// their disks' chains. ESXi locks them ("Unable to access file ... since it is locked").
+func lockedFiles(vm *simulator.VirtualMachine) map[string]bool {
+	out := map[string]bool{}
+	for _, other := range allVMs() {
+		if other == vm || other.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOn {
+			continue
+		}
+		for _, d := range vmDisks(other) {
+			for b := flatBacking(d); b != nil; b = b.Parent {
+				out[b.FileName] = true
+			}
+		}
+	}
+	return out
 }
 
 // relocateParents copies a moved child's parent chain next to it on the target datastore (vSphere's

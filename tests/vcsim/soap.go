@@ -68,10 +68,18 @@ func installFidelity(svc *simulator.Service, server *simulator.Server, mux *http
 		"RevertToCurrentSnapshot_Task": revertToCurrentSnapshot,
 		"Destroy_Task":                 destroy,
 	}
+	if esxMode { // what a host agent does not do (esx.go)
+		fid.overrides["CloneVM_Task"] = esxCloneVM
+		fid.overrides["RelocateVM_Task"] = esxRelocateVM
+		fid.overrides["MarkAsTemplate"] = esxMarkAsTemplate
+		fid.overrides["MarkAsVirtualMachine"] = esxMarkAsVirtualMachine
+	}
 	simulator.Map.AddHandler(taskEntities{})
 	installDiskManager()
-	if err := installPlacementSolver(svc); err != nil {
-		return err
+	if !esxMode { // a host has no PBM endpoint
+		if err := installPlacementSolver(svc); err != nil {
+			return err
+		}
 	}
 	syncAllDisks()
 	// The server is already listening, but nobody knows its address before we print it.
@@ -248,9 +256,11 @@ func (f *fidelity) session(r *http.Request) (types.UserSession, bool) {
 	u, _ := url.Parse("http://127.0.0.1" + vim25.Path)
 	c := soap.NewClient(u, true)
 	c.Client.Transport = inproc{h: f.mux, cookie: &http.Cookie{Name: cookie.Name, Value: cookie.Value}}
-	sm := types.ManagedObjectReference{Type: "SessionManager", Value: "SessionManager"}
+	// the model's own morefs: vCenter's "SessionManager", a host's "ha-sessionmgr"...
+	content := simulator.Map.Get(vim25.ServiceInstance).(*simulator.ServiceInstance).Content
+	sm := *content.SessionManager
 	res, err := methods.RetrievePropertiesEx(context.Background(), c, &types.RetrievePropertiesEx{
-		This: types.ManagedObjectReference{Type: "PropertyCollector", Value: "propertyCollector"},
+		This: content.PropertyCollector,
 		SpecSet: []types.PropertyFilterSpec{{
 			PropSet:   []types.PropertySpec{{Type: "SessionManager", PathSet: []string{"currentSession"}}},
 			ObjectSet: []types.ObjectSpec{{Obj: sm}},

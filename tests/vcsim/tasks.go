@@ -201,6 +201,12 @@ func faultMessage(f types.BaseMethodFault) string {
 	switch x := f.(type) {
 	case *types.RequestCanceled:
 		return "The task was canceled by a user."
+	case *types.SystemError:
+		return "A general system error occured: " + x.Reason // sic, as vSphere spells it
+	case *types.NotSupported:
+		return "The operation is not supported on the object."
+	case *types.FileLocked:
+		return fmt.Sprintf("Unable to access file %s since it is locked", x.File)
 	case *types.InvalidDeviceOperation:
 		return fmt.Sprintf("Invalid operation for device '%d'.", x.DeviceIndex)
 	case *types.FileNotFound:

@@ -3,6 +3,13 @@ package main
 // VirtualDiskManager over the disk file layout of disks.go. vcsim 0.24.2 creates empty files, copies
 // and moves "x.vmdk"/"x-flat.vmdk" pairs byte for byte, has no ExtendVirtualDisk_Task, answers a
 // uuid made from the path and ignores SetVirtualDiskUuid.
+//
+// What vCenter refuses, this refuses as stock vcsim does in vCenter mode: a datastore path without its
+// datacenter (InvalidArgument "dc": "If not specified on a call to VirtualCenter, name must be a URL"),
+// and CopyVirtualDisk's destSpec (NotImplemented). An ESX model (-esx) takes both: "Not needed when
+// invoked directly on ESX", and the copy is made in the spec's disk type and adapter. Without a destSpec,
+// "a preallocated format and busLogic adapter type is assumed" (vSphere API reference). CopyVirtualDisk
+// ignores force: "The FileAlreadyExists fault is thrown if the destination file already exists."
 
 import (
 	"io/ioutil"
@@ -10,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/soap"
@@ -27,9 +35,46 @@ func installDiskManager() {
 	simulator.Map.Put(&diskManager{*old})
 }
 
+// diskPath is localPath for a VirtualDiskManager call: on vCenter a datastore path needs its datacenter
+// (vcsim's FileManager.resolve answers InvalidArgument "dc" likewise), on an ESX host it does not.
+func diskPath(name string, dc *types.ManagedObjectReference) (string, *simulator.Datastore, types.BaseMethodFault) {
+	if dc == nil && !esxMode {
+		return "", nil, &types.InvalidArgument{InvalidProperty: "dc"}
+	}
+	return localPath(name)
+}
+
 // vdmTask runs fn as a disk manager task (no entity: the manager is none, see taskEntities).
 func (m *diskManager) vdmTask(name string, dc *types.ManagedObjectReference, fn func() (types.AnyType, types.BaseMethodFault)) types.ManagedObjectReference {
 	return runTask(m, name, fn)
+}
+
+// VirtualDiskType values that make a VMFS disk of ours (descriptor + "-flat.vmdk" extent); only thin is
+// visible in the descriptor (ddb.thinProvisioned), eager zeroing lives in VMFS metadata. The other types
+// (hosted sparse2Gb/thick2Gb/flatMonolithic/sparseMonolithic and delta, "only applicable as a destination
+// format in a clone operation, and not usable for disk creation"; rdm, rdmp, raw, seSparse) are not
+// modelled: CreateVirtualDisk refuses the clone-only ones as the API reference says, and both refuse the
+// rest as not implemented here rather than make a disk of another kind.
+var vmfsDiskTypes = map[string]bool{"": true, "thin": true, "preallocated": true, "thick": true, "eagerZeroedThick": true}
+var cloneOnlyDiskTypes = map[string]bool{"sparse2Gb": true, "thick2Gb": true, "flatMonolithic": true,
+	"sparseMonolithic": true, "delta": true}
+
+// unmodelledDiskType is the fault for a disk type we do not make (nil for the VMFS types).
+func unmodelledDiskType(spec types.BaseVirtualDiskSpec, create bool) types.BaseMethodFault {
+	if spec == nil {
+		return nil
+	}
+	t := spec.GetVirtualDiskSpec().DiskType
+	switch {
+	case vmfsDiskTypes[t]:
+		return nil
+	case create && cloneOnlyDiskTypes[t]:
+		return &types.InvalidArgument{InvalidProperty: "spec.diskType"}
+	}
+	f := new(types.NotImplemented)
+	f.FaultMessage = []types.LocalizableMessage{{Key: "vmdk.vcsim.diskType",
+		Message: "disk type " + t + " is not modelled by the simulator"}}
+	return f
 }
 
 func diskSpecOf(spec types.BaseVirtualDiskSpec) (capacity int64, adapter string, thin bool, ok bool) {
@@ -46,10 +91,7 @@ func diskSpecOf(spec types.BaseVirtualDiskSpec) (capacity int64, adapter string,
 	case "paravirtual", "pvscsi":
 		adapter = "pvscsi"
 	}
-	switch s.DiskType {
-	case "thin", "sparse2Gb", "sparseMonolithic", "seSparse", "flatMonolithic":
-		thin = true
-	}
+	thin = s.DiskType == string(types.VirtualDiskTypeThin)
 	if fb, isFile := spec.(*types.FileBackedVirtualDiskSpec); isFile {
 		capacity = fb.CapacityKb * 1024
 	}
@@ -67,7 +109,7 @@ func writeDisk(desc string, capacity int64, adapter string, thin bool) error {
 
 func (m *diskManager) CreateVirtualDiskTask(ctx *simulator.Context, req *types.CreateVirtualDisk_Task) soap.HasFault {
 	ref := m.vdmTask("createVirtualDisk", req.Datacenter, func() (types.AnyType, types.BaseMethodFault) {
-		desc, _, f := localPath(req.Name)
+		desc, _, f := diskPath(req.Name, req.Datacenter)
 		if f != nil {
 			return nil, f
 		}
@@ -76,6 +118,9 @@ func (m *diskManager) CreateVirtualDiskTask(ctx *simulator.Context, req *types.C
 		}
 		if !fileExists(filepath.Dir(desc)) {
 			return nil, &types.FileNotFound{FileFault: types.FileFault{File: req.Name}}
+		}
+		if f := unmodelledDiskType(req.Spec, true); f != nil {
+			return nil, f
 		}
 		capacity, adapter, thin, _ := diskSpecOf(req.Spec)
 		if err := writeDisk(desc, capacity, adapter, thin); err != nil {
@@ -102,7 +147,7 @@ func diskFileSet(desc string) []string {
 
 func (m *diskManager) DeleteVirtualDiskTask(ctx *simulator.Context, req *types.DeleteVirtualDisk_Task) soap.HasFault {
 	ref := m.vdmTask("deleteVirtualDisk", req.Datacenter, func() (types.AnyType, types.BaseMethodFault) {
-		desc, _, f := localPath(req.Name)
+		desc, _, f := diskPath(req.Name, req.Datacenter)
 		if f != nil {
 			return nil, f
 		}
@@ -236,6 +281,11 @@ func diskBytes(desc string) int64 {
 
 func (m *diskManager) MoveVirtualDiskTask(ctx *simulator.Context, req *types.MoveVirtualDisk_Task) soap.HasFault {
 	ref := m.vdmTask("moveVirtualDisk", req.SourceDatacenter, func() (types.AnyType, types.BaseMethodFault) {
+		if _, _, f := diskPath(req.SourceName, req.SourceDatacenter); f != nil {
+			return nil, f
+		}
+		// "If not specified on a call to VirtualCenter, it is assumed that the destination path belongs
+		// to the source datacenter."
 		return nil, relocateDisk(req.SourceName, req.DestName, boolOf(req.Force), false, nil)
 	})
 	return &methods.MoveVirtualDisk_TaskBody{Res: &types.MoveVirtualDisk_TaskResponse{Returnval: ref}}
@@ -243,7 +293,24 @@ func (m *diskManager) MoveVirtualDiskTask(ctx *simulator.Context, req *types.Mov
 
 func (m *diskManager) CopyVirtualDiskTask(ctx *simulator.Context, req *types.CopyVirtualDisk_Task) soap.HasFault {
 	ref := m.vdmTask("copyVirtualDisk", req.SourceDatacenter, func() (types.AnyType, types.BaseMethodFault) {
-		return nil, relocateDisk(req.SourceName, req.DestName, boolOf(req.Force), true, req.DestSpec)
+		if req.DestSpec != nil && !esxMode {
+			return nil, new(types.NotImplemented) // as stock vcsim in vCenter mode: vCenter does not implement it
+		}
+		if _, _, f := diskPath(req.SourceName, req.SourceDatacenter); f != nil {
+			return nil, f
+		}
+		if f := unmodelledDiskType(req.DestSpec, false); f != nil {
+			return nil, f
+		}
+		spec := req.DestSpec
+		if spec == nil {
+			// "If not specified, a preallocated format and busLogic adapter type is assumed."
+			spec = &types.VirtualDiskSpec{DiskType: string(types.VirtualDiskTypePreallocated),
+				AdapterType: string(types.VirtualDiskAdapterTypeBusLogic)}
+		}
+		// "The force flag is currently ignored. The FileAlreadyExists fault is thrown if the destination
+		// file already exists."
+		return nil, relocateDisk(req.SourceName, req.DestName, false, true, spec)
 	})
 	return &methods.CopyVirtualDisk_TaskBody{Res: &types.CopyVirtualDisk_TaskResponse{Returnval: ref}}
 }
@@ -262,7 +329,7 @@ func forDisksOf(name string, fn func(vm *simulator.VirtualMachine, d *types.Virt
 
 func (m *diskManager) ExtendVirtualDiskTask(ctx *simulator.Context, req *types.ExtendVirtualDisk_Task) soap.HasFault {
 	ref := m.vdmTask("extendVirtualDisk", req.Datacenter, func() (types.AnyType, types.BaseMethodFault) {
-		desc, ds, f := localPath(req.Name)
+		desc, ds, f := diskPath(req.Name, req.Datacenter)
 		if f != nil {
 			return nil, f
 		}
@@ -271,8 +338,12 @@ func (m *diskManager) ExtendVirtualDiskTask(ctx *simulator.Context, req *types.E
 			return nil, &types.FileNotFound{FileFault: types.FileFault{File: req.Name}}
 		}
 		if cur.parentHint != "" {
-			// what ESXi's DiskLib answers for a child disk
-			return nil, &types.SystemError{Reason: "The called function cannot be performed on partial chains."}
+			// what ESXi's DiskLib answers for a child disk (kubernetes-sigs/vsphere-csi-driver #2311)
+			var p object.DatastorePath
+			p.FromString(req.Name)
+			return nil, &types.SystemError{Reason: "The called function cannot be performed on partial chains. " +
+				"Open the parent virtual disk: api = DiskLib_Grow, diskPath->CValue() = /vmfs/volumes/" +
+				p.Datastore + "/" + p.Path}
 		}
 		want, have := req.NewCapacityKb*1024, cur.sectors*sectorSize
 		if want < have {
@@ -296,7 +367,7 @@ func (m *diskManager) ExtendVirtualDiskTask(ctx *simulator.Context, req *types.E
 
 func (m *diskManager) QueryVirtualDiskUuid(ctx *simulator.Context, req *types.QueryVirtualDiskUuid) soap.HasFault {
 	body := new(methods.QueryVirtualDiskUuidBody)
-	desc, _, f := localPath(req.Name)
+	desc, _, f := diskPath(req.Name, req.Datacenter)
 	if f != nil {
 		body.Fault_ = fault("", f)
 		return body
@@ -316,7 +387,7 @@ func (m *diskManager) QueryVirtualDiskUuid(ctx *simulator.Context, req *types.Qu
 
 func (m *diskManager) SetVirtualDiskUuid(ctx *simulator.Context, req *types.SetVirtualDiskUuid) soap.HasFault {
 	body := new(methods.SetVirtualDiskUuidBody)
-	desc, _, f := localPath(req.Name)
+	desc, _, f := diskPath(req.Name, req.Datacenter)
 	if f != nil {
 		body.Fault_ = fault("", f)
 		return body

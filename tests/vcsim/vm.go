@@ -103,10 +103,14 @@ func badDiskOp(index int, why string) *types.InvalidDeviceOperation {
 		},
 		BadOp: types.VirtualDeviceConfigSpecOperationEdit,
 	}
-	// vSphere's task error reads "Invalid operation for device 'N'."; the reason rides along as a
-	// fault message (message key is ours).
-	f.FaultMessage = []types.LocalizableMessage{{Key: "vmdk.vcsim.disk." + strings.ReplaceAll(why, " ", "_"),
-		Message: fmt.Sprintf("Invalid operation for device '%d'. %s", index, why)}}
+	// vSphere's task error reads "Invalid operation for device 'N'." (a shrink: no fault message, as
+	// cluster-api-provider-vsphere #1030 shows vCenter's answer); growing a disk with a parent adds the
+	// reason, "Invalid operation for device '0'. Disks with parents cannot be expanded." (CAPV #1189). The
+	// message key is ours.
+	if why != "" {
+		f.FaultMessage = []types.LocalizableMessage{{Key: "vmdk.vcsim.disk." + strings.ReplaceAll(why, " ", "_"),
+			Message: fmt.Sprintf("Invalid operation for device '%d'. %s", index, why)}}
+	}
 	return f
 }
 
@@ -139,7 +143,7 @@ func checkDiskEdits(vm *simulator.VirtualMachine, spec *types.VirtualMachineConf
 			}
 			want, have := requestedCapacity(cur, d), diskCapacity(cur)
 			if want < have {
-				return badDiskOp(i, "Disk capacity can only be increased."), nil
+				return badDiskOp(i, ""), nil
 			}
 			if want > have {
 				if b := flatBacking(cur); b != nil && b.Parent != nil {
