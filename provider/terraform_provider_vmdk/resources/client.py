@@ -40,6 +40,7 @@ class ProviderSettings:
     datacenter: str | None = None
     cluster_names: tuple[str, ...] = ()
     volume_folder: str = "Volumes"
+    volume_folder_set: bool = False  # set in the configuration (a standalone host has no folders: warned)
     datastore_regex: str | None = None
     snapshot_format: str = "template"
     datastore_types: tuple[str, ...] = DEFAULT_DATASTORE_TYPES

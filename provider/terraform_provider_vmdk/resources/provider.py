@@ -67,7 +67,9 @@ PROVIDER_SCHEMA: Schema = schema(
         ),
         "volume_folder": Attribute(
             String, optional=True, validators=(NotEmpty(),),
-            description="VM folder (path below the datacenter's VM folder) for the shadow VMs. Default `Volumes`.",
+            description="VM folder (path below the datacenter's VM folder) for the shadow VMs. Default `Volumes`. "
+            "Unused on a standalone ESXi host, which has no folders (the shadow VMs go into its VM folder; plans "
+            "warn when it is set).",
         ),
         "datastore_regex": Attribute(
             String, optional=True, validators=(ValidRegex(),),
@@ -230,6 +232,7 @@ class VmdkProvider(Provider):
             datacenter=config.get("datacenter"),
             cluster_names=tuple(config.get("cluster_names") or ()),
             volume_folder=config.get("volume_folder") or "Volumes",
+            volume_folder_set=config.get("volume_folder") is not None,
             datastore_regex=regex,
             snapshot_format=config.get("snapshot_format") or "template",
             datastore_types=tuple(t.lower() for t in config.get("datastore_types") or DEFAULT_DATASTORE_TYPES),

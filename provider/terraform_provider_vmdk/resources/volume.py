@@ -26,6 +26,7 @@ from ..framework.timeouts import timeout_seconds, timeouts_block
 from ..framework.unknowns import is_unknown
 from . import volume_sources
 from .backend import VolumeBackend, backend_of, driver_errors, run_bounded, settle_pending, still_running
+from .client import VSphereClient
 from .volume_plan import plan_update
 from .volume_policy import EXTEND_IN_PLACE, EXTEND_MAY_MOVE, Executor, Facts, GiB, refuse_in_use, refuse_parent
 from .volume_provenance import plan_provenance
@@ -78,6 +79,8 @@ class VolumeResource(Resource):
 
     def modify_plan(self, req: PlanRequest) -> None:
         prior = req.prior
+        if req.plan is not None:
+            self._plan_on_a_host(req)
         if prior is None:
             return  # a create
         if req.plan is None:  # a destroy (Terraform 1.3 and newer ask)
@@ -95,6 +98,31 @@ class VolumeResource(Resource):
                 f"VM(s) {', '.join(facts.copies)} carry this volume's marks (a clone made in vCenter, or a backup "
                 "product's restore as a new VM) but are not this volume: the provider never changes or destroys "
                 "them. `terraform-provider-vmdk orphans` lists them; remove them in vCenter if they are not needed.")
+
+    def _plan_on_a_host(self, req: PlanRequest) -> None:
+        """A standalone ESXi host (Cinder's ESX driver): what it cannot do is an error at plan, what it ignores a
+        warning. Asked only when it matters (a storage policy, a volume folder), so plans stay offline."""
+        from ..vsphere.placement.pbm import NO_POLICIES
+
+        plan, client = req.plan or {}, self.provider_data
+        if not isinstance(client, VSphereClient):
+            return
+        policy = plan.get("storage_policy")
+        folder = client.settings.volume_folder_set and req.prior is None
+        if not ((_known(policy) and policy) or folder):
+            return
+        try:
+            on_host = backend_of(client).ops.host_agent
+        except Exception:  # noqa: BLE001 - not connected: apply reports what fails
+            return
+        if not on_host:
+            return
+        if _known(policy) and policy:
+            req.diagnostics.error("No storage policies on an ESXi host", NO_POLICIES, "storage_policy")
+        if folder:
+            req.diagnostics.warning(
+                "volume_folder is not used on a standalone ESXi host",
+                "An ESXi host has no folders below its VM folder: the shadow VMs go into the VM folder itself.")
 
     # -- create ----------------------------------------------------------------------------------------
     def create(self, req: ApplyRequest) -> dict[str, Any]:

@@ -32,6 +32,8 @@ __all__ = [
 ]
 
 STORAGE_RESOURCE_TYPE = "STORAGE"
+NO_POLICIES = ("A standalone ESXi host has no storage policies (SPBM is a vCenter service): remove "
+               "storage_policy, or manage the volume through the vCenter that manages the host.")
 
 
 _T = TypeVar("_T")
@@ -71,6 +73,12 @@ def list_profiles(session: Any) -> list[Any]:
 
 
 def find_profile_id(session: Any, name: str) -> str:
+    if getattr(session, "is_host_agent", False):
+        raise exceptions.ProfileNotFound(NO_POLICIES)
+    return _find_profile_id(session, name)
+
+
+def _find_profile_id(session: Any, name: str) -> str:
     """Resolve a storage policy name to its PBM unique id (cached per session).
 
     Raises ProfileNotFound naming the policy and the policies that do exist, because a typo in a

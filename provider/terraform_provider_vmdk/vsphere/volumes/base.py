@@ -48,6 +48,8 @@ def moid(obj: Any) -> str | None:
 class OpsBase:
     """Shadow-VM operations for one datacenter; safe to share between threads."""
 
+    host_agent = False  # True in the standalone ESXi host's driver (drivers.EsxVolumeOps)
+
     def __init__(self, session: Any, inventory: Any, *, volume_folder: str = "Volumes",
                  snapshot_folder: str = "Snapshots", hw_version: str | None = None) -> None:
         self.session = session

@@ -73,8 +73,9 @@ class Imports(Resize, Nfc):
         return ds, posixpath.dirname(rel or "")
 
     def attach_existing_disk(self, backing: Backing, vmdk_path: str, capacity_bytes: int, disk_type: str,
-                             adapter_type: str, profile_id: str | None = None) -> Backing:
-        """Attach a VMDK file to the shadow VM (nothing to do when that file is its disk already)."""
+                             adapter_type: str, profile_id: str | None = None, *, stamp: bool = True) -> Backing:
+        """Attach a VMDK file to the shadow VM (nothing to do when that file is its disk already); ``stamp``:
+        its disk UUID becomes the volume id (not for a template snapshot's copy, which is not the volume)."""
         if backing.vmdk_path == vmdk_path:
             return backing
         if backing.disk is not None:
@@ -83,7 +84,7 @@ class Imports(Resize, Nfc):
         change = self._attach_specs_for(devices, capacity_bytes, disk_type, adapter_type, vmdk_path, profile_id)
         self._reconfig(backing.moref, vim.vm.ConfigSpec(deviceChange=change))
         fresh = self.refresh(backing)
-        if fresh.volume_id:
+        if fresh.volume_id and stamp:
             fresh = self.stamp_disk_uuid(fresh, fresh.volume_id)
         return fresh
 
@@ -119,7 +120,7 @@ class Imports(Resize, Nfc):
         sends none), so there the copy is made as vSphere makes it — "a preallocated format ... is assumed"
         — and its type is read from the copy itself; the volume's own type follows by a retype."""
         vdm = self.session.content.virtualDiskManager
-        spec = {"destSpec": specs.disk_copy_spec(disk_type, adapter_type)} if self.session.is_host_agent else {}
+        spec = {"destSpec": specs.disk_copy_spec(disk_type, adapter_type)} if self.host_agent else {}
         self._task(vdm.CopyVirtualDisk_Task, sourceName=source, sourceDatacenter=self.inventory.datacenter,
                    destName=dest, destDatacenter=self.inventory.datacenter, force=True, idempotent=True, **spec)
         if spec:
