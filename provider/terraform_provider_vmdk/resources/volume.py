@@ -231,11 +231,13 @@ class VolumeResource(Resource):
             found = backend.ops.find_snapshot(None, snapshot_id=snapshot_id)
             if found is not None:
                 return found
-            for vid in list(backend.index().volumes):
-                primary = backend.get(vid)
-                for snap in primary.snapshots if primary is not None else ():
-                    if snap.snapshot_id == snapshot_id:
-                        return snap
+            # a COW snapshot lives in its volume's VM: the batched read, then (made since) one made now
+            for index in (backend.index(), backend.fresh_index()):
+                for records in list(index.volumes.values()):
+                    for record in records:
+                        for snap in record.snapshots if record.proven else ():
+                            if snap.snapshot_id == snapshot_id:
+                                return snap
             return None
 
         source = driver_errors("find the source snapshot", find, "source_snapshot_id")
