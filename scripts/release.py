@@ -49,7 +49,6 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
-sys.dont_write_bytecode = True  # this script writes only under dist/ (go_platform imports from provider/)
 REPO = Path(__file__).resolve().parent.parent
 NAME = "terraform-provider-vmdk"
 HOSTNAME, NAMESPACE, TYPE = "registry.terraform.io", "pyvmdk", "vmdk"
@@ -253,7 +252,8 @@ def ensure_build_venv(build: Path) -> Path:
     for old in build.glob("venv-*"):
         shutil.rmtree(old)
     _run([sys.executable, "-m", "venv", str(venv)])
-    _run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input", "-r", str(REQUIREMENTS)])
+    _run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input",
+          "-r", str(REQUIREMENTS)])
     (venv / ".complete").write_text(key + "\n")
     return python
 
@@ -268,7 +268,8 @@ def pyinstaller_build(python: Path, build: Path, version: str, epoch: int) -> Pa
     entry = work / "terraform_provider_vmdk_main.py"
     entry.write_text(ENTRY_SCRIPT)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PYINSTALLER"))}
-    env.update(PYTHONHASHSEED="0", SOURCE_DATE_EPOCH=str(epoch), PYTHONDONTWRITEBYTECODE="1")
+    env.update(PYTHONHASHSEED="0", SOURCE_DATE_EPOCH=str(epoch), PYTHONDONTWRITEBYTECODE="1",
+               PYINSTALLER_CONFIG_DIR=str(build / "pyinstaller-cache"))  # its cache too stays under dist/
     name = executable_name(version)
     _run([str(python), "-m", "PyInstaller", "--noconfirm", "--clean", "--onedir", "--noupx",
           "--name", name, "--contents-directory", CONTENTS_DIR,
@@ -345,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-build", action="store_true",
                         help="only write the manifest, sums, signature and mirror from the zips already in --out")
     opts = parser.parse_args(argv)
+    sys.dont_write_bytecode = True  # this script writes only under --out (go_platform imports from provider/)
     version = read_version()
     out = opts.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
