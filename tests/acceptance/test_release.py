@@ -336,3 +336,36 @@ def test_the_executable_alone(release: Release, bare_env: dict[str, str]) -> Non
             proc.wait()
     after = sorted(str(p.relative_to(release.unpacked)) for p in release.unpacked.rglob("*"))
     assert after == before, "the packaged provider wrote into its own folder (Terraform's h1: check would fail)"
+
+
+def test_signed_sums_verify_with_a_throwaway_key(release: Release, tmp_path: Path) -> None:
+    """--gpg-key signs the SHA256SUMS (detached, binary, as the registry wants); gpg --verify accepts it."""
+    import shutil
+
+    if shutil.which("gpg") is None:
+        pytest.skip("no gpg on this machine (apt-get install gnupg)")
+    gnupg = tmp_path / "gnupg"
+    gnupg.mkdir(mode=0o700)
+    env = {**os.environ, "GNUPGHOME": str(gnupg)}
+    try:
+        subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-generate-key",
+                        "Release Test <release@example.invalid>", "ed25519", "sign", "1d"],
+                       env=env, check=True, capture_output=True, timeout=120)
+        out = tmp_path / "out"
+        out.mkdir()
+        shutil.copyfile(release.zip, out / release.zip.name)
+        proc = subprocess.run([sys.executable, str(REPO / "scripts" / "release.py"), "--no-build", "--out", str(out),
+                               "--gpg-key", "release@example.invalid"], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        sums = out / rel.sums_name(release.version)
+        sig = sums.with_name(sums.name + ".sig")
+        assert sig.read_bytes()[:1] != b"-"  # binary, not ASCII-armoured
+        verify = subprocess.run(["gpg", "--batch", "--verify", str(sig), str(sums)], env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert verify.returncode == 0 and "Good signature" in verify.stderr, verify.stderr
+        sums.write_text(sums.read_text().replace("  ", " *", 1))  # any change to the sums breaks it
+        assert subprocess.run(["gpg", "--batch", "--verify", str(sig), str(sums)], env=env,
+                              capture_output=True, timeout=60).returncode != 0
+    finally:
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=env, capture_output=True, timeout=30)

@@ -182,3 +182,24 @@ def test_build_requirements_are_pinned_within_pyproject_ranges() -> None:
         req = Requirement(dep)
         assert canonicalize_name(req.name) in pins, f"{req.name} is not pinned for the release build"
         assert req.specifier.contains(pins[canonicalize_name(req.name)]), (dep, pins[canonicalize_name(req.name)])
+
+
+def test_dependency_floors_cover_the_generated_stubs() -> None:
+    """grpcio and protobuf older than the versions that generated plugin/_generated refuse to load it."""
+    import re
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    generated = ROOT / "provider" / "terraform_provider_vmdk" / "plugin" / "_generated"
+    grpc_versions = {re.search(r"GRPC_GENERATED_VERSION = '([^']+)'", p.read_text())[1]  # type: ignore[index]
+                     for p in generated.glob("*_pb2_grpc.py")}
+    pb_versions = {".".join(m) for p in generated.glob("*_pb2.py") for m in re.findall(
+        r"_runtime_version\.Domain\.PUBLIC,\s*(\d+),\s*(\d+),\s*(\d+),", p.read_text())}
+    deps = {Requirement(d).name: Requirement(d).specifier
+            for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    for name, versions in (("grpcio", grpc_versions), ("grpcio-health-checking", grpc_versions),
+                           ("protobuf", pb_versions)):
+        need = max(Version(v) for v in versions)
+        floors = [Version(s.version) for s in deps[name] if s.operator == ">="]
+        assert floors and min(floors) >= need, f"{name}: {deps[name]} admits versions older than {need}"
