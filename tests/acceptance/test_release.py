@@ -369,3 +369,23 @@ def test_signed_sums_verify_with_a_throwaway_key(release: Release, tmp_path: Pat
                               capture_output=True, timeout=60).returncode != 0
     finally:
         subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=env, capture_output=True, timeout=30)
+
+
+def test_lock_seeded_with_the_zh_from_sha256sums(release: Release, terraform_binary: str, bare_env: dict[str, str],
+                                                 tmp_path: Path) -> None:
+    """A lock file that pins the zip's sha256 from SHA256SUMS (zh:) is accepted; init adds the h1: beside it.
+    A wrong zh: is refused."""
+    env = {**bare_env, "TF_CLI_CONFIG_FILE": str(filesystem_mirror_config(tmp_path / "cli.tfrc", release.mirror))}
+    sums = (release.zip.parent / rel.sums_name(release.version)).read_text()
+    sha = next(line.split()[0] for line in sums.splitlines() if line.endswith(release.zip.name))
+    for name, zh, accepted in (("good", sha, True), ("bad", "0" * 64, False)):
+        work = tmp_path / name
+        write_config(work, "")
+        (work / ".terraform.lock.hcl").write_text(
+            f'provider "registry.terraform.io/pyvmdk/vmdk" {{\n  version = "{release.version}"\n'
+            f'  hashes = [\n    "zh:{zh}",\n  ]\n}}\n')
+        init = tf(terraform_binary, work, env, "init", ok=accepted)
+        if accepted:
+            assert sorted(lock_hashes(work)) == [release.h1, f"zh:{sha}"]
+        else:
+            assert init.returncode != 0 and "doesn't match any of the checksums" in init.stderr.replace("\n", " ")
