@@ -196,7 +196,11 @@ output "looked_up_size" { value = data.vmdk_volume.by_id.size_gb }
        f"-platform={release.platform}")
     assert lock_hashes(locked) == [release.h1]
 
-    tf(terraform_binary, work, env, "apply", "-auto-approve")
+    log = tmp_path / "tf.log"
+    tf(terraform_binary, work, {**env, "TF_LOG_PROVIDER": "DEBUG", "TF_LOG_PATH": str(log)}, "apply", "-auto-approve")
+    assert "terraform-provider-vmdk" in log.read_text()  # our hclog lines reach Terraform's log
+    sessions = Path(env["HOME"]) / ".cache" / "terraform-provider-vmdk" / "sessions"
+    assert [p.stat().st_mode & 0o777 for p in sessions.iterdir()] == [0o600]  # one saved session, private
     out = {k: v["value"] for k, v in json.loads(tf(terraform_binary, work, env, "output", "-json").stdout).items()}
     assert out["snapshot_volume"] == out["volume_id"]
     assert out["looked_up"] == "released" and out["looked_up_size"] == 1
@@ -389,3 +393,31 @@ def test_lock_seeded_with_the_zh_from_sha256sums(release: Release, terraform_bin
             assert sorted(lock_hashes(work)) == [release.h1, f"zh:{sha}"]
         else:
             assert init.returncode != 0 and "doesn't match any of the checksums" in init.stderr.replace("\n", " ")
+
+
+def test_debug_mode_serves_for_reattach(release: Release, terraform_binary: str, bare_env: dict[str, str],
+                                        tmp_path: Path) -> None:
+    """`terraform-provider-vmdk_v<ver> --debug` prints TF_REATTACH_PROVIDERS; Terraform drives it; Ctrl-C ends it."""
+    proc = subprocess.Popen([str(release.exe), "--debug"], env=bare_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        reattach = None
+        for _ in range(50):
+            line = proc.stdout.readline()
+            if "TF_REATTACH_PROVIDERS=" in line:
+                reattach = line.split("TF_REATTACH_PROVIDERS=", 1)[1].strip().strip("'")
+                break
+        assert reattach, "no TF_REATTACH_PROVIDERS line"
+        assert json.loads(reattach)["registry.terraform.io/pyvmdk/vmdk"]["Pid"] == proc.pid
+        work = tmp_path / "debug"
+        write_config(work, PLAIN)
+        env = {**bare_env, "TF_REATTACH_PROVIDERS": reattach}
+        tf(terraform_binary, work, env, "apply", "-auto-approve")
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
