@@ -290,6 +290,8 @@ def pyinstaller_build(python: Path, build: Path, version: str, epoch: int) -> Pa
 def signature(sums: Path, key: str) -> Path:
     sig = sums.with_name(sums.name + ".sig")
     sig.unlink(missing_ok=True)
+    if shutil.which("gpg") is None:
+        raise SystemExit("--gpg-key needs gpg (Debian: apt-get install gnupg)")
     _run(["gpg", "--batch", "--yes", "--local-user", key, "--output", str(sig), "--detach-sign", str(sums)])
     return sig
 
