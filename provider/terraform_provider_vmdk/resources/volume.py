@@ -104,7 +104,7 @@ class VolumeResource(Resource):
         warning. Asked only when it matters (a storage policy, a volume folder), so plans stay offline."""
         from ..vsphere.placement.pbm import NO_POLICIES
 
-        plan, client = req.plan or {}, getattr(self, "provider_data", None)
+        plan, client = req.plan or {}, getattr(self, "provider_data", None)  # unset before configure
         if not isinstance(client, VSphereClient):
             return
         policy = plan.get("storage_policy")
