@@ -266,7 +266,8 @@ def disk_add_spec(
         key=key,
         controllerKey=controller_key,
         unitNumber=unit_number,
-        capacityInKB=max(MIN_DISK_KB, int(size_in_kb)),
+        # an existing file says its own size: 0, as Nova and govmomi send it (never a size that would resize it)
+        capacityInKB=0 if file_name is not None and not size_in_kb else max(MIN_DISK_KB, int(size_in_kb)),
         backing=backing,
     )
     spec = vim.vm.device.VirtualDeviceSpec(operation="add", device=disk)
