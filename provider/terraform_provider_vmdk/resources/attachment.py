@@ -121,24 +121,28 @@ class AttachmentResource(Resource):
             return
         if instance is None or backing is None:
             return  # apply reports it on the attribute
+        # What apply will refuse is a warning here, not an error: Terraform's destroy first runs a normal plan of
+        # the whole configuration, so a plan error on an attachment still to be made (its volume made by an
+        # apply that then failed to attach it) would block `terraform destroy` too.
         refusal = _refusal(backend, instance, backing, plan)
         if refusal is not None:
-            req.diagnostics.extend(refusal.diagnostics)
+            for diag in refusal.diagnostics:
+                req.diagnostics.warning(f"{diag.summary} (apply refuses it)", diag.detail, diag.path)
             return
         move = _needs_move(backend, instance, backing)
         if move:
             if plan.get("allow_relocation") is False:
-                req.diagnostics.error(
-                    "The VM's host cannot see the volume's datastore",
+                req.diagnostics.warning(
+                    "The VM's host cannot see the volume's datastore (apply refuses it)",
                     f"VM {instance.name} runs on a host that does not mount datastore {backing.datastore_name}, and "
                     "allow_relocation = false. Move the volume (its datastore attribute) or allow the relocation.",
                     "allow_relocation")
-                return
-            req.diagnostics.warning(
-                "The volume moves before it is attached",
-                f"VM {instance.name}'s host cannot see datastore {backing.datastore_name}: apply relocates the volume "
-                f"({-(-backing.size_bytes // GiB)} GiB of data) to a datastore that host mounts, then attaches it.",
-                "volume_id")
+            else:
+                req.diagnostics.warning(
+                    "The volume moves before it is attached",
+                    f"VM {instance.name}'s host cannot see datastore {backing.datastore_name}: apply relocates the "
+                    f"volume ({-(-backing.size_bytes // GiB)} GiB of data) to a datastore that host mounts, then "
+                    "attaches it.", "volume_id")
         req.private["relocate"] = move
 
     # -- create (attach) ---------------------------------------------------------------------------------
@@ -155,9 +159,10 @@ class AttachmentResource(Resource):
         if instance is None:
             raise DiagnosticError("VM not found", f"No VM has {_vm_description(plan)}.", _vm_attribute(plan))
         executor = Executor(backend)
-        backing = driver_errors("find the volume", lambda: executor.resolve(volume_id), "volume_id")
-        if backing is None:
+        found = driver_errors("find the volume", lambda: executor.resolve(volume_id), "volume_id")
+        if found is None:
             raise DiagnosticError("Volume not found", f"No vmdk_volume with id {volume_id} exists.", "volume_id")
+        backing: Backing = found
         # The identity is fixed before vSphere is asked: a failed attach still leaves its id in the state.
         req.partial = {**plan, "id": f"{instance.ident}:{volume_id}"}
         existing = backend.ops.attached_disk(instance, volume_id, backing.disk_uuid, backing.own_files)
@@ -166,7 +171,7 @@ class AttachmentResource(Resource):
             if refusal is not None:
                 raise refusal
             if _needs_move(backend, instance, backing):
-                if not req.private.get("relocate", plan.get("allow_relocation") is not False):
+                if plan.get("allow_relocation") is False or req.private.get("relocate") is False:
                     raise DiagnosticError(
                         "The VM's host cannot see the volume's datastore",
                         f"VM {instance.name}'s host does not mount datastore {backing.datastore_name} (it moved since "
@@ -174,6 +179,8 @@ class AttachmentResource(Resource):
                         "allow_relocation")
                 backing = driver_errors("move the volume where the VM's host can see it",
                                         lambda: _relocate_for(backend, instance, backing), "volume_id")
+            backing = driver_errors("mark the volume attached", lambda: backend.ops.mark_attached(
+                backing, instance.ident), "volume_id")
             adapter = plan.get("adapter_type") if _known(plan.get("adapter_type")) else backing.adapter_type
             unit = int(plan["unit_number"]) if _known(plan.get("unit_number")) else None
             existing = driver_errors("attach the volume", lambda: backend.ops.attach_volume(
@@ -243,6 +250,8 @@ class AttachmentResource(Resource):
             backing.disk_uuid if backing is not None else None), paths)
         if disk is None:
             driver_errors("clear the VM's volume key", lambda: backend.ops.clear_volume_key(instance, volume_id))
+            if backing is not None:
+                driver_errors("mark the volume detached", lambda: backend.ops.mark_attached(backing, None))
             return
         if backing is not None and _held_by_a_snapshot(disk, backing):
             raise DiagnosticError(
@@ -254,6 +263,10 @@ class AttachmentResource(Resource):
         if backing is not None and disk.file_name not in backing.own_files:
             driver_errors("make the shadow VM follow the moved disk", lambda: _follow(backend, backing, disk, instance))
         driver_errors("detach the volume", lambda: backend.ops.detach_volume(instance, disk, volume_id))
+        if backing is not None:
+            fresh = driver_errors("find the volume", lambda: backend.ops.reread(backing))
+            if fresh is not None:
+                driver_errors("mark the volume detached", lambda: backend.ops.mark_attached(fresh, None))
         backend.invalidate()
 
 

@@ -219,6 +219,14 @@ class Attachments(Lifecycle):
             raise exc.NotFound(f"VM {instance.name} is gone")
         return self.attached_disk(fresh, backing.volume_id or "", backing.disk_uuid, (backing.vmdk_path or "",))
 
+    def mark_attached(self, backing: Backing, vm_ident: str | None) -> Backing:
+        """Mark on the shadow VM which VM holds its volume (None: clear it), so a read of the volume knows to
+        check its file when that VM is gone (destroying a VM destroys the disks it holds)."""
+        if (backing.attached_to or None) == (vm_ident or None):
+            return backing
+        self._reconfig(backing.moref, specs.extra_config_spec({specs.KEY_ATTACHED_TO: vm_ident or ""}))
+        return self.refresh(backing)
+
     # ------------------------------------------------------------------ detach
     def detach_volume(self, instance: Instance, disk: VmDisk, volume_id: str) -> None:
         """Remove the device without its file, and clear ``volume-<id>`` (absolute: safe to send again)."""

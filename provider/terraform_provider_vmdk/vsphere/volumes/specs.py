@@ -69,6 +69,7 @@ KEY_MANAGED_BY = "vmdk.managed_by"
 KEY_KIND = "vmdk.kind"
 KEY_SNAPSHOT_ID = "vmdk.snapshot_id"
 KEY_PROFILE_ID = "vmdk.profile_id"
+KEY_ATTACHED_TO = "vmdk.attached_to"  # on a shadow VM: the VM its volume is attached to (vmdk_volume_attachment)
 MANAGED_BY = "terraform-provider-vmdk"
 KIND_VOLUME = "volume"
 KIND_SNAPSHOT = "snapshot"  # a template-format snapshot (a template VM)
