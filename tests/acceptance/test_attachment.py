@@ -157,8 +157,8 @@ def test_powered_on_vms_take_scsi_hot_adds_and_refuse_ide(make_tf, vsphere_provi
         assert applied.returncode == 0, applied.stderr
         assert tf.output()["attachment"]["id"] == f"{uuid_}:{tf.output()['volume']['id']}"
         before = len(_disks(vsphere_session, vm))
-        ide = make_tf(config(vsphere_provider_block, f'virtual_machine_id = "{uuid_}"', extra='  adapter_type = "ide"\n'),
-                      name="ide")
+        ide = make_tf(config(vsphere_provider_block, f'virtual_machine_id = "{uuid_}"',
+                             extra='  adapter_type = "ide"\n'), name="ide")
         refused = run(ide, "apply", "-auto-approve")
         assert refused.returncode == 1 and "IDE disks cannot be hot-added" in refused.stderr
         assert "adapter_type" in refused.stderr and not any(b in refused.stderr for b in BAD)

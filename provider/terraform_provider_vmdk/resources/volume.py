@@ -296,8 +296,8 @@ class VolumeResource(Resource):
             req.diagnostics.warning(
                 "The volume's disk is gone",
                 f"The VMDK of volume {volume_id} ({backing.vmdk_path}) no longer exists: it was attached to "
-                f"{(', '.join(earlier.in_use_by) if earlier else '') or 'a VM'}, and destroying a VM destroys the disks "
-                "it holds. The "
+                f"{(', '.join(earlier.in_use_by) if earlier else '') or 'a VM'}, and destroying a VM destroys the "
+                "disks it holds. The "
                 "next apply replaces the volume with a new, empty one.")
         req.private.clear()
         req.private["facts"] = facts.to_private()
