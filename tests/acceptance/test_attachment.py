@@ -287,3 +287,28 @@ resource "vmdk_volume_attachment" "a" {{
     assert planned.returncode == 0 and not any(b in said for b in BAD), said
     assert "The volume's disk is gone" in said and "must be replaced" in said, said
     assert run(tf, "destroy", "-auto-approve").returncode == 0
+
+
+def test_the_example_module_with_terraform_test(vcsim, tf_env, tmp_path, terraform_binary) -> None:
+    """examples/modules/volume-attachment's own `terraform test` file, against our simulator."""
+    import json
+    import os
+    import shutil
+    import subprocess
+
+    from .conftest import REPO
+
+    version = subprocess.run([terraform_binary, "version", "-json"], capture_output=True, text=True, env=tf_env)
+    found = json.loads(version.stdout or "{}").get("terraform_version", "1.0.3")
+    if tuple(int(p) for p in found.split(".")[:2]) < (1, 6):
+        pytest.skip(f"terraform test needs Terraform >= 1.6 (this is {found}); the newer binary runs it")
+    module = tmp_path / "module"
+    shutil.copytree(REPO / "examples" / "modules" / "volume-attachment", module)
+    env = {**os.environ, **tf_env, "VSPHERE_SERVER": vcsim.server, "VSPHERE_USER": vcsim.user,
+           "VSPHERE_PASSWORD": vcsim.password, "VSPHERE_CA_FILE": vcsim.ca_file}
+    init = subprocess.run([terraform_binary, "init", "-no-color"], cwd=module, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert init.returncode == 0, init.stdout + init.stderr
+    test = subprocess.run([terraform_binary, "test", "-no-color", "-var", "vm_path=DC0/vm/DC0_C0_RP0_VM0"],
+                          cwd=module, env=env, capture_output=True, text=True, timeout=600)
+    assert test.returncode == 0, test.stdout + test.stderr

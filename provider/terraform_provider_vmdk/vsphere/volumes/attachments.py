@@ -232,12 +232,19 @@ class Attachments(Lifecycle):
         """Remove the device without its file, and clear ``volume-<id>`` (absolute: safe to send again)."""
         change = [vim.vm.device.VirtualDeviceSpec(operation="remove", device=disk.device)]
         spec = vim.vm.ConfigSpec(deviceChange=change, extraConfig=specs.option_values({volume_key(volume_id): ""}))
+        def still_there() -> bool:
+            fresh = self.read_instance(instance.moref)
+            return fresh is not None and any(d.key == disk.key for d in fresh.disks())
+
         try:
             self._task(instance.moref.ReconfigVM_Task, spec=spec)
+        except exc.OutcomeUnknown:
+            _tasks.settle(self.session, instance.moref, ("VirtualMachine.reconfigure",))
+            if still_there():  # provably not detached: sent again
+                self._task(instance.moref.ReconfigVM_Task, spec=spec)
         except exc.VMwareDriverError:
-            fresh = self.read_instance(instance.moref)
-            if fresh is not None and any(d.key == disk.key for d in fresh.disks()):
-                raise  # still there: the detach did not happen
+            if still_there():
+                raise  # the detach did not happen
 
     def clear_volume_key(self, instance: Instance, volume_id: str) -> None:
         if volume_key(volume_id) in instance.extra_config:
