@@ -192,7 +192,7 @@ STATE = {"id": VOL, "name": "v", "description": None, "size_gb": 10, "disk_type"
          "clone_type": "full", "backing_name": f"volume-{VOL}", "backing_moref": "vm-1",
          "vmdk_path": f"[ds-a] volume-{VOL}/volume-{VOL}.vmdk", "disk_uuid": VOL,
          "connection_info": {"volume": "vm-1"}, "timeouts": None, "deletion_protection": False,
-         "keep_on_destroy": False}
+         "keep_on_destroy": False, "datastore_cluster": None, "datastore_cluster_mode": None}
 
 
 def plan(change: dict, f: Facts | None = None, config_datastore: str | None = None):

@@ -201,6 +201,12 @@ class VolumeBackend:
         """Free bytes of a datastore, from one inventory read per process."""
         return None if name is None else self._free.get().get(name)
 
+    def pod_of(self, datastore: str | None) -> str | None:
+        """The datastore cluster a datastore (name) is a member of, from the process's inventory read."""
+        if datastore is None:
+            return None
+        return next((d.pod for d in self.inventory.datastores() if d.name == datastore), None)
+
     def invalidate(self) -> None:
         self._index.reset()
         self._free.reset()

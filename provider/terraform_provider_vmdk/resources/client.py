@@ -44,6 +44,8 @@ class ProviderSettings:
     datastore_regex: str | None = None
     snapshot_format: str = "template"
     datastore_types: tuple[str, ...] = DEFAULT_DATASTORE_TYPES
+    datastore_cluster: str | None = None  # default datastore cluster of new volumes
+    datastore_cluster_mode: str = "sdrs"
 
 
 def _cannot_connect(reason: str) -> DiagnosticError:

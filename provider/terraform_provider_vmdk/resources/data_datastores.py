@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..framework.diagnostics import DiagnosticError
 from ..framework.resource import DataSource, RequestContext
 from ..framework.schema import Attribute, Schema, schema
 from ..framework.types import Bool, List, Number, Object, String
@@ -30,6 +31,7 @@ DATASTORE_OBJECT = Object({
     "compliant": Bool,
     "eligible": Bool,
     "reason": String,
+    "datastore_cluster": String,
 })
 
 
@@ -52,13 +54,19 @@ class DatastoresDataSource(DataSource):
                     Number, optional=True, validators=(AtLeast(0),),
                     description="Size of the volume to place, in GiB (default 0: any free space will do).",
                 ),
+                "datastore_cluster": Attribute(
+                    String, optional=True, validators=(NotEmpty(),),
+                    description="Only the members of this datastore cluster (StoragePod), judged and ranked as "
+                    "`datastore_cluster_mode = \"members\"` places volumes in it.",
+                ),
                 "datastores": Attribute(
                     List(DATASTORE_OBJECT), computed=True,
                     description="Every datastore of the datacenter: eligible ones best first (placement's "
                     "ranking: most usable hosts, then lowest utilisation), then rejected ones by name. "
                     "`host_count`: valid hosts with a usable mount (0 when rejected); `compliant`: policy "
                     "compliance (null without `storage_policy` or when rejected before the policy check); "
-                    "`reason`: why it is rejected (null when eligible).",
+                    "`reason`: why it is rejected (null when eligible); `datastore_cluster`: the datastore cluster it "
+                    "is a member of (null when none).",
                 ),
                 "selected": Attribute(
                     String, computed=True,
@@ -75,11 +83,17 @@ class DatastoresDataSource(DataSource):
         backend = backend_of(getattr(self, "provider_data", None))
         size = config.get("size_gb") or 0
         policy = config.get("storage_policy")
-        requirements = Requirements(size_bytes=int(float(size) * GiB), profile_name=policy)
-        evaluations = driver_errors(
+        wanted = config.get("datastore_cluster")
+        pod = driver_errors("find the datastore cluster", lambda: backend.inventory.pod(wanted)) if wanted else None
+        if wanted and pod is None:
+            raise DiagnosticError("Datastore cluster not found", f"No datastore cluster {wanted!r} exists.",
+                                  "datastore_cluster")
+        requirements = Requirements(size_bytes=int(float(size) * GiB), profile_name=policy,
+                                    pod=pod.name if pod is not None else None)
+        evaluations = [ev for ev in driver_errors(
             "evaluate datastores", lambda: backend.selector.candidates(requirements),
             "storage_policy" if policy else None,
-        )
+        ) if ev.rule != "pod"]
         datastores = [
             {
                 "name": ev.name,
@@ -92,6 +106,7 @@ class DatastoresDataSource(DataSource):
                 "compliant": ev.compliant,
                 "eligible": ev.eligible,
                 "reason": ev.reason,
+                "datastore_cluster": ev.datastore.pod,
             }
             for ev in evaluations
         ]

@@ -22,6 +22,7 @@ from ..vsphere.connection.config import ConnectionConfig
 from .attachment import AttachmentResource
 from .backups import BackupResource, RestoreResource
 from .client import DEFAULT_DATASTORE_TYPES, ProviderSettings, VSphereClient
+from .data_datastore_cluster import DatastoreClusterDataSource
 from .data_datastores import DatastoresDataSource
 from .data_volume import VolumeDataSource
 from .data_volume_stats import VolumeStatsDataSource
@@ -82,6 +83,16 @@ PROVIDER_SCHEMA: Schema = schema(
             description="Datastore types (`DatastoreSummary.type`) placement may use, case-insensitive. "
             "Default: Cinder's `[\"vmfs\", \"nfs\", \"nfs41\", \"vsan\", \"vvol\"]`. A vCenter simulator "
             "(vcsim) reports its datastores as `OTHER`: add `\"OTHER\"` to run against one.",
+        ),
+        "datastore_cluster": Attribute(
+            String, optional=True, validators=(NotEmpty(),),
+            description="Datastore cluster (StoragePod) for new volumes that name neither `datastore` nor "
+            "`datastore_cluster` (a vCenter feature: an error on a standalone ESXi host).",
+        ),
+        "datastore_cluster_mode": Attribute(
+            String, optional=True, validators=(OneOf(("sdrs", "members")),),
+            description="Default `datastore_cluster_mode` of volumes: `sdrs` (Storage DRS recommends, the "
+            "placement rules veto) or `members` (the provider ranks the members itself). Default `sdrs`.",
         ),
         "snapshot_format": Attribute(
             String, optional=True, validators=(OneOf(("template", "COW")),),
@@ -157,7 +168,8 @@ class VmdkProvider(Provider):
                 RevertResource(), AttachmentResource(), *self._extra_resources]
 
     def data_sources(self) -> list[DataSource]:
-        return [DiskTypesDataSource(), VolumeDataSource(), DatastoresDataSource(), VolumeStatsDataSource(),
+        return [DiskTypesDataSource(), VolumeDataSource(), DatastoresDataSource(), DatastoreClusterDataSource(),
+                VolumeStatsDataSource(),
                 *self._extra_data_sources]
 
     def configure(self, config: dict[str, Any], ctx: RequestContext) -> VSphereClient | None:
@@ -237,6 +249,8 @@ class VmdkProvider(Provider):
             datastore_regex=regex,
             snapshot_format=config.get("snapshot_format") or "template",
             datastore_types=tuple(t.lower() for t in config.get("datastore_types") or DEFAULT_DATASTORE_TYPES),
+            datastore_cluster=config.get("datastore_cluster"),
+            datastore_cluster_mode=config.get("datastore_cluster_mode") or "sdrs",
         )
 
     def stop(self) -> None:

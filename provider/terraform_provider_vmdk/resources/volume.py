@@ -77,12 +77,21 @@ class VolumeResource(Resource):
     # -- validation and plan -------------------------------------------------------------------------
     def validate_config(self, config: dict[str, Any], diags: Diagnostics) -> None:
         validate_sources(config, diags)
+        if _known(config.get("datastore")) and _known(config.get("datastore_cluster")):
+            diags.error("Conflicting placement", "Set either datastore (one datastore) or datastore_cluster (Storage "
+                        "DRS, or the cluster's members, choose one), not both. datastore reports the member that "
+                        "holds a volume in a datastore cluster.", "datastore_cluster")
 
     def modify_plan(self, req: PlanRequest) -> None:
         prior = req.prior
         if req.plan is not None:
             self._plan_on_a_host(req)
         if prior is None:
+            if req.plan is not None:
+                pod = self._wanted_pod(req.config or {})
+                if pod is not None:
+                    req.plan["datastore_cluster"] = pod
+                    self._plan_pod(req, pod)
             return  # a create
         if req.plan is None:  # a destroy (Terraform 1.3 and newer ask)
             _plan_protected(req, prior, "destroys")
@@ -98,6 +107,10 @@ class VolumeResource(Resource):
             _plan_protected(req, prior, "replaces", ", ".join(sorted(req.requires_replace)))
             return  # the replacement is planned as a create
         plan_update(req)
+        pod = req.config.get("datastore_cluster") if req.config else None
+        if _known(pod) and pod is not None and pod != prior.get("datastore_cluster") \
+                and not req.diagnostics.has_errors:
+            self._plan_pod(req, pod, moving=True)
         facts = Facts.from_private(req.private.get("facts"))
         if facts is not None and facts.copies:
             req.diagnostics.warning(
@@ -130,6 +143,82 @@ class VolumeResource(Resource):
             req.diagnostics.warning(
                 "volume_folder is not used on a standalone ESXi host",
                 "An ESXi host has no folders below its VM folder: the shadow VMs go into the VM folder itself.")
+
+    def _wanted_pod(self, config: dict[str, Any]) -> str | None:
+        """The datastore cluster a new volume goes into: its own, else (when it names no datastore) the
+        provider's default."""
+        pod = config.get("datastore_cluster")
+        if _known(pod) and pod:
+            return str(pod)
+        if config.get("datastore") is not None:
+            return None
+        client = getattr(self, "provider_data", None)
+        return client.settings.datastore_cluster if isinstance(client, VSphereClient) else None
+
+    def _pod_mode(self, plan: dict[str, Any]) -> str:
+        mode = plan.get("datastore_cluster_mode")
+        if _known(mode) and mode:
+            return str(mode)
+        client = getattr(self, "provider_data", None)
+        return client.settings.datastore_cluster_mode if isinstance(client, VSphereClient) else "sdrs"
+
+    def _plan_pod(self, req: PlanRequest, pod: str, moving: bool = False) -> None:
+        """Read-only checks of a volume's datastore cluster at plan time, each an error on datastore_cluster: it
+        exists (on a vCenter), has Storage DRS enabled in sdrs mode, has members our rules accept, and room summed
+        over them. Storage DRS itself is asked only at apply (its answer may change, and it reserves space)."""
+        from ..vsphere.placement.datastore import Requirements
+
+        plan, client = req.plan or {}, getattr(self, "provider_data", None)
+        if not isinstance(client, VSphereClient):
+            return
+        size = plan.get("size_gb")
+        policy = plan.get("storage_policy")
+        try:
+            backend = backend_of(client)
+            on_host = backend.ops.host_agent
+            found = None if on_host else backend.inventory.pod(pod)
+            names = [] if on_host else [p.name for p in backend.inventory.pods()]
+        except Exception:  # noqa: BLE001 - not connected: apply reports what fails
+            return
+        if on_host:
+            req.diagnostics.error("No datastore clusters on an ESXi host", "Datastore clusters (Storage DRS) are a "
+                                  "vCenter feature; a standalone ESXi host has none. Name a datastore instead.",
+                                  "datastore_cluster")
+            return
+        if found is None:
+            req.diagnostics.error("Datastore cluster not found", f"No datastore cluster {pod!r} in datacenter "
+                                  f"{backend.inventory.datacenter_name} (datastore clusters: "
+                                  f"{', '.join(names) or 'none'}).", "datastore_cluster")
+            return
+        mode = self._pod_mode(plan)
+        if mode == "sdrs" and not found.sdrs_enabled:
+            req.diagnostics.error("Storage DRS is disabled", f"Datastore cluster {pod!r} has Storage DRS disabled, so "
+                                  "it makes no placement recommendations. Enable it in vCenter, or set "
+                                  "datastore_cluster_mode = \"members\" to place on its members by the provider's "
+                                  "own rules.", "datastore_cluster")
+            return
+        try:
+            choice = backend.selector.in_pod(Requirements(size_bytes=0, profile_name=policy if _known(policy) else None,
+                                                          pod=found.name))
+        except DiagnosticError:
+            raise
+        except Exception as error:  # noqa: BLE001 - NoValidDatastore and the like: say why, on the attribute
+            req.diagnostics.error("No usable datastore in the datastore cluster", _message(error), "datastore_cluster")
+            return
+        free = sum(ev.datastore.free_space for ev in choice.ranked)
+        if isinstance(size, (int, float)) and free < int(size) * GiB:
+            req.diagnostics.error(
+                "Not enough room in the datastore cluster",
+                f"The members of datastore cluster {pod!r} that the placement rules accept "
+                f"({', '.join(ev.datastore.name for ev in choice.ranked)}) have {free / GiB:.1f} GiB free together; "
+                f"the volume needs {size} GiB.", "datastore_cluster")
+            return
+        if moving:
+            req.diagnostics.warning(
+                "Volume will be relocated into the datastore cluster",
+                f"The volume is on datastore {(req.prior or {}).get('datastore')}, which is not a member of datastore "
+                f"cluster {pod!r}: apply moves it to a member, copying {(req.prior or {}).get('size_gb')} GiB.",
+                "datastore_cluster")
 
     # -- create ----------------------------------------------------------------------------------------
     def create(self, req: ApplyRequest) -> dict[str, Any]:
@@ -174,7 +263,11 @@ class VolumeResource(Resource):
     def _create_backing(self, req: ApplyRequest, backend: VolumeBackend, volume_id: str, size_bytes: int,
                         prepared: Any) -> Backing:
         plan = req.plan or {}
-        placement = self._placement(backend, size_bytes, plan.get("storage_policy"), plan.get("datastore"))
+        pod = plan.get("datastore_cluster") if _known(plan.get("datastore_cluster")) else None
+        plain = prepared is None and not (plan.get("source_volume_id") or plan.get("source_snapshot_id"))
+        if pod and plain and self._pod_mode(plan) == "sdrs":
+            return self._create_in_pod(req, backend, volume_id, size_bytes, pod)
+        placement = self._placement(backend, size_bytes, plan.get("storage_policy"), plan.get("datastore"), pod)
         self._fix_identity(req, volume_id)
         try:
             if prepared is not None:
@@ -186,6 +279,31 @@ class VolumeResource(Resource):
                 profile_id=placement.profile_id, description=plan.get("description")))
         finally:
             placement.release()
+        backend.remember(backing)
+        return backing
+
+    def _create_in_pod(self, req: ApplyRequest, backend: VolumeBackend, volume_id: str, size_bytes: int,
+                       pod: str) -> Backing:
+        """Storage DRS recommends, the placement rules veto, the provider applies (vsphere: create_backing_in_pod)."""
+        from ..vsphere.placement.datastore import Requirements
+
+        plan = req.plan or {}
+        policy = plan.get("storage_policy")
+        found = driver_errors("find the datastore cluster", lambda: backend.inventory.pod(pod), "datastore_cluster")
+        if found is None:
+            raise DiagnosticError("Datastore cluster not found", f"No datastore cluster {pod!r} exists.",
+                                  "datastore_cluster")
+        if not found.sdrs_enabled:
+            raise DiagnosticError("Storage DRS is disabled", f"Datastore cluster {pod!r} has Storage DRS disabled; set "
+                                  "datastore_cluster_mode = \"members\" to place on its members.", "datastore_cluster")
+        choice = driver_errors("place the volume in datastore cluster " + pod, lambda: backend.selector.in_pod(
+            Requirements(size_bytes=size_bytes, profile_name=policy, pod=found.name)), "datastore_cluster")
+        self._fix_identity(req, volume_id)
+        backing, how = driver_errors("create the volume in datastore cluster " + pod, lambda: (
+            backend.ops.create_backing_in_pod(volume_id, plan["name"], size_bytes, plan["disk_type"],
+                                              plan["adapter_type"], found, choice, backend.selector.reserve,
+                                              description=plan.get("description"))), "datastore_cluster")
+        LOG.info("volume %s: created in datastore cluster %s on %s (%s)", volume_id, pod, backing.datastore_name, how)
         backend.remember(backing)
         return backing
 
@@ -213,14 +331,17 @@ class VolumeResource(Resource):
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _placement(backend: VolumeBackend, size_bytes: int, policy: str | None, datastore: Any) -> Any:
+    def _placement(backend: VolumeBackend, size_bytes: int, policy: str | None, datastore: Any,
+                   pod: str | None = None) -> Any:
         from ..vsphere.placement.datastore import Requirements
 
         pinned = datastore if _known(datastore) else None
-        requirements = Requirements(size_bytes=size_bytes, profile_name=policy, datastore=pinned)
-        where = f"place the volume on datastore {pinned}" if pinned else "place the volume"
+        requirements = Requirements(size_bytes=size_bytes, profile_name=policy, datastore=pinned, pod=pod)
+        where = (f"place the volume on datastore {pinned}" if pinned else
+                 f"place the volume in datastore cluster {pod}" if pod else "place the volume")
         return driver_errors(where, lambda: backend.selector.select(requirements, reserve=True),
-                             "datastore" if pinned else ("storage_policy" if policy else None))
+                             "datastore" if pinned else "datastore_cluster" if pod else
+                             ("storage_policy" if policy else None))
 
     @staticmethod
     def _source(backend: VolumeBackend, plan: dict[str, Any]) -> Any:
@@ -275,7 +396,8 @@ class VolumeResource(Resource):
                 return req.state
             return None
         backing = choice.primary
-        state = {**req.state, **volume_state_from_backing(backing, backend.inventory.datacenter_name, req.state)}
+        pod = driver_errors("read the volume", lambda: backend.pod_of(backing.datastore_name))
+        state = {**req.state, **volume_state_from_backing(backing, backend.inventory.datacenter_name, req.state, pod)}
         if state.get("storage_policy") is None and backing.profile_id:
             state["storage_policy"] = driver_errors("read the storage policy",
                                                     lambda: backend.policy_name(backing.profile_id))
@@ -334,6 +456,17 @@ class VolumeResource(Resource):
             raise DiagnosticError("Volume not found", f"The backing of volume {volume_id} no longer exists in vSphere; "
                                   "run terraform apply again to recreate it.")
         backing: Backing = found  # declared, so the closures below see it as not None
+        pod = config.get("datastore_cluster") if _known(config.get("datastore_cluster")) else None
+        executor.pod = pod
+        if pod and driver_errors("read the volume", lambda: backend.pod_of(backing.datastore_name)) != pod:
+            executor.refuse_held(backing, "move it", "datastore_cluster")
+            placement = self._placement(backend, backing.size_bytes, plan.get("storage_policy"), None, pod)
+            try:
+                backing = driver_errors("move the volume into datastore cluster " + pod, lambda: (
+                    backend.ops.relocate_backing(backing, placement, profile_id=backing.profile_id)),
+                    "datastore_cluster")
+            finally:
+                placement.release()
         ds_cfg = config.get("datastore")
         if _known(ds_cfg) and ds_cfg != backing.datastore_name:
             executor.refuse_held(backing, "move it", "datastore")
@@ -426,8 +559,10 @@ class VolumeResource(Resource):
         ``created``: a disk made a moment ago has no other users and no linked clones (so creates need not
         wait for the batched read of every VM)."""
         plan = req.plan or {}
-        state = volume_state_from_backing(backing, backend.inventory.datacenter_name, plan)
-        for key in ("source_volume_id", "source_snapshot_id", "clone_type", "timeouts", "image", "backup", "adopt",
+        pod = driver_errors("read the volume", lambda: backend.pod_of(backing.datastore_name))
+        state = volume_state_from_backing(backing, backend.inventory.datacenter_name, plan, pod)
+        for key in ("datastore_cluster_mode", "source_volume_id", "source_snapshot_id", "clone_type", "timeouts",
+                    "image", "backup", "adopt",
                     "deletion_protection", "keep_on_destroy"):
             state[key] = plan.get(key)
         if plan.get("storage_policy") and backing.profile_id is not None:
@@ -450,6 +585,7 @@ _CHECKED = {
     "disk_type": "vSphere did not convert the disk (a vCenter simulator cannot convert disk types)",
     "adapter_type": "vSphere did not move the disk to that controller",
     "datastore": "vSphere did not place or move the volume there",
+    "datastore_cluster": "the volume is not on a member of that datastore cluster",
     "storage_policy": "vSphere did not apply the storage policy",
     "name": "vSphere did not keep the name",
     "description": "vSphere did not keep the description",
@@ -472,6 +608,12 @@ def _plan_protected(req: PlanRequest, prior: dict[str, Any], what: str, why: str
         _refuse_protected(prior, what, why)
     except DiagnosticError as error:
         req.diagnostics.extend(error.diagnostics)
+
+
+def _message(error: BaseException) -> str:
+    """A vSphere error's text for a diagnostic (never a traceback)."""
+    text = str(error).strip()
+    return text or type(error).__name__
 
 
 def _raise(error: BaseException) -> NoReturn:

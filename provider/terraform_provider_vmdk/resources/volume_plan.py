@@ -51,7 +51,10 @@ def plan_update(req: PlanRequest) -> None:
     relocation = _plan_relocation(req, facts, decision)
     if relocation is None:
         return
-    moves = relocation or moves
+    into_pod = _plan_pod_move(req, facts, decision)
+    if into_pod is None:
+        return
+    moves = relocation or into_pod or moves
     retype_path = _plan_retype(req, facts, decision)
     if retype_path is None:
         return
@@ -71,6 +74,11 @@ def plan_update(req: PlanRequest) -> None:
     ds_cfg = req.config.get("datastore")
     if _known(ds_cfg) and ds_cfg != prior.get("datastore"):
         plan["datastore"] = ds_cfg
+    pod_cfg = req.config.get("datastore_cluster")
+    if _known(pod_cfg):  # a volume in a datastore cluster stays in it, wherever it moves
+        plan["datastore_cluster"] = pod_cfg
+    else:
+        plan["datastore_cluster"] = UNKNOWN if moves else prior.get("datastore_cluster")
     req.private["decision"] = decision
 
 
@@ -114,6 +122,25 @@ def _plan_relocation(req: PlanRequest, facts: Facts, decision: dict[str, Any]) -
         f"apply moves the volume from datastore {prior.get('datastore')} to {ds_cfg}, copying {prior.get('size_gb')} "
         "GiB.", "datastore")
     decision["relocate_to"] = ds_cfg
+    return True
+
+
+def _plan_pod_move(req: PlanRequest, facts: Facts, decision: dict[str, Any]) -> bool | None:
+    """A volume whose datastore is not a member of its configured datastore cluster (moved out, or the cluster
+    changed) moves into it; None when that is refused (the volume is in use, or has linked clones)."""
+    prior, pod = req.prior or {}, req.config.get("datastore_cluster")
+    if not _known(pod) or pod == prior.get("datastore_cluster"):
+        return False
+    if facts.linked_children:
+        refusal = parent_refusal(facts, "move it", "datastore_cluster")
+        req.diagnostics.error(refusal.summary, refusal.detail, refusal.attribute)
+        return None
+    if facts.in_use_by:
+        req.diagnostics.error("Volume is in use: cannot move it", f"The volume's disk is attached to "
+                              f"{', '.join(facts.in_use_by)}. Detach it first.", "datastore_cluster")
+        return None
+    decision["relocate_to_pod"] = pod
+    (req.plan or {})["datastore"] = UNKNOWN
     return True
 
 

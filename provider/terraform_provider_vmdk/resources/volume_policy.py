@@ -288,10 +288,11 @@ class Executor:
     ``resolve`` reads every VM once, now: who holds the volume's files (an instance, which may run on a delta
     of it after a snapshot; a linked clone) is decided on that read, never on a batched one."""
 
-    def __init__(self, backend: VolumeBackend) -> None:
+    def __init__(self, backend: VolumeBackend, pod: str | None = None) -> None:
         self.backend = backend
         self.ops = backend.ops
         self.index: BackingIndex | None = None
+        self.pod = pod  # the datastore cluster the volume must stay in: every move goes to one of its members
 
     def resolve(self, volume_id: str) -> Backing | None:
         """The volume's backing, brought back to one clean VM first: an interrupted retype finished,
@@ -398,8 +399,8 @@ class Executor:
         LOG.info("moving %s to a datastore with room for %d GiB", backing.name, _gib(size_bytes))
         placement = self.backend.selector.select(Requirements(
             size_bytes=size_bytes, profile_name=policy_name,
-            excluded_datastores=frozenset({backing.datastore} if backing.datastore is not None else ())),
-            reserve=True)
+            excluded_datastores=frozenset({backing.datastore} if backing.datastore is not None else ()),
+            pod=self.pod), reserve=True)
         try:
             return self.ops.relocate_backing(backing, placement, profile_id=backing.profile_id)
         finally:
@@ -431,7 +432,7 @@ class Executor:
         if decision.relocate:
             excluded = frozenset({backing.datastore}) if decision.exclude_current_datastore else frozenset()
             placement = selector.select(Requirements(size_bytes=backing.size_bytes, profile_name=policy_name,
-                                                     excluded_datastores=excluded), reserve=True)
+                                                     excluded_datastores=excluded, pod=self.pod), reserve=True)
             try:
                 if placement.datastore_name != backing.datastore_name:
                     backing = self.ops.relocate_backing(backing, placement,

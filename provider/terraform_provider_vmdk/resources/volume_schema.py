@@ -53,6 +53,21 @@ VOLUME_ATTRIBUTES: dict[str, Attribute] = {
         "Set and changed: the volume is relocated in place. A named datastore must still pass the provider's "
         "placement rules (`datastore_regex`, `datastore_types`, room, hosts).",
     ),
+    "datastore_cluster": Attribute(
+        String, optional=True, computed=True, validators=(NotEmpty(),), plan_modifiers=(UseStateForUnknown(),),
+        description="Datastore cluster (StoragePod) the volume lives in, by name. Set: the volume is created in "
+        "it (`datastore_cluster_mode`) and kept in it (moved back when it leaves; changed: relocated into the new "
+        "one); `datastore` then reports the member that holds it. Conflicts with `datastore`. Unset: the "
+        "provider's `datastore_cluster`, else whatever cluster the chosen datastore belongs to (or null).",
+    ),
+    "datastore_cluster_mode": Attribute(
+        String, optional=True, validators=(OneOf(("sdrs", "members")),),
+        description="How a volume is placed in its datastore cluster: `sdrs` (Storage DRS recommends, the "
+        "provider's placement rules veto, the provider applies the first acceptable recommendation; the cluster "
+        "must have Storage DRS enabled) or `members` (the members are ranked by the provider's own rules, Storage "
+        "DRS is not asked: works with it disabled). Nothing falls back from one to the other. Default: the "
+        "provider's `datastore_cluster_mode`, else `sdrs`.",
+    ),
     "source_volume_id": Attribute(
         String, optional=True,
         description="Create as a clone of this volume. Conflicts with `source_snapshot_id`. Where the data came "
@@ -98,8 +113,8 @@ VOLUME_ATTRIBUTES: dict[str, Attribute] = {
 }
 
 
-def volume_state_from_backing(backing: Backing, datacenter: str, prior: dict[str, Any] | None = None
-                              ) -> dict[str, Any]:
+def volume_state_from_backing(backing: Backing, datacenter: str, prior: dict[str, Any] | None = None,
+                              pod: str | None = None) -> dict[str, Any]:
     """The resource/data-source attributes vSphere knows, from a backing record."""
     prior = prior or {}
     policy = prior.get("storage_policy") if backing.profile_id is not None else None
@@ -113,6 +128,7 @@ def volume_state_from_backing(backing: Backing, datacenter: str, prior: dict[str
         "adapter_type": backing.adapter_type or prior.get("adapter_type"),
         "storage_policy": policy,
         "datastore": backing.datastore_name,
+        "datastore_cluster": pod,
         "backing_name": backing.name,
         "backing_moref": backing.moref_value,
         "vmdk_path": backing.vmdk_path,

@@ -12,8 +12,8 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import exceptions
@@ -42,8 +42,8 @@ RESERVATION_GRACE = 600.0  # seconds a finished create's space stays counted (se
 
 __all__ = [
     "GiB", "SUPPORTED_TYPES", "MountState", "HostState", "DatastoreState", "Rules", "Evaluation", "Requirements",
-    "Placement", "VolumeStats", "DatastoreSelector", "evaluate", "apply_policy", "rank", "choose_host", "explain",
-    "format_size", "volume_stats", "host_state", "datastore_state",
+    "Placement", "PodChoice", "VolumeStats", "DatastoreSelector", "evaluate", "apply_policy", "rank", "choose_host",
+    "explain", "format_size", "volume_stats", "host_state", "datastore_state",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -101,11 +101,26 @@ def datastore_state(d: Any) -> DatastoreState:
                           accessible=bool(_first(d, "accessible", default=False)),
                           maintenance_mode=_first(d, "maintenance_mode", "maintenanceMode",
                                                   default="normal"),
-                          mounts=tuple(_mount_state(m) for m in mounts), moref=moref)
+                          mounts=tuple(_mount_state(m) for m in mounts), moref=moref,
+                          pod=_first(d, "pod", default=None))
 
 
 # ---------------------------------------------------------------------------------------------
 # The selector
+
+
+@dataclass(frozen=True)
+class PodChoice:
+    """A datastore cluster's members judged by our rules: ``ranked`` the eligible ones best first, each with its
+    ``placements`` entry (host and resource pool) keyed by moref value."""
+
+    members: tuple[Evaluation, ...]
+    ranked: tuple[Evaluation, ...]
+    placements: Mapping[str, Placement]
+    profile_id: str | None = None
+
+    def verdict(self, key: str) -> Evaluation | None:
+        return next((ev for ev in self.members if ev.datastore.key == key), None)
 
 
 class DatastoreSelector:
@@ -184,7 +199,8 @@ class DatastoreSelector:
     def _rules(self, requirements: Requirements, valid_hosts: Mapping[str, HostState], scope: str) -> Rules:
         return Rules(size_bytes=requirements.size_bytes, name_regex=self.name_regex,
                      excluded=frozenset(requirements.excluded_datastores), valid_hosts=valid_hosts,
-                     allowed_types=self.allowed_types, host_scope=scope, only=requirements.datastore)
+                     allowed_types=self.allowed_types, host_scope=scope, only=requirements.datastore,
+                     pod=requirements.pod)
 
     def _policy(self, evaluations: list[Evaluation], profile_name: str | None,
                 profile_id: str | None) -> list[Evaluation]:
@@ -245,6 +261,26 @@ class DatastoreSelector:
             self._release(key, size)
             raise
         return replace(placement, release=lambda: self._release(key, size))
+
+    def in_pod(self, requirements: Requirements) -> PodChoice:
+        """Every member of ``requirements.pod`` with its verdict under our rules (Storage DRS recommends, these
+        veto), the eligible ones ranked, and where each would go. NoValidDatastore when none is eligible."""
+        evaluations, scope, profile_id = self._evaluate_all(requirements)
+        members = [ev for ev in evaluations if ev.rule != "pod"]
+        ranked = rank(members)
+        if not ranked:
+            raise exceptions.NoValidDatastore(
+                explain(evaluations, requirements.size_bytes, requirements.profile_name,
+                        scope if (self.cluster_names or requirements.hosts is not None) else None))
+        return PodChoice(members=tuple(members), ranked=tuple(ranked),
+                         placements={ev.datastore.key: self._placement(ev, requirements, profile_id) for ev in ranked},
+                         profile_id=profile_id)
+
+    def reserve(self, key: str, size: int) -> Callable[[], None]:
+        """Count ``size`` bytes against datastore ``key`` (a create in flight); the result gives them back."""
+        with self._reserve_lock:
+            self._reserved[key] = self._reserved.get(key, 0) + size
+        return lambda: self._release(key, size)
 
     def _claim(self, ranked: list[Evaluation], size: int) -> Evaluation | None:
         """The best candidate that still has room once the reservations made meanwhile are counted."""

@@ -62,10 +62,37 @@ class DatastoreInfo:
     maintenance_mode: str  # normal / enteringMaintenance / inMaintenance
     host_mounts: tuple[MountInfo, ...] = field(default=())
     url: str | None = None
+    pod: str | None = None  # name of the datastore cluster (StoragePod) it is a member of
+
 
     @property
     def mounts(self) -> tuple[MountInfo, ...]:
         return self.host_mounts
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    """A datastore cluster (StoragePod): its Storage DRS settings and member datastores (moref values)."""
+
+    moref: Any  # vim.StoragePod
+    name: str
+    sdrs_enabled: bool
+    default_vm_behavior: str  # "manual" | "automated" (vCenter's default when unset: manual)
+    intra_vm_affinity: bool
+    members: tuple[str, ...] = ()
+
+
+POD_PROPS = ["name", "childEntity", "podStorageDrsEntry"]
+
+
+def _pod_info(obj: Any, props: dict[str, Any]) -> PodInfo:
+    entry = props.get("podStorageDrsEntry")
+    config = getattr(getattr(entry, "storageDrsConfig", None), "podConfig", None)
+    members = tuple(c._GetMoId() for c in props.get("childEntity") or () if isinstance(c, vim.Datastore))
+    affinity = getattr(config, "defaultIntraVmAffinity", None)
+    return PodInfo(moref=obj, name=props.get("name", ""), sdrs_enabled=bool(getattr(config, "enabled", False)),
+                   default_vm_behavior=getattr(config, "defaultVmBehavior", None) or "manual",
+                   intra_vm_affinity=affinity is not False, members=tuple(dict.fromkeys(members)))
 
 
 def _escape(name: str) -> str:
@@ -89,7 +116,8 @@ class Inventory:
         self._folders: dict[str, Any] = {}
         self._resolved: Once[None] = Once(self._find_datacenter)
         self._compute_read: Fresh[tuple[list[Any], dict[str, Any]]] = Fresh(self._read_compute, placement_ttl)
-        self._datastore_read: Fresh[list[DatastoreInfo]] = Fresh(self._read_datastores, placement_ttl)
+        self._datastore_read: Fresh[tuple[list[DatastoreInfo], list[PodInfo]]] = Fresh(self._read_storage,
+                                                                                        placement_ttl)
 
     # ------------------------------------------------------------------ datacenter
     def _resolve_datacenter(self) -> None:
@@ -239,12 +267,33 @@ class Inventory:
 
     # ------------------------------------------------------------------ storage
     def datastores(self) -> list[DatastoreInfo]:
-        """Datastores of the datacenter with their host mounts (one retrieve, or a recent one: placement_ttl)."""
-        return list(self._datastore_read.get())
+        """Datastores of the datacenter with their host mounts and datastore cluster (one retrieve each for
+        datastores and clusters, or a recent one: placement_ttl)."""
+        return list(self._datastore_read.get()[0])
 
-    def _read_datastores(self) -> list[DatastoreInfo]:
+    def pods(self) -> list[PodInfo]:
+        """The datacenter's datastore clusters (StoragePods), read with the datastores."""
+        return list(self._datastore_read.get()[1])
+
+    def pod(self, name: str) -> PodInfo | None:
+        """A datastore cluster by name or path below the datastore folder (its last element), or None."""
+        leaf = name.rstrip("/").rsplit("/", 1)[-1]
+        return next((p for p in self.pods() if p.name in (name, leaf, _escape(leaf))), None)
+
+    def _read_storage(self) -> tuple[list[DatastoreInfo], list[PodInfo]]:
+        found = self.session.retrieve_types({vim.Datastore: DATASTORE_PROPS, vim.StoragePod: POD_PROPS},
+                                            container=self.datastore_folder)
+        pods = [_pod_info(c.obj, c.props) for c in found if isinstance(c.obj, vim.StoragePod)]
+        stores = [c for c in found if isinstance(c.obj, vim.Datastore)]
+        seen = {c.obj._GetMoId() for c in stores}
+        # a container view of some servers (vcsim before 2023: govmomi #3094) does not enter datastore clusters:
+        # their members are read from the clusters' children
+        missing = [vim.Datastore(m, self.session.si._stub) for p in pods for m in p.members if m not in seen]
+        if missing:
+            stores += self.session.retrieve(vim.Datastore, DATASTORE_PROPS, objects=list(dict.fromkeys(missing)))
+        pod_of = {m: p.name for p in pods for m in p.members}
         out = []
-        for c in self.session.retrieve(vim.Datastore, DATASTORE_PROPS, container=self.datastore_folder):
+        for c in stores:
             p = c.props
             mounts = []
             for m in p.get("host") or ():
@@ -256,5 +305,6 @@ class Inventory:
                 capacity=int(p.get("summary.capacity") or 0), free_space=int(p.get("summary.freeSpace") or 0),
                 accessible=bool(p.get("summary.accessible")),
                 maintenance_mode=p.get("summary.maintenanceMode") or "normal",
-                host_mounts=tuple(mounts), url=p.get("summary.url")))
-        return sorted(out, key=lambda d: d.name)
+                host_mounts=tuple(mounts), url=p.get("summary.url"), pod=pod_of.get(c.obj._GetMoId())))
+        by_key = {d.moref._GetMoId(): d for d in out}  # once each (a view may list a member twice)
+        return sorted(by_key.values(), key=lambda d: d.name), sorted(pods, key=lambda p: p.name)

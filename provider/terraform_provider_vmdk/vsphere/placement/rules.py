@@ -125,6 +125,7 @@ class DatastoreState:
     mounts: tuple[MountState, ...] = ()
     moref: Any = None
     reserved: int = 0  # bytes of this process's creates in flight, already taken off free_space
+    pod: str | None = None  # the datastore cluster it is a member of
 
     @property
     def utilisation(self) -> float:
@@ -146,6 +147,7 @@ class Rules:
     allowed_types: frozenset[str] = SUPPORTED_TYPES
     host_scope: str = "a connected host not in maintenance"  # for messages
     only: str | None = None  # the one datastore a volume names (by name or moref value)
+    pod: str | None = None  # only members of this datastore cluster
 
 
 @dataclass(frozen=True)
@@ -200,7 +202,8 @@ class Requirements:
     ``excluded_datastores`` holds names or moref values (or vim.Datastore objects). ``hosts`` (names or
     moref values) replaces the configured clusters as the set of valid hosts, like Cinder's instance
     host on attach: the backing must be reachable from those hosts. ``datastore``: the one datastore
-    the volume names (every rule still applies to it, the regex included).
+    the volume names (every rule still applies to it, the regex included). ``pod``: only members of this
+    datastore cluster (every rule still applies to each member).
     """
 
     size_bytes: int
@@ -208,6 +211,7 @@ class Requirements:
     excluded_datastores: frozenset[Any] = frozenset()
     hosts: frozenset[str] | None = None
     datastore: str | None = None
+    pod: str | None = None
 
     def __post_init__(self) -> None:
         if self.size_bytes < 0:
@@ -281,6 +285,8 @@ def evaluate(ds: DatastoreState, rules: Rules) -> Evaluation:
 
     if rules.only is not None and rules.only not in (ds.name, ds.key):
         return reject("not the datastore the volume names", "only")
+    if rules.pod is not None and ds.pod != rules.pod:
+        return reject(f"not a member of datastore cluster {rules.pod!r}", "pod")
     if rules.name_regex is not None and not rules.name_regex.match(ds.name):
         return reject(f"name does not match datastore_regex {rules.name_regex.pattern!r}")
     if ds.name in rules.excluded or ds.key in rules.excluded:
@@ -359,10 +365,15 @@ def explain(evaluations: Sequence[Evaluation], size_bytes: int, policy_name: str
         wanted += f" with storage policy {policy_name!r}"
     if scope:
         wanted += f" on {scope}"
-    named = [ev for ev in evaluations if ev.rule != "only"]
+    named = [ev for ev in evaluations if ev.rule not in ("only", "pod")]
+    pod = next((ev.reason.split(" ", 4)[-1] for ev in evaluations if ev.rule == "pod" and ev.reason), None)
     if not named:
+        if pod is not None:
+            return f"No datastore can hold {wanted}: {pod} has no member datastores"
         return (f"No datastore can hold {wanted}: the datastore the volume names does not exist"
                 if evaluations else f"No datastore can hold {wanted}: no datastores found")
+    if pod is not None:
+        wanted += f" in {pod}"
     reasons = "; ".join(f"{ev.datastore.name}: {ev.reason}"
                         for ev in sorted(named, key=lambda e: e.datastore.name)
                         if ev.reason)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -16,6 +17,8 @@ from pyVmomi import vim, vmodl
 
 from .. import exceptions as exc
 from ..connection.reconcile import create_once
+from ..placement import sdrs
+from ..placement.rules import format_size
 from . import specs
 from .backing import Backing
 from .base import vim_fault
@@ -94,6 +97,101 @@ class Lifecycle(Lookup):
                     self._disk_uuid_in_create = False
                     vm = create(False)
         return self.stamp_disk_uuid(self.get_backing(vm), volume_id)
+
+    def create_backing_in_pod(
+        self,
+        volume_id: str,
+        name: str | None,
+        size_bytes: int,
+        disk_type: str,
+        adapter_type: str,
+        pod: Any,
+        choice: Any,
+        reserve: Callable[[str, int], Callable[[], None]],
+        description: str | None = None,
+    ) -> tuple[Backing, str]:
+        """Create the shadow VM where Storage DRS recommends, within our rules (exactly once).
+
+        ``pod`` (a placement ``PodInfo``) is asked with the create's spec, identity fixed (instanceUuid =
+        volume id) and no datastore named; the first recommendation whose datastore ``choice`` (our rules'
+        verdict on the members, ``DatastoreSelector.in_pod``) finds eligible is applied, and the task's result
+        names the VM. A lost answer is settled by the instanceUuid; a key vCenter refuses is recommended again,
+        once; a server without Apply gets the create on the recommended member. Returns the backing and how it
+        was placed (for the log and the caller's messages)."""
+        specs.validate_disk_type(disk_type)
+        specs.validate_adapter_type(adapter_type)
+        target = self._resolve_folder(None)
+        first = choice.ranked[0]
+        where = choice.placements[first.datastore.key]
+        spec = specs.create_spec(
+            name=specs.backing_name(volume_id), volume_id=volume_id, size_in_kb=specs.size_kb(size_bytes),
+            disk_type=disk_type, adapter_type=adapter_type, datastore_name="", profile_id=choice.profile_id,
+            annotation=specs.encode_annotation(name, description), hw_version=self.hw_version)
+        spec.files = vim.vm.FileInfo()  # Storage DRS chooses: no datastore anywhere in the request
+        with sdrs.pod_lock(pod.moref._GetMoId()):
+            for attempt in (1, 2):
+                request = sdrs.create_placement_spec(pod.moref, spec, target, where.resource_pool, None)
+                answer = sdrs.recommend_create(self.session, request)
+                picked, vetoed = self._first_acceptable(answer, choice)
+                if picked is None:
+                    raise exc.NoValidDatastore(_no_recommendation(pod.name, size_bytes, answer, vetoed))
+                release = reserve(picked.destination_key, size_bytes)
+                try:
+                    vm = self._apply(volume_id, picked, spec, target, choice)
+                except sdrs.KeyRefused:
+                    if attempt == 2:
+                        raise
+                    LOG.warning("volume %s: vCenter refused Storage DRS recommendation %s; asking again",
+                                volume_id, picked.key)
+                    continue
+                finally:
+                    release()
+                backing = self.stamp_disk_uuid(self.get_backing(vm), volume_id)
+                return backing, f"Storage DRS recommendation {picked.key}"
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _first_acceptable(answer: Any, choice: Any) -> tuple[Any, list[str]]:
+        vetoed: list[str] = []
+        for rec in answer.items:
+            verdict = choice.verdict(rec.destination_key)
+            if verdict is not None and verdict.eligible:
+                return rec, vetoed
+            name = verdict.datastore.name if verdict is not None else rec.destination_key
+            vetoed.append(f"{name}: {verdict.reason if verdict is not None else 'not a member we can judge'}")
+        return None, vetoed
+
+    def _apply(self, volume_id: str, picked: Any, spec: Any, target: Any, choice: Any) -> Any:
+        """Apply one recommendation (the new VM); on a server without Apply, CreateVM on its datastore."""
+        what = f"create the backing of volume {volume_id} (Storage DRS)"
+        try:
+            result = create_once(self.session, what=what, start=sdrs.apply_start(self.session, picked.key),
+                                 find=lambda: self.find_vm(volume_id))
+        except Exception as error:
+            refusal = sdrs.apply_refusal(vim_fault(error) or error)
+            if refusal is None:
+                raise
+            if not isinstance(refusal, sdrs.ApplyNotImplemented):
+                if self.find_vm(volume_id) is not None:  # a repeat of an apply that did happen
+                    return self.find_vm(volume_id)
+                raise refusal from None
+            placement = choice.placements[picked.destination_key]
+            LOG.info("volume %s: the server has no ApplyStorageDrsRecommendation_Task; creating on the recommended "
+                     "datastore %s", volume_id, placement.datastore_name)
+            on_member = copy.copy(spec)
+            on_member.files = vim.vm.FileInfo(vmPathName=f"[{placement.datastore_name}]")
+            return create_once(
+                self.session, what=f"create the backing of volume {volume_id}",
+                start=lambda: target.CreateVM_Task(config=on_member, pool=placement.resource_pool,
+                                                   host=placement.host),
+                find=lambda: self.find_vm(volume_id), entity=target, description_ids=("Folder.createVm",))
+        vm = sdrs.new_vm(result)
+        if vm is None:  # an apply that reports no VM: vCenter made it all the same, under our identity
+            vm = self.find_vm(volume_id)
+        if vm is None:
+            raise exc.VMwareDriverError(f"Storage DRS applied recommendation {picked.key} but no VM has volume "
+                                        f"{volume_id}'s identity")
+        return vm
 
     def stamp_disk_uuid(self, backing: Backing, disk_uuid: str) -> Backing:
         """Set the VMDK's UUID (Cinder sets it to the volume id); nothing to do when it already is."""
@@ -184,3 +282,16 @@ class Lifecycle(Lookup):
         backing = self.stamp_disk_uuid(self.refresh(backing), volume_id)
         LOG.info("volume %s: the retyped copy %s is now the volume's backing", volume_id, backing.moref_value)
         return backing
+
+
+def _no_recommendation(pod: str, size_bytes: int, answer: Any, vetoed: list[str]) -> str:
+    """Why no recommendation of datastore cluster ``pod`` could be used: each vetoed one, and SDRS's own fault."""
+    text = f"Storage DRS of datastore cluster {pod!r} recommended no datastore the provider's rules accept for a " \
+        f"{format_size(size_bytes)} volume"
+    if vetoed:
+        text += ": " + "; ".join(vetoed)
+    elif not answer.items:
+        text += ": it made no recommendation"
+    if answer.fault:
+        text += f" (Storage DRS: {answer.fault})"
+    return text
