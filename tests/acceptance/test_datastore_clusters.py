@@ -1,0 +1,191 @@
+"""Volumes in datastore clusters (StoragePods) through real Terraform against our simulator's pods.
+
+main.go's pods: pod-gold (Storage DRS on, automated; gold-1 400 GiB free, gold-2 300, gold-3 180), pod-silver
+(on, manual; silver-1, silver-2) and pod-off (Storage DRS disabled; off-1, off-2). The simulator's Storage DRS
+ranks members by free space (FIDELITY.md), so pod-gold recommends gold-1 first. Tests that change a pod put it
+back; each makes and destroys its own volumes.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .conftest import run
+
+pytestmark = pytest.mark.acceptance
+
+BAD = ("Traceback", "inconsistent result", "This is a bug in the provider", "Unexpected error")
+GOLD = ("gold-1", "gold-2", "gold-3")
+
+
+def _volume(body: str = "", name: str | None = None) -> str:
+    return f"""
+resource "vmdk_volume" "v" {{
+  name    = "{name or 'pod-' + uuid.uuid4().hex[:8]}"
+  size_gb = 1
+{body}}}
+output "v" {{ value = vmdk_volume.v }}
+"""
+
+
+def _log_env(tf) -> dict[str, str]:
+    return {"TF_LOG_PROVIDER": "INFO", "TF_LOG_PATH": str(Path(tf.tfdir) / "provider.log")}
+
+
+def _log(tf) -> str:
+    path = Path(tf.tfdir) / "provider.log"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def test_a_volume_goes_where_storage_drs_recommends_and_stays_in_its_cluster(
+        make_tf, vsphere_provider_block, vcsim, scan_backings) -> None:
+    before = set(scan_backings())
+    tf = make_tf(vsphere_provider_block + _volume('  datastore_cluster = "pod-gold"\n'))
+    planned = run(tf, "plan", "-no-color")
+    assert planned.returncode == 0, planned.stderr
+    assert re.search(r'datastore_cluster\s+= "pod-gold"', planned.stdout), planned.stdout
+    assert re.search(r"datastore\s+= \(known after apply\)", planned.stdout), planned.stdout
+    applied = run(tf, "apply", "-auto-approve", env=_log_env(tf))
+    assert applied.returncode == 0 and not any(b in applied.stdout + applied.stderr for b in BAD), applied.stderr
+    v = tf.output()["v"]
+    # Storage DRS's first recommendation (the member with the most free space) was applied, not a CreateVM
+    assert v["datastore"] == "gold-1" and v["datastore_cluster"] == "pod-gold"
+    assert "Storage DRS recommendation" in _log(tf) and "no ApplyStorageDrsRecommendation_Task" not in _log(tf)
+    assert run(tf, "plan", "-detailed-exitcode").returncode == 0
+    # Storage DRS (automated) moves it to another member: the state follows, no change planned
+    vcsim.svmotion(v["backing_name"], "gold-2")
+    assert run(tf, "plan", "-detailed-exitcode").returncode == 0
+    tf.apply()  # a refresh
+    assert tf.output()["v"]["datastore"] == "gold-2"
+    # an administrator moves it out of the cluster: the plan moves it back into a member
+    vcsim.svmotion(v["backing_name"], "ds-big")
+    plan = run(tf, "plan", "-detailed-exitcode")
+    assert plan.returncode == 2, plan.stderr
+    assert "Volume will be relocated into the datastore cluster" in plan.stdout + plan.stderr
+    assert run(tf, "apply", "-auto-approve").returncode == 0
+    back = tf.output()["v"]
+    assert back["datastore"] in GOLD and back["datastore_cluster"] == "pod-gold" and back["id"] == v["id"]
+    assert run(tf, "plan", "-detailed-exitcode").returncode == 0
+    assert run(tf, "destroy", "-auto-approve").returncode == 0
+    assert set(scan_backings()) == before
+
+
+def test_our_rules_veto_recommendations_and_members_mode_ranks_itself(
+        make_tf, vsphere_provider_block, vcsim) -> None:
+    # datastore_regex vetoes gold-1 (the first recommendation): the next acceptable one is applied
+    block = vsphere_provider_block.replace("\n}\n", '\n  datastore_regex = "^(gold-[23]|silver|ds-)"\n}\n')
+    tf = make_tf(block + _volume('  datastore_cluster = "pod-gold"\n'))
+    applied = run(tf, "apply", "-auto-approve")
+    assert applied.returncode == 0, applied.stderr
+    assert tf.output()["v"]["datastore"] == "gold-2"
+    assert run(tf, "destroy", "-auto-approve").returncode == 0
+    # every member vetoed by the rules: a plan error naming each member and why
+    none = make_tf(vsphere_provider_block.replace("\n}\n", '\n  datastore_regex = "^silver"\n}\n')
+                   + _volume('  datastore_cluster = "pod-gold"\n'), name="none")
+    refused = run(none, "plan")
+    assert refused.returncode == 1 and "No usable datastore in the datastore cluster" in refused.stderr
+    assert all(m in refused.stderr for m in GOLD) and "datastore_regex" in refused.stderr
+    assert not any(b in refused.stderr for b in BAD)
+    # members mode on a cluster whose Storage DRS is off: our ranking picks among its members
+    off = make_tf(vsphere_provider_block + _volume('  datastore_cluster      = "pod-off"\n'
+                                                   '  datastore_cluster_mode = "members"\n'), name="off")
+    applied = run(off, "apply", "-auto-approve")
+    assert applied.returncode == 0, applied.stderr
+    assert off.output()["v"]["datastore"] in ("off-1", "off-2")
+    assert off.output()["v"]["datastore_cluster"] == "pod-off"
+    assert run(off, "plan", "-detailed-exitcode").returncode == 0
+    assert run(off, "destroy", "-auto-approve").returncode == 0
+
+
+def test_plan_time_errors_name_datastore_cluster(make_tf, vsphere_provider_block, scan_backings) -> None:
+    before = set(scan_backings())
+    cases = {
+        "disabled": ('  datastore_cluster = "pod-off"\n', "Storage DRS is disabled"),
+        "unknown": ('  datastore_cluster = "pod-nowhere"\n', "Datastore cluster not found"),
+        "both": ('  datastore_cluster = "pod-gold"\n  datastore = "gold-1"\n', "Conflicting placement"),
+        "room": ('  datastore_cluster = "pod-silver"\n', "Not enough room in the datastore cluster"),
+    }
+    for name, (body, summary) in cases.items():
+        tf = make_tf(vsphere_provider_block + _volume(body).replace("size_gb = 1", "size_gb = 5000"
+                                                                     if name == "room" else "size_gb = 1"),
+                     name=name)
+        planned = run(tf, "plan")
+        assert planned.returncode == 1 and summary in planned.stderr, (name, planned.stderr)
+        assert "datastore_cluster" in planned.stderr and not any(b in planned.stderr for b in BAD)
+    assert set(scan_backings()) == before  # nothing was written
+
+
+def test_provider_default_cluster_and_the_data_sources(make_tf, vsphere_provider_block) -> None:
+    block = vsphere_provider_block.replace("\n}\n", '\n  datastore_cluster = "pod-silver"\n}\n')
+    tf = make_tf(block + _volume() + """
+resource "vmdk_volume" "w" {
+  name      = "pinned"
+  size_gb   = 1
+  datastore = "ds-big"
+}
+output "w" { value = vmdk_volume.w }
+data "vmdk_datastore_cluster" "silver" {
+  name = "pod-silver"
+}
+data "vmdk_datastores" "silver" {
+  datastore_cluster = "pod-silver"
+}
+data "vmdk_datastores" "all" {}
+output "silver" { value = data.vmdk_datastore_cluster.silver }
+output "members" { value = data.vmdk_datastores.silver }
+output "all" { value = data.vmdk_datastores.all }
+""")
+    applied = run(tf, "apply", "-auto-approve")
+    assert applied.returncode == 0, applied.stderr
+    out = tf.output()
+    assert out["v"]["datastore_cluster"] == "pod-silver" and out["v"]["datastore"] in ("silver-1", "silver-2")
+    silver = out["silver"]
+    assert silver["members"] == ["silver-1", "silver-2"] and silver["sdrs_enabled"] is True
+    assert silver["default_vm_behavior"] == "manual" and silver["capacity_gb"] == 1024 + 512
+    by_name = {d["name"]: d for d in out["all"]["datastores"]}
+    assert silver["free_gb"] == pytest.approx(by_name["silver-1"]["free_gb"] + by_name["silver-2"]["free_gb"],
+                                              abs=0.01)
+    assert by_name["gold-3"]["datastore_cluster"] == "pod-gold" and by_name["ds-big"]["datastore_cluster"] is None
+    assert sorted(d["name"] for d in out["members"]["datastores"]) == ["silver-1", "silver-2"]
+    # a volume that names a datastore is not put into the default cluster
+    assert out["w"]["datastore"] == "ds-big" and out["w"]["datastore_cluster"] is None
+    assert run(tf, "plan", "-detailed-exitcode").returncode == 0
+    assert run(tf, "destroy", "-auto-approve").returncode == 0
+
+
+def test_stock_vcsim_without_apply_creates_on_the_recommended_member(make_tf, tmp_path) -> None:
+    """govmomi's simulator has a stub RecommendDatastores and no ApplyStorageDrsRecommendation_Task
+    (MethodNotFound): the volume is made by CreateVM on the recommended member, once."""
+    from pyVmomi import vim
+
+    from terraform_provider_vmdk.vsphere.connection.session import Session
+    from tests.vcsim.harness import start_vcsim
+
+    sim = start_vcsim(mode="stock")
+    try:
+        session = Session(sim.connection_config())
+        session.connect()
+        dc = session.content.rootFolder.childEntity[0]
+        pod = dc.datastoreFolder.CreateStoragePod(name="pod-stock")
+        stores = [d for d in dc.datastoreFolder.childEntity if isinstance(d, vim.Datastore)]
+        member = stores[0]
+        session.run_task(pod.MoveIntoFolder_Task, list=[member])  # one call: vcsim duplicates children otherwise
+        block = (f'provider "vmdk" {{\n  vsphere_server = "{sim.server}"\n  user = "{sim.user}"\n'
+                 f'  password = "{sim.password}"\n  ca_file = "{sim.ca_file}"\n  datastore_types = ["OTHER"]\n}}\n')
+        tf = make_tf(block + _volume('  datastore_cluster = "pod-stock"\n'))
+        applied = run(tf, "apply", "-auto-approve", env=_log_env(tf))
+        assert applied.returncode == 0 and not any(b in applied.stdout + applied.stderr for b in BAD), applied.stderr
+        v = tf.output()["v"]
+        assert v["datastore"] == member.name and v["datastore_cluster"] == "pod-stock"
+        assert "no ApplyStorageDrsRecommendation_Task" in _log(tf)
+        named = [i for i in session.retrieve(vim.VirtualMachine, ["name"]) if i.props["name"] == v["backing_name"]]
+        assert len(named) == 1  # no duplicate
+        assert run(tf, "plan", "-detailed-exitcode").returncode == 0
+        assert run(tf, "destroy", "-auto-approve").returncode == 0
+        session.logout()
+    finally:
+        sim.stop()
