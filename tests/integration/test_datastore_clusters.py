@@ -1,0 +1,104 @@
+"""Creating shadow VMs through Storage DRS against our simulator's datastore clusters: the request vCenter gets,
+exactly-once under faults, and parallel creates that do not over-commit a member."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+import pytest
+from soap_capture import SoapCapture
+from test_fault_tolerance import FAULTS, ours
+from test_volumeops import GiB, Made
+
+from terraform_provider_vmdk.vsphere.connection.session import Session
+from terraform_provider_vmdk.vsphere.placement.datastore import DatastoreSelector, Requirements
+from terraform_provider_vmdk.vsphere.placement.inventory import Inventory
+from terraform_provider_vmdk.vsphere.volumes import specs
+from terraform_provider_vmdk.vsphere.volumes.volumeops import VolumeOps
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def made(vsphere_session):
+    m = Made(vsphere_session, Inventory(vsphere_session))
+    yield m
+    m.cleanup()
+
+
+def create_in(ops: VolumeOps, made: Made, pod_name: str, size: int = GiB, selector: Any = None) -> Any:
+    inventory = ops.inventory
+    selector = selector or DatastoreSelector(ops.session, inventory)
+    pod = inventory.pod(pod_name)
+    choice = selector.in_pod(Requirements(size_bytes=size, pod=pod.name))
+    vid = str(uuid.uuid4())
+    made.ids.add(vid)
+    backing, _ = ops.create_backing_in_pod(vid, "v", size, "thin", "lsiLogic", pod, choice, selector.reserve)
+    return backing
+
+
+def test_the_request_leaves_the_datastore_to_storage_drs_and_applies_its_key(vsphere_session, made) -> None:
+    ops = VolumeOps(vsphere_session, Inventory(vsphere_session))
+    with SoapCapture(vsphere_session.si) as cap:
+        backing = create_in(ops, made, "pod-gold")
+    ask = cap.last("RecommendDatastores").args["storageSpec"]
+    assert ask.type == "create" and ask.resourcePool is not None and ask.folder is not None
+    assert ask.configSpec.instanceUuid == backing.volume_id  # the identity is fixed before the call
+    assert not (ask.configSpec.files and ask.configSpec.files.vmPathName)
+    disk = next(c.device for c in ask.configSpec.deviceChange if c.fileOperation == "create")
+    vm_config = ask.podSelectionSpec.initialVmConfig[0]
+    assert ask.podSelectionSpec.storagePod._moId == vm_config.storagePod._moId
+    assert [d.diskId for d in vm_config.disk] == [disk.key]
+    assert ask.resourceLeaseDurationSec > 0
+    applied = cap.last("ApplyStorageDrsRecommendation_Task").args["key"]
+    assert len(applied) == 1 and cap.count("CreateVM_Task") == 0 and cap.count("RecommendDatastores") == 1
+    assert backing.datastore_name in ("gold-1", "gold-2", "gold-3")
+    assert backing.disk_uuid == backing.volume_id and backing.complete
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_an_apply_under_faults_makes_one_vm(vcsim, vsphere_session, fault_proxy, made, fault) -> None:
+    session = Session(vcsim.connection_config(server=fault_proxy.server, api_retry_count=4, api_timeout=20))
+    ops = VolumeOps(session, Inventory(session))
+    ops.volume_folder()
+    try:
+        fault_proxy.inject(fault, "ApplyStorageDrsRecommendation_Task")
+        backing = create_in(ops, made, "pod-silver")
+        assert fault_proxy.counts[fault] == 1
+        same = ours(vsphere_session, specs.KEY_VOLUME_ID, backing.volume_id)
+        assert [v.obj._moId for v in same] == [backing.moref_value]
+    finally:
+        session.logout()
+
+
+def test_parallel_creates_spread_over_members_without_over_commit(vcsim, vsphere_session, made) -> None:
+    inventory = Inventory(vsphere_session)
+    before = {d.name: d.free_space for d in inventory.datastores() if d.pod == "pod-silver"}
+    vcsim.set_datastore("silver-1", free=100 * GiB)
+    vcsim.set_datastore("silver-2", free=130 * GiB)
+    try:
+        ops = VolumeOps(vsphere_session, Inventory(vsphere_session))
+        selector = DatastoreSelector(vsphere_session, ops.inventory)
+        results: list[Any] = []
+        errors: list[BaseException] = []
+
+        def one() -> None:
+            try:
+                results.append(create_in(ops, made, "pod-silver", 40 * GiB, selector))
+            except BaseException as error:  # noqa: BLE001 - collected for the assertion
+                errors.append(error)
+
+        threads = [threading.Thread(target=one) for _ in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors and len(results) == 5
+        on = {name: sum(1 for b in results if b.datastore_name == name) for name in ("silver-1", "silver-2")}
+        assert on["silver-1"] * 40 <= 100 and on["silver-2"] * 40 <= 130 and sum(on.values()) == 5
+    finally:
+        made.cleanup()
+        for name, free in before.items():
+            vcsim.set_datastore(name, free=free)
