@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import run
+from .conftest import run, write_config
 
 pytestmark = pytest.mark.acceptance
 
@@ -197,3 +197,65 @@ def test_stock_vcsim_without_apply_creates_on_the_recommended_member(make_tf, tm
         session.logout()
     finally:
         sim.stop()
+
+
+def test_clones_extends_and_a_changed_cluster_stay_in_a_cluster(make_tf, vsphere_provider_block, vcsim) -> None:
+    body = """
+resource "vmdk_volume" "v" {{
+  name              = "moving"
+  size_gb           = {size}
+  disk_type         = "thick"
+  datastore_cluster = "{pod}"
+}}
+resource "vmdk_volume" "copy" {{
+  name              = "copy"
+  size_gb           = 1
+  source_volume_id  = vmdk_volume.v.id
+  datastore_cluster = "pod-gold"
+}}
+output "v" {{ value = vmdk_volume.v }}
+output "copy" {{ value = vmdk_volume.copy }}
+"""
+    tf = make_tf(vsphere_provider_block + body.format(size=1, pod="pod-silver"))
+    applied = run(tf, "apply", "-auto-approve")
+    assert applied.returncode == 0, applied.stderr
+    v, copy = tf.output()["v"], tf.output()["copy"]
+    assert v["datastore"] in ("silver-1", "silver-2") and copy["datastore"] in GOLD
+    assert copy["datastore_cluster"] == "pod-gold"
+    # the member it is on has no room to grow: it moves to the other member of its cluster, never out of it
+    here = v["datastore"]
+    other = "silver-2" if here == "silver-1" else "silver-1"
+    free = {d.name: d.free_space for d in _datastores(vcsim)}
+    vcsim.set_datastore(here, free=1 << 30)
+    try:
+        write_config(Path(tf.tfdir), vsphere_provider_block + body.format(size=3, pod="pod-silver"))
+        plan = run(tf, "plan")
+        assert plan.returncode == 0 and "Volume will move before it grows" in plan.stdout + plan.stderr, plan.stderr
+        applied = run(tf, "apply", "-auto-approve")
+        assert applied.returncode == 0, applied.stderr
+        grown = tf.output()["v"]
+        assert grown["size_gb"] == 3 and grown["datastore"] == other and grown["datastore_cluster"] == "pod-silver"
+    finally:
+        vcsim.set_datastore(here, free=free[here])
+    # another cluster: relocated into it in place, same volume
+    write_config(Path(tf.tfdir), vsphere_provider_block + body.format(size=3, pod="pod-gold"))
+    plan = run(tf, "plan")
+    assert "Volume will be relocated into the datastore cluster" in plan.stdout + plan.stderr, plan.stderr
+    assert "must be replaced" not in plan.stdout
+    applied = run(tf, "apply", "-auto-approve")
+    assert applied.returncode == 0, applied.stderr
+    moved = tf.output()["v"]
+    assert moved["id"] == v["id"] and moved["datastore"] in GOLD and moved["datastore_cluster"] == "pod-gold"
+    assert _unchanged(tf)
+    assert run(tf, "destroy", "-auto-approve").returncode == 0
+
+
+def _datastores(vcsim) -> list:
+    from terraform_provider_vmdk.vsphere.connection.session import Session
+    from terraform_provider_vmdk.vsphere.placement.inventory import Inventory
+
+    session = Session(vcsim.connection_config())
+    try:
+        return Inventory(session).datastores()
+    finally:
+        session.logout()
