@@ -102,3 +102,37 @@ def test_parallel_creates_spread_over_members_without_over_commit(vcsim, vsphere
         made.cleanup()
         for name, free in before.items():
             vcsim.set_datastore(name, free=free)
+
+
+def test_a_refused_key_is_recommended_again_once(vsphere_session, made) -> None:
+    from pyVmomi import vmodl
+
+    ops = VolumeOps(vsphere_session, Inventory(vsphere_session))
+    expired = vmodl.fault.InvalidArgument(invalidProperty="key")
+    with SoapCapture(vsphere_session.si, fail={"ApplyStorageDrsRecommendation_Task": expired}) as cap:
+        backing = create_in(ops, made, "pod-gold")
+    assert cap.count("RecommendDatastores") == 2 and cap.count("ApplyStorageDrsRecommendation_Task") == 2
+    assert [v.obj._moId for v in ours(vsphere_session, specs.KEY_VOLUME_ID, backing.volume_id)] == [backing.moref_value]
+
+
+def test_no_acceptable_recommendation_names_each_member_and_writes_nothing(vcsim, vsphere_session, made) -> None:
+    from terraform_provider_vmdk.vsphere import exceptions as exc
+
+    ops = VolumeOps(vsphere_session, Inventory(vsphere_session))
+    selector = DatastoreSelector(vsphere_session, ops.inventory)
+    pod = ops.inventory.pod("pod-silver")
+    choice = selector.in_pod(Requirements(size_bytes=GiB, pod=pod.name))
+    before = {d.name: d.free_space for d in ops.inventory.datastores() if d.pod == "pod-silver"}
+    for name in before:  # since the plan, every member filled up: Storage DRS has nothing to offer
+        vcsim.set_datastore(name, free=0)
+    try:
+        vid = str(uuid.uuid4())
+        made.ids.add(vid)
+        with SoapCapture(vsphere_session.si) as cap, pytest.raises(exc.NoValidDatastore) as raised:
+            ops.create_backing_in_pod(vid, "v", GiB, "thin", "lsiLogic", pod, choice, selector.reserve)
+        assert "(Storage DRS: Insufficient" in str(raised.value)  # vCenter's own reason, passed on
+        assert "pod-silver" in str(raised.value) and cap.count("ApplyStorageDrsRecommendation_Task") == 0
+        assert not ours(vsphere_session, specs.KEY_VOLUME_ID, vid)
+    finally:
+        for name, free in before.items():
+            vcsim.set_datastore(name, free=free)
