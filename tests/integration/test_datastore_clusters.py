@@ -136,3 +136,19 @@ def test_no_acceptable_recommendation_names_each_member_and_writes_nothing(vcsim
     finally:
         for name, free in before.items():
             vcsim.set_datastore(name, free=free)
+
+
+def test_a_move_into_a_cluster_asks_storage_drs_to_relocate(vsphere_session, made) -> None:
+    ops = VolumeOps(vsphere_session, Inventory(vsphere_session))
+    selector = DatastoreSelector(vsphere_session, ops.inventory)
+    backing = create_in(ops, made, "pod-silver")
+    pod = ops.inventory.pod("pod-gold")
+    choice = selector.in_pod(Requirements(size_bytes=backing.size_bytes, pod=pod.name))
+    with SoapCapture(vsphere_session.si) as cap:
+        moved = ops.relocate_in_pod(backing, pod, choice, selector.reserve)
+    ask = cap.last("RecommendDatastores").args["storageSpec"]
+    assert ask.type == "relocate" and ask.vm._moId == backing.moref_value and not ask.relocateSpec.datastore
+    assert [d.diskId for d in ask.podSelectionSpec.initialVmConfig[0].disk] == [backing.disk_key]
+    assert cap.count("ApplyStorageDrsRecommendation_Task") == 1 and cap.count("RelocateVM_Task") == 0
+    assert moved.moref_value == backing.moref_value and moved.datastore_name in ("gold-1", "gold-2", "gold-3")
+    assert moved.vmdk_path.startswith(f"[{moved.datastore_name}]") and moved.disk_uuid == backing.disk_uuid

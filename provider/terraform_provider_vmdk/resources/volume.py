@@ -457,16 +457,10 @@ class VolumeResource(Resource):
                                   "run terraform apply again to recreate it.")
         backing: Backing = found  # declared, so the closures below see it as not None
         pod = config.get("datastore_cluster") if _known(config.get("datastore_cluster")) else None
-        executor.pod = pod
+        executor.pod, executor.pod_mode = pod, self._pod_mode(plan)
         if pod and driver_errors("read the volume", lambda: backend.pod_of(backing.datastore_name)) != pod:
             executor.refuse_held(backing, "move it", "datastore_cluster")
-            placement = self._placement(backend, backing.size_bytes, plan.get("storage_policy"), None, pod)
-            try:
-                backing = driver_errors("move the volume into datastore cluster " + pod, lambda: (
-                    backend.ops.relocate_backing(backing, placement, profile_id=backing.profile_id)),
-                    "datastore_cluster")
-            finally:
-                placement.release()
+            backing = self._move_into_pod(backend, executor, backing, pod, plan.get("storage_policy"))
         ds_cfg = config.get("datastore")
         if _known(ds_cfg) and ds_cfg != backing.datastore_name:
             executor.refuse_held(backing, "move it", "datastore")
@@ -493,6 +487,21 @@ class VolumeResource(Resource):
                 backing, plan["name"], plan.get("description")))
         backend.remember(backing)
         return backing
+
+    def _move_into_pod(self, backend: VolumeBackend, executor: Executor, backing: Backing, pod: str,
+                       policy: str | None) -> Backing:
+        """Into datastore cluster ``pod``: where Storage DRS recommends (sdrs mode), or our best member."""
+        where = "move the volume into datastore cluster " + pod
+        if executor.pod_mode == "sdrs":
+            return driver_errors(where, lambda: executor.move_in_pod(backing, backing.size_bytes, policy),
+                                 "datastore_cluster")
+        placement = self._placement(backend, backing.size_bytes, policy, None, pod)
+        try:
+            return driver_errors(where, lambda: backend.ops.relocate_backing(backing, placement,
+                                                                             profile_id=backing.profile_id),
+                                 "datastore_cluster")
+        finally:
+            placement.release()
 
     @staticmethod
     def _retype_wanted(plan: dict[str, Any], prior: dict[str, Any], backing: Backing) -> bool:

@@ -293,6 +293,7 @@ class Executor:
         self.ops = backend.ops
         self.index: BackingIndex | None = None
         self.pod = pod  # the datastore cluster the volume must stay in: every move goes to one of its members
+        self.pod_mode = "members"  # "sdrs": Storage DRS recommends the member (move_in_pod)
 
     def resolve(self, volume_id: str) -> Backing | None:
         """The volume's backing, brought back to one clean VM first: an interrupted retype finished,
@@ -397,6 +398,8 @@ class Executor:
         from ..vsphere.placement.datastore import Requirements
 
         LOG.info("moving %s to a datastore with room for %d GiB", backing.name, _gib(size_bytes))
+        if self.pod and self.pod_mode == "sdrs":
+            return self.move_in_pod(backing, size_bytes, policy_name, exclude_current=True)
         placement = self.backend.selector.select(Requirements(
             size_bytes=size_bytes, profile_name=policy_name,
             excluded_datastores=frozenset({backing.datastore} if backing.datastore is not None else ()),
@@ -405,6 +408,21 @@ class Executor:
             return self.ops.relocate_backing(backing, placement, profile_id=backing.profile_id)
         finally:
             placement.release()
+
+    def move_in_pod(self, backing: Backing, size_bytes: int, policy_name: str | None, *,
+                    exclude_current: bool = False) -> Backing:
+        """Move to the member of ``self.pod`` Storage DRS recommends among those our rules accept for
+        ``size_bytes`` (SDRS judges the volume's current size, so the room for a larger one is ours to check)."""
+        from ..vsphere.placement.datastore import Requirements
+
+        pod = self.backend.inventory.pod(self.pod or "")
+        if pod is None:
+            raise DiagnosticError("Datastore cluster not found", f"No datastore cluster {self.pod!r} exists.",
+                                  "datastore_cluster")
+        excluded = frozenset({backing.datastore} if exclude_current and backing.datastore is not None else ())
+        choice = self.backend.selector.in_pod(Requirements(size_bytes=size_bytes, profile_name=policy_name,
+                                                           excluded_datastores=excluded, pod=pod.name))
+        return self.ops.relocate_in_pod(backing, pod, choice, self.backend.selector.reserve)
 
     # -- retype ----------------------------------------------------------------------------------------
     def retype(self, backing: Backing, disk_type: str, adapter_type: str, policy_name: str | None,

@@ -21,8 +21,9 @@ from pyVmomi import vim, vmodl
 
 from .. import exceptions as exc
 
-__all__ = ["Recommendation", "Recommendations", "ApplyNotImplemented", "KeyRefused", "recommend_create",
-           "create_placement_spec", "apply_start", "apply_refusal", "new_vm", "pod_lock", "LEASE_SECONDS"]
+__all__ = ["Recommendation", "Recommendations", "ApplyNotImplemented", "KeyRefused", "recommend",
+           "relocate_placement_spec", "create_placement_spec", "apply_start", "apply_refusal", "new_vm",
+           "pod_lock", "LEASE_SECONDS"]
 
 #: How long vCenter holds the resources of an initial placement recommendation for us (the apply follows it).
 LEASE_SECONDS = 120
@@ -90,7 +91,21 @@ def create_placement_spec(pod: Any, config: vim.vm.ConfigSpec, folder: Any, pool
     return spec
 
 
-def recommend_create(session: Any, spec: vim.storageDrs.StoragePlacementSpec) -> Recommendations:
+def relocate_placement_spec(pod: Any, vm: Any, disk_key: int | None, pool: Any, host: Any = None
+                            ) -> vim.storageDrs.StoragePlacementSpec:
+    """A ``type=relocate`` request for a shadow VM: its pool (and host), no datastore, a disk locator for its disk
+    so that SDRS places the disk with the VM's files (terraform-provider-vsphere needed its PR #1546 for this)."""
+    locators = [vim.storageDrs.PodSelectionSpec.DiskLocator(diskId=disk_key)] if disk_key is not None else []
+    selection = vim.storageDrs.PodSelectionSpec(
+        storagePod=pod, initialVmConfig=[vim.storageDrs.PodSelectionSpec.VmPodConfig(storagePod=pod, disk=locators)])
+    relocate = vim.vm.RelocateSpec(pool=pool)
+    if host is not None:
+        relocate.host = host
+    return vim.storageDrs.StoragePlacementSpec(type="relocate", vm=vm, relocateSpec=relocate,
+                                               podSelectionSpec=selection, priority="defaultPriority")
+
+
+def recommend(session: Any, spec: vim.storageDrs.StoragePlacementSpec) -> Recommendations:
     """RecommendDatastores: the recommendations in SDRS's order, each with its destination datastore."""
     manager = session.content.storageResourceManager
     try:

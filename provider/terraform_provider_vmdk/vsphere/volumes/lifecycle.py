@@ -131,10 +131,10 @@ class Lifecycle(Lookup):
         with sdrs.pod_lock(pod.moref._GetMoId()):
             for attempt in (1, 2):
                 request = sdrs.create_placement_spec(pod.moref, spec, target, where.resource_pool, None)
-                answer = sdrs.recommend_create(self.session, request)
-                picked, vetoed = self._first_acceptable(answer, choice)
+                answer = sdrs.recommend(self.session, request)
+                picked, vetoed = self.first_acceptable(answer, choice)
                 if picked is None:
-                    raise exc.NoValidDatastore(_no_recommendation(pod.name, size_bytes, answer, vetoed))
+                    raise exc.NoValidDatastore(no_recommendation(pod.name, size_bytes, answer, vetoed))
                 release = reserve(picked.destination_key, size_bytes)
                 try:
                     vm = self._apply(volume_id, picked, spec, target, choice)
@@ -151,7 +151,8 @@ class Lifecycle(Lookup):
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _first_acceptable(answer: Any, choice: Any) -> tuple[Any, list[str]]:
+    def first_acceptable(answer: Any, choice: Any) -> tuple[Any, list[str]]:
+        """The first recommendation whose datastore our rules accept, and why each one before it was vetoed."""
         vetoed: list[str] = []
         for rec in answer.items:
             verdict = choice.verdict(rec.destination_key)
@@ -284,7 +285,7 @@ class Lifecycle(Lookup):
         return backing
 
 
-def _no_recommendation(pod: str, size_bytes: int, answer: Any, vetoed: list[str]) -> str:
+def no_recommendation(pod: str, size_bytes: int, answer: Any, vetoed: list[str]) -> str:
     """Why no recommendation of datastore cluster ``pod`` could be used: each vetoed one, and SDRS's own fault."""
     text = f"Storage DRS of datastore cluster {pod!r} recommended no datastore the provider's rules accept for a " \
         f"{format_size(size_bytes)} volume"

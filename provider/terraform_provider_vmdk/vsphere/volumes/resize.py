@@ -17,10 +17,12 @@ from .. import exceptions as exc
 from ..connection import budget as _budget
 from ..connection import tasks as _tasks
 from ..connection.reconcile import create_once
+from ..placement import sdrs
 from . import specs
 from .backing import Backing
-from .base import moid
+from .base import moid, vim_fault
 from .clones import Clones
+from .lifecycle import Lifecycle, no_recommendation
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
 
@@ -41,6 +43,50 @@ class Resize(Clones):
         if moid(backing.folder) != moid(target):
             self._task(target.MoveIntoFolder_Task, list=[backing.moref], idempotent=True)
         return self.refresh(backing)
+
+    def relocate_in_pod(self, backing: Backing, pod: Any, choice: Any,
+                        reserve: Any) -> Backing:
+        """Move the volume to the member of datastore cluster ``pod`` Storage DRS recommends and ``choice`` (our
+        rules' verdict on the members) accepts: RecommendDatastores ``type=relocate``, then the recommendation
+        applied (RelocateVM on the datastore where the server has no Apply). Absolute: after a lost answer or a
+        refused key, where the VM is decides (moved into an acceptable member: done)."""
+        first = choice.placements[choice.ranked[0].datastore.key]
+        with sdrs.pod_lock(pod.moref._GetMoId()):
+            for attempt in (1, 2):
+                request = sdrs.relocate_placement_spec(pod.moref, backing.moref, backing.disk_key,
+                                                       first.resource_pool, None)
+                answer = sdrs.recommend(self.session, request)
+                picked, vetoed = Lifecycle.first_acceptable(answer, choice)
+                if picked is None:
+                    raise exc.NoValidDatastore(no_recommendation(pod.name, backing.size_bytes, answer, vetoed))
+                release = reserve(picked.destination_key, backing.size_bytes)
+                try:
+                    self.run_task_of(sdrs.apply_start(self.session, picked.key))
+                except Exception as error:
+                    refusal = sdrs.apply_refusal(vim_fault(error) or error)
+                    if isinstance(refusal, sdrs.ApplyNotImplemented):
+                        return self.relocate_backing(backing, choice.placements[picked.destination_key])
+                    now = self.refresh(backing)
+                    verdict = choice.verdict(now.datastore._GetMoId()) if now.datastore is not None else None
+                    if verdict is not None and verdict.eligible:
+                        return now  # the move happened (an answer lost, or a repeat of a done apply)
+                    if isinstance(refusal, sdrs.KeyRefused) and attempt == 1:
+                        continue
+                    raise
+                finally:
+                    release()
+                break
+        target = self._resolve_folder(None)
+        moved = self.refresh(backing)
+        if moid(moved.folder) != moid(target):
+            self._task(target.MoveIntoFolder_Task, list=[moved.moref], idempotent=True)
+        return self.refresh(moved)
+
+    def run_task_of(self, start: Any) -> Any:
+        """Start the task ``start`` returns (a write: a lost answer is OutcomeUnknown) and wait for it."""
+        task = self.session.send(start, what="ApplyStorageDrsRecommendation_Task", idempotent=False)
+        _budget.current().note_task(task)
+        return self.session.wait_for_task(task)
 
     def grow(self, backing: Backing, new_size_bytes: int) -> Backing:
         """ReconfigVM growing the disk to ``new_size_bytes`` (eagerlyScrub kept as read)."""
