@@ -72,3 +72,11 @@ resource "vmdk_volume" "adopted" {
     vm        = "DC0/vm/legacy-db"
   }
 }
+
+# In a datastore cluster: Storage DRS recommends the member, the provider's placement rules veto, and the
+# volume is kept in the cluster (datastore reports the member that holds it).
+resource "vmdk_volume" "in_cluster" {
+  name              = "balanced"
+  size_gb           = 50
+  datastore_cluster = "pod-gold"
+}
