@@ -162,6 +162,13 @@ output "all" { value = data.vmdk_datastores.all }
     # a volume that names a datastore is not put into the default cluster
     assert out["w"]["datastore"] == "ds-big" and out["w"]["datastore_cluster"] is None
     assert _unchanged(tf)
+    # imported: its cluster is read from its datastore
+    assert run(tf, "state", "rm", "vmdk_volume.v").returncode == 0
+    imported = run(tf, "import", "vmdk_volume.v", out["v"]["id"])
+    assert imported.returncode == 0, imported.stderr
+    shown = run(tf, "state", "show", "vmdk_volume.v")
+    assert re.search(r'datastore_cluster\s+= "pod-silver"', shown.stdout), shown.stdout
+    assert _unchanged(tf)
     assert run(tf, "destroy", "-auto-approve").returncode == 0
 
 

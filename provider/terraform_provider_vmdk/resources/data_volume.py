@@ -28,13 +28,15 @@ __all__ = ["VolumeDataSource"]
 
 def volume_state(backing: Backing, backend: VolumeBackend) -> dict[str, Any]:
     """The ``vmdk_volume`` resource's own mapping, plus the policy name (which the resource keeps from config)."""
-    state = volume_state_from_backing(backing, backend.inventory.datacenter_name)
+    state = volume_state_from_backing(backing, backend.inventory.datacenter_name,
+                                      pod=backend.pod_of(backing.datastore_name))
     state["storage_policy"] = backend.policy_name(backing.profile_id)
     return state
 
 
 # The resource's attributes that describe an existing volume (source_* and clone_type only say how it was made).
-_COMPUTED = ("description", "size_gb", "disk_type", "adapter_type", "storage_policy", "datastore", "backing_name",
+_COMPUTED = ("description", "size_gb", "disk_type", "adapter_type", "storage_policy", "datastore",
+             "datastore_cluster", "backing_name",
              "backing_moref", "vmdk_path", "disk_uuid", "connection_info")
 
 
