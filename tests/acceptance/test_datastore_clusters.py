@@ -266,3 +266,34 @@ def _datastores(vcsim) -> list:
         return Inventory(session).datastores()
     finally:
         session.logout()
+
+
+def test_ctrl_c_during_an_apply_keeps_the_id_and_leaks_nothing(make_tf, vsphere_provider_block, vsphere_session,
+                                                               vcsim, scan_backings) -> None:
+    import json
+    import os
+    import signal
+    import subprocess
+    import time
+
+    before = set(scan_backings())
+    tf = make_tf(vsphere_provider_block + _volume('  datastore_cluster = "pod-silver"\n', name="interrupted"))
+    vcsim.set_delay("ApplyStorageDrsRecommendation_Task", 10)
+    try:
+        proc = subprocess.Popen([tf.binary, "apply", "-auto-approve", "-no-color"], cwd=tf.tfdir, env=tf.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        time.sleep(4)  # the apply is running in vSphere now
+        assert proc.poll() is None, proc.communicate()
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        vcsim.set_delay("ApplyStorageDrsRecommendation_Task", 0)
+    assert proc.returncode != 0 and not any(b in out + err for b in BAD), out + err
+    state = json.loads(run(tf, "state", "pull").stdout)
+    saved = [inst for res in state["resources"] for inst in res["instances"]]
+    assert len(saved) == 1 and saved[0]["attributes"]["id"]  # the identity fixed before the call is kept
+    applied = run(tf, "apply", "-auto-approve")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert tf.output()["v"]["datastore_cluster"] == "pod-silver" and _unchanged(tf)
+    assert run(tf, "destroy", "-auto-approve").returncode == 0
+    assert set(scan_backings()) == before
