@@ -297,3 +297,29 @@ def test_ctrl_c_during_an_apply_keeps_the_id_and_leaks_nothing(make_tf, vsphere_
     assert tf.output()["v"]["datastore_cluster"] == "pod-silver" and _unchanged(tf)
     assert run(tf, "destroy", "-auto-approve").returncode == 0
     assert set(scan_backings()) == before
+
+
+def test_parallel_creates_into_a_cluster_do_not_over_commit_a_member(make_tf, vsphere_provider_block, vcsim) -> None:
+    limits = {"gold-1": 20, "gold-2": 30, "gold-3": 40}  # GiB free: room for 2, 3 and 4 volumes of 10 GiB
+    free = {d.name: d.free_space for d in _datastores(vcsim) if d.name in limits}
+    for name, gib in limits.items():
+        vcsim.set_datastore(name, free=gib << 30)
+    try:
+        tf = make_tf(vsphere_provider_block + """
+resource "vmdk_volume" "v" {
+  count             = 8
+  name              = "parallel-${count.index}"
+  size_gb           = 10
+  datastore_cluster = "pod-gold"
+}
+output "where" { value = vmdk_volume.v[*].datastore }
+""")
+        applied = run(tf, "apply", "-auto-approve", "-parallelism=8")
+        assert applied.returncode == 0 and not any(b in applied.stdout + applied.stderr for b in BAD), applied.stderr
+        where = tf.output()["where"]
+        assert len(where) == 8 and all(w in limits for w in where)
+        assert all(where.count(name) * 10 <= gib for name, gib in limits.items()), where
+        assert run(tf, "destroy", "-auto-approve", "-parallelism=8").returncode == 0
+    finally:
+        for name, value in free.items():
+            vcsim.set_datastore(name, free=value)
