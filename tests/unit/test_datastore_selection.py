@@ -406,3 +406,19 @@ def test_parallel_creates_count_the_space_of_creates_in_flight(inv, monkeypatch)
     monkeypatch.setattr(ds_mod.time, "monotonic", lambda: now[0] + 1e9)
     assert sel.select(Requirements(12 * GiB)).datastore_name == "shared"  # grace over: vSphere's figure rules
     DatastoreSelector(None, inv).select(Requirements(5 * GiB)).release()  # no reservation: a no-op
+
+
+def test_a_datastore_cluster_narrows_the_candidates_and_every_rule_still_applies_to_its_members():
+    from dataclasses import replace
+
+    member = replace(ds("gold-1"), pod="pod-gold")
+    full = replace(ds("gold-2", free=1), pod="pod-gold")
+    outside = ds("ds-big", free=90)
+    results = [evaluate(d, rules(pod="pod-gold")) for d in (member, full, outside)]
+    assert [r.eligible for r in results] == [True, False, False]
+    assert results[2].rule == "pod" and "pod-gold" in results[2].reason
+    assert "free" in results[1].reason
+    text = explain(results[1:], 10 * GiB)
+    assert "in datastore cluster 'pod-gold'" in text and "gold-2" in text and "ds-big" not in text
+    empty = explain([results[2]], 10 * GiB)
+    assert empty.endswith("datastore cluster 'pod-gold' has no member datastores")
