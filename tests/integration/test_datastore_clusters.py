@@ -152,3 +152,22 @@ def test_a_move_into_a_cluster_asks_storage_drs_to_relocate(vsphere_session, mad
     assert cap.count("ApplyStorageDrsRecommendation_Task") == 1 and cap.count("RelocateVM_Task") == 0
     assert moved.moref_value == backing.moref_value and moved.datastore_name in ("gold-1", "gold-2", "gold-3")
     assert moved.vmdk_path.startswith(f"[{moved.datastore_name}]") and moved.disk_uuid == backing.disk_uuid
+
+
+def test_a_clone_into_a_cluster_goes_where_storage_drs_recommends(vsphere_session, made) -> None:
+    ops = VolumeOps(vsphere_session, Inventory(vsphere_session))
+    selector = DatastoreSelector(vsphere_session, ops.inventory)
+    source = create_in(ops, made, "pod-silver")
+    pod = ops.inventory.pod("pod-gold")
+    choice = selector.in_pod(Requirements(size_bytes=source.size_bytes, pod=pod.name))
+    new_id = str(uuid.uuid4())
+    made.ids.add(new_id)
+    with SoapCapture(vsphere_session.si) as cap:
+        key = ops.recommend_clone_target(source, new_id, pod, choice)
+        clone = ops.clone_backing(source, new_id, "c", linked=False, disk_type="thin", placement=choice.placements[key])
+    ask = cap.last("RecommendDatastores").args["storageSpec"]
+    assert ask.type == "clone" and ask.vm._moId == source.moref_value and ask.cloneName == f"volume-{new_id}"
+    assert [d.diskId for d in ask.podSelectionSpec.initialVmConfig[0].disk] == [source.disk_key]
+    assert cap.count("CancelStorageDrsRecommendation") == 1  # the lease of the recommendation given back
+    assert cap.last("CloneVM_Task").args["spec"].location.datastore._moId == key
+    assert clone.datastore._GetMoId() == key and clone.datastore_name in ("gold-1", "gold-2", "gold-3")

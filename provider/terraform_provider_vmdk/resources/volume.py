@@ -267,7 +267,11 @@ class VolumeResource(Resource):
         plain = prepared is None and not (plan.get("source_volume_id") or plan.get("source_snapshot_id"))
         if pod and plain and self._pod_mode(plan) == "sdrs":
             return self._create_in_pod(req, backend, volume_id, size_bytes, pod)
-        placement = self._placement(backend, size_bytes, plan.get("storage_policy"), plan.get("datastore"), pod)
+        cloned = prepared is None and not plain
+        if pod and cloned and self._pod_mode(plan) == "sdrs" and plan.get("clone_type") != "linked":
+            placement = self._pod_clone_placement(backend, plan, volume_id, size_bytes, pod)
+        else:
+            placement = self._placement(backend, size_bytes, plan.get("storage_policy"), plan.get("datastore"), pod)
         self._fix_identity(req, volume_id)
         try:
             if prepared is not None:
@@ -306,6 +310,28 @@ class VolumeResource(Resource):
         LOG.info("volume %s: created in datastore cluster %s on %s (%s)", volume_id, pod, backing.datastore_name, how)
         backend.remember(backing)
         return backing
+
+    def _pod_clone_placement(self, backend: VolumeBackend, plan: dict[str, Any], volume_id: str, size_bytes: int,
+                             pod: str) -> Any:
+        """Where a full clone goes in datastore cluster ``pod`` (sdrs mode): the member Storage DRS recommends for
+        the clone among those our rules accept, with the space counted until the clone is made."""
+        from ..vsphere.placement.datastore import Requirements
+
+        found = driver_errors("find the datastore cluster", lambda: backend.inventory.pod(pod), "datastore_cluster")
+        if found is None:
+            raise DiagnosticError("Datastore cluster not found", f"No datastore cluster {pod!r} exists.",
+                                  "datastore_cluster")
+        if not found.sdrs_enabled:
+            raise DiagnosticError("Storage DRS is disabled", f"Datastore cluster {pod!r} has Storage DRS disabled; set "
+                                  "datastore_cluster_mode = \"members\" to place on its members.", "datastore_cluster")
+        source = self._source(backend, plan)
+        where = "place the clone in datastore cluster " + pod
+        choice = driver_errors(where, lambda: backend.selector.in_pod(
+            Requirements(size_bytes=size_bytes, profile_name=plan.get("storage_policy"), pod=found.name)),
+            "datastore_cluster")
+        key = driver_errors(where, lambda: backend.ops.recommend_clone_target(source, volume_id, found, choice),
+                            "datastore_cluster")
+        return replace(choice.placements[key], release=backend.selector.reserve(key, size_bytes))
 
     def _clone(self, backend: VolumeBackend, plan: dict[str, Any], volume_id: str, placement: Any,
                size_bytes: int) -> Backing:

@@ -21,9 +21,11 @@ from pyVmomi import vim, vmodl
 
 from .. import exceptions as exc
 
-__all__ = ["Recommendation", "Recommendations", "ApplyNotImplemented", "KeyRefused", "recommend",
-           "relocate_placement_spec", "create_placement_spec", "apply_start", "apply_refusal", "new_vm",
-           "pod_lock", "LEASE_SECONDS"]
+__all__ = [
+    "Recommendation", "Recommendations", "ApplyNotImplemented", "KeyRefused", "recommend", "cancel", "pod_lock",
+    "create_placement_spec", "relocate_placement_spec", "clone_placement_spec", "apply_start", "apply_refusal",
+    "new_vm", "LEASE_SECONDS",
+]
 
 #: How long vCenter holds the resources of an initial placement recommendation for us (the apply follows it).
 LEASE_SECONDS = 120
@@ -103,6 +105,28 @@ def relocate_placement_spec(pod: Any, vm: Any, disk_key: int | None, pool: Any, 
         relocate.host = host
     return vim.storageDrs.StoragePlacementSpec(type="relocate", vm=vm, relocateSpec=relocate,
                                                podSelectionSpec=selection, priority="defaultPriority")
+
+
+def clone_placement_spec(pod: Any, vm: Any, disk_key: int | None, folder: Any, name: str, pool: Any
+                         ) -> vim.storageDrs.StoragePlacementSpec:
+    """A ``type=clone`` request for a volume's shadow VM: the clone's name and folder, its pool, no datastore,
+    the source disk's locator (without one vCenter has nothing to place: terraform-provider-vsphere #724)."""
+    locators = [vim.storageDrs.PodSelectionSpec.DiskLocator(diskId=disk_key)] if disk_key is not None else []
+    selection = vim.storageDrs.PodSelectionSpec(
+        storagePod=pod, initialVmConfig=[vim.storageDrs.PodSelectionSpec.VmPodConfig(storagePod=pod, disk=locators)])
+    clone = vim.vm.CloneSpec(location=vim.vm.RelocateSpec(pool=pool), powerOn=False, template=False)
+    return vim.storageDrs.StoragePlacementSpec(type="clone", vm=vm, cloneSpec=clone, cloneName=name, folder=folder,
+                                               podSelectionSpec=selection, resourceLeaseDurationSec=LEASE_SECONDS)
+
+
+def cancel(session: Any, key: str) -> None:
+    """Give a recommendation we do not apply back (its lease); servers without the method have no lease."""
+    manager = session.content.storageResourceManager
+    try:
+        session.send(lambda: manager.CancelStorageDrsRecommendation(key=[key]),
+                     what="CancelStorageDrsRecommendation", idempotent=True)
+    except (vmodl.fault.MethodNotFound, vmodl.fault.InvalidArgument):
+        pass
 
 
 def recommend(session: Any, spec: vim.storageDrs.StoragePlacementSpec) -> Recommendations:

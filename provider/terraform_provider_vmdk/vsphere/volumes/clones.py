@@ -12,10 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .. import exceptions as exc
 from ..connection.reconcile import create_once
+from ..placement import sdrs
 from . import specs
 from .backing import FORMAT_COW, Backing, SnapshotInfo, is_ours
 from .base import is_gone
+from .lifecycle import no_recommendation
 from .snapshots import Snapshots
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
@@ -79,6 +82,22 @@ class Clones(Snapshots):
                 self._drop_temporary(src, temporary)
         backing = self.ensure_annotation(self.get_backing(vm), annotation)
         return self.stamp_disk_uuid(backing, new_id)
+
+    def recommend_clone_target(self, source: Backing | SnapshotInfo, new_id: str, pod: Any, choice: Any) -> str:
+        """The member of datastore cluster ``pod`` Storage DRS recommends for a full clone of ``source`` (a
+        ``type=clone`` request) that ``choice`` (our rules) accepts, as its moref value. The clone itself is then
+        made by CloneVM on it, as govc does: the disk-type conversion and the policy go in the clone's disk locator,
+        which names the datastore. The recommendation is cancelled (its lease given back)."""
+        src, _ = self.clone_source(source)
+        first = choice.placements[choice.ranked[0].datastore.key]
+        request = sdrs.clone_placement_spec(pod.moref, src.moref, src.disk_key, self._resolve_folder(None),
+                                            specs.backing_name(new_id), first.resource_pool)
+        answer = sdrs.recommend(self.session, request)
+        picked, vetoed = self.first_acceptable(answer, choice)
+        if picked is None:
+            raise exc.NoValidDatastore(no_recommendation(pod.name, src.size_bytes, answer, vetoed))
+        sdrs.cancel(self.session, picked.key)
+        return str(picked.destination_key)
 
     def _temporary_snapshot(self, src: Backing, new_id: str) -> Any:
         name = specs.temporary_snapshot_name(new_id)
