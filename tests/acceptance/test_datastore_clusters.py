@@ -323,3 +323,21 @@ output "where" { value = vmdk_volume.v[*].datastore }
     finally:
         for name, value in free.items():
             vcsim.set_datastore(name, free=value)
+
+
+def test_an_esxi_host_has_no_datastore_clusters(make_tf) -> None:
+    from tests.vcsim.harness import start_vcsim
+
+    sim = start_vcsim(mode="esx")
+    try:
+        block = (f'provider "vmdk" {{\n  vsphere_server = "{sim.server}"\n  user = "{sim.user}"\n'
+                 f'  password = "{sim.password}"\n  ca_file = "{sim.ca_file}"\n}}\n')
+        tf = make_tf(block + _volume('  datastore_cluster = "pod-gold"\n') + """
+data "vmdk_datastores" "all" {}
+output "clusters" { value = [for d in data.vmdk_datastores.all.datastores : d.datastore_cluster] }
+""")
+        planned = run(tf, "plan")
+        assert planned.returncode == 1 and "No datastore clusters on an ESXi host" in planned.stderr
+        assert "datastore_cluster" in planned.stderr and not any(b in planned.stderr for b in BAD)
+    finally:
+        sim.stop()
