@@ -199,6 +199,11 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
+		podDirs, err := addOurPods()
+		defer removeAll(podDirs)
+		if err != nil {
+			log.Fatal(err)
+		}
 		if err := addProfile("vmdk-gold", "Test policy of terraform-provider-vmdk: tag tier=gold"); err != nil {
 			log.Fatalf("pbm profile: %v", err)
 		}
@@ -219,8 +224,10 @@ func main() {
 		mux.HandleFunc("/vmdk-test/datastore", controlDatastore)
 		mux.HandleFunc("/vmdk-test/task", slowTask(model.ServiceContent.RootFolder))
 		mux.HandleFunc("/vmdk-test/delay", controlDelay)
-		if !esxMode { // tags feed the PBM placement solver, which a host does not have
+		if !esxMode { // tags feed the PBM placement solver, which a host does not have; nor has it pods
 			mux.HandleFunc("/vmdk-test/tag", controlTag)
+			mux.HandleFunc("/vmdk-test/pod", controlPod)
+			mux.HandleFunc("/vmdk-test/svmotion", controlSvmotion)
 		}
 		mux.HandleFunc("/vmdk-test/nfc", controlNFC)
 	}
