@@ -12,6 +12,11 @@ Target: (a) <= 1.5 x (b).
 With --stand-in (or until terraform_provider_vmdk/__main__.py exists), (a) runs
 plugin.server.serve() with the empty base servicer: the transport's own cost,
 without the framework and resources the CLI imports.
+
+With --binary PATH, (a) runs that executable instead: the packaged provider
+(scripts/release.py; the file terraform-provider-vmdk_v<ver> in the release
+zip, unpacked with its _internal/ folder), which needs no Python. (b) is still
+this interpreter importing grpc.
 """
 
 from __future__ import annotations
@@ -51,7 +56,9 @@ def terraform_like_client_cert() -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def provider_command(stand_in: bool) -> tuple[list[str], str]:
+def provider_command(stand_in: bool, binary: str | None = None) -> tuple[list[str], str]:
+    if binary is not None:
+        return [os.path.abspath(binary)], f"packaged provider {binary}"
     if not stand_in and importlib.util.find_spec("terraform_provider_vmdk.__main__") is not None:
         return [sys.executable, "-m", "terraform_provider_vmdk"], "python -m terraform_provider_vmdk"
     why = "--stand-in" if stand_in else "no terraform_provider_vmdk.__main__ yet"
@@ -81,11 +88,13 @@ def main() -> int:
     parser.add_argument("-n", "--runs", type=int, default=15)
     parser.add_argument("--stand-in", action="store_true",
                         help="measure the transport alone (serve() with an empty servicer), not the CLI")
+    parser.add_argument("--binary", metavar="PATH",
+                        help="measure this provider executable (e.g. the packaged one) rather than python -m")
     opts = parser.parse_args()
     base = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "PLUGIN_"))}
     env = dict(base, TF_PLUGIN_MAGIC_COOKIE=COOKIE, PLUGIN_PROTOCOL_VERSIONS="6",
                PLUGIN_MIN_PORT="10000", PLUGIN_MAX_PORT="25000", PLUGIN_CLIENT_CERT=terraform_like_client_cert())
-    cmd, label = provider_command(opts.stand_in)
+    cmd, label = provider_command(opts.stand_in, opts.binary)
     grpc_cmd = [sys.executable, "-c", "import grpc"]
     time_to_handshake(cmd, env), time_to_exit(grpc_cmd, base)  # warm the page cache
     provider, grpc_only = [], []

@@ -24,8 +24,9 @@ USAGE = """usage: terraform-provider-vmdk [--debug | install | orphans --state F
 
   (no arguments)  serve as a Terraform provider plugin (Terraform starts it; not for direct use)
   --debug         serve for debugging and print a TF_REATTACH_PROVIDERS value to export
-  install         place a launcher into Terraform's implied local mirror so that
-                  `terraform init` finds source "pyvmdk/vmdk"
+  install         place the provider into Terraform's implied local mirror so that
+                  `terraform init` finds source "pyvmdk/vmdk" (from a venv: a launcher for
+                  its python; the packaged provider: a copy of itself and its _internal/)
   orphans         list (--delete: remove) shadow VMs of this provider that none of the given
                   states holds; `orphans --help` for the options
   --version       print the version

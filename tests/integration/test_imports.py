@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from pyVmomi import vim
 from soap_capture import SoapCapture
 from test_volumeops import GiB, file_exists, vm_props
 
@@ -141,3 +142,22 @@ def test_a_failed_flat_upload_leaves_no_file_behind(vsphere_session, fault_proxy
     finally:
         session.logout()
 
+
+
+def test_a_copy_an_interrupted_import_left_is_copied_again(ops, made, places, images, tmp_path):
+    """vSphere ignores CopyVirtualDisk's force flag (FileAlreadyExists when the destination exists): the copy
+    an earlier, interrupted attempt left next to the shadow VM is replaced, and the volume holds the image."""
+    vid = str(uuid.uuid4())
+    made.ids.add(vid)
+    path = images["sparse"]
+    backing = ops.create_diskless_backing(vid, "img", None, places[0])
+    ds, folder = ops.vm_directory(backing)
+    leftover = f"[{ds}] {folder}/volume-{vid}.vmdk"
+    vdm = ops.session.content.virtualDiskManager
+    spec = vim.VirtualDiskManager.FileBackedVirtualDiskSpec(diskType="thin", adapterType="lsiLogic", capacityKb=1024)
+    ops.session.run_task(vdm.CreateVirtualDisk_Task, name=leftover, datacenter=ops.inventory.datacenter, spec=spec)
+    done = ops.import_hosted(backing, image_kind=IMAGE_SPARSE, opener=lambda: path.open("rb"),
+                             size=path.stat().st_size, capacity_bytes=24 * MiB, disk_type=specs.DISK_THICK,
+                             adapter_type="lsiLogic", profile_id=None, what="import")
+    assert done.vmdk_path == leftover and done.size_bytes == 24 * MiB
+    assert sha(flat_bytes(ops, done, tmp_path)) == sha(images["raw"])

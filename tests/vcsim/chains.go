@@ -789,11 +789,28 @@ func destroy(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
 			folder = local
 		}
 	}
+	// vcsim credits every disk device's capacity on destroy; a disk whose file is already gone (another
+	// VM's destroy took it) frees nothing on vSphere, so its credit is taken back below
+	var gone []*types.VirtualDisk
+	for _, dev := range vm.Config.Hardware.Device {
+		if d, ok := dev.(*types.VirtualDisk); ok {
+			if b := flatBacking(d); b != nil && b.FileName != "" {
+				if local, _, f := localPath(b.FileName); f == nil && !fileExists(local) {
+					gone = append(gone, d)
+				}
+			}
+		}
+	}
 	vm.Config.Files.LogDirectory = "" // vcsim would delete the whole folder: we delete the VM's own files
 	res := vm.DestroyTask(ctx, m.Body.(*types.Destroy_Task))
 	if _, f := outcome(res); f != nil {
 		vm.Config.Files.LogDirectory = logDir
 		return res
+	}
+	for _, d := range gone {
+		if _, ds, f := localPath(flatBacking(d).FileName); f == nil {
+			adjustFree(ds, -diskCapacity(d))
+		}
 	}
 	for _, file := range extra {
 		deleteDiskFiles(file)

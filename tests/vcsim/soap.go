@@ -438,15 +438,21 @@ func (f *fidelity) serveUpload(w http.ResponseWriter, r *http.Request) {
 	ds := datastoreByName(r.URL.Query().Get("dsName"))
 	var file string
 	var before int64
+	existed := false
 	if ds != nil {
 		file = filepath.Join(dsURL(ds), strings.TrimPrefix(r.URL.Path, "/folder/"))
 		if st, err := os.Stat(file); err == nil {
-			before = st.Size()
+			before, existed = st.Size(), true
 		}
 	}
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	f.mux.ServeHTTP(rec, r)
 	if ds == nil || rec.status >= 300 {
+		return
+	}
+	if existed && strings.HasSuffix(file, ".vmdk") {
+		// a disk's files are charged by its capacity (created) and credited by it (deleted):
+		// rewriting one in place must not move free space, or a later delete credits it twice
 		return
 	}
 	if st, err := os.Stat(file); err == nil {

@@ -1,21 +1,26 @@
-"""Install a launcher into Terraform's implied local mirror.
+"""Install the provider into Terraform's implied local mirror.
 
 Terraform finds providers under ``~/.terraform.d/plugins/HOST/NS/TYPE/VERSION/OS_ARCH/``
 without any CLI configuration, and ``terraform init`` accepts an executable
-script there. The launcher pins the *current* interpreter (so the provider runs
-in the virtualenv it was installed from) and execs ``python -m terraform_provider_vmdk``.
+script there. From a virtualenv, ``install`` writes a launcher that pins the
+*current* interpreter (so the provider runs in the virtualenv it was installed
+from) and execs ``python -m terraform_provider_vmdk``. From the packaged provider
+(a release zip, built by scripts/release.py: there is no ``python -m`` then), it
+copies the executable and its ``_internal/`` folder there instead.
 
-``terraform init`` records an ``h1:`` hash of the launcher's directory in
-``.terraform.lock.hcl``; rewriting the launcher (a different interpreter path,
-say) breaks every lock file pinning this version, which is why an unchanged
-launcher is left alone and a changed one comes with a warning.
+``terraform init`` records an ``h1:`` hash of that directory in
+``.terraform.lock.hcl``; rewriting it (a different interpreter path, say)
+breaks every lock file pinning this version, which is why an unchanged
+installation is left alone and a changed one comes with a warning.
 """
 
 from __future__ import annotations
 
+import filecmp
 import os
 import platform
 import shlex
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -51,10 +56,33 @@ def launcher_path(version: str, home: str | os.PathLike[str] | None = None) -> P
             / f"terraform-provider-{TYPE}_v{version}")
 
 
+def is_frozen() -> bool:
+    """Whether this is the packaged provider (PyInstaller): no interpreter to exec, no ``python -m``."""
+    return bool(getattr(sys, "frozen", False))
+
+
+def _stale_lock_warning(version: str, where: Path, what: str) -> None:
+    sys.stderr.write(
+        f"warning: replaced the {what} for {NAMESPACE}/{TYPE} {version} at {where}.\n"
+        f"  Existing .terraform.lock.hcl files that pin {HOSTNAME}/{NAMESPACE}/{TYPE} {version} will\n"
+        f"  no longer match: their h1: hash covers this directory, whose content changed.\n"
+        "  In each affected configuration run `terraform init -upgrade`, or delete the\n"
+        f"  provider \"{HOSTNAME}/{NAMESPACE}/{TYPE}\" block from .terraform.lock.hcl and run `terraform init`.\n"
+    )
+
+
 def install(version: str, home: str | os.PathLike[str] | None = None) -> Path:
-    """Write the launcher for ``version`` (idempotent) and return its path."""
+    """Install ``version`` (idempotent) and return the executable's path: a launcher for this interpreter, or
+    the packaged provider itself when running frozen."""
+    if is_frozen():
+        return install_frozen(version, home)
     path = launcher_path(version, home)
     text = launcher_text()
+    support = path.parent / FROZEN_CONTENTS  # left by an install of the packaged provider: not ours now
+    replaced_package = support.exists()
+    if replaced_package:
+        shutil.rmtree(support)
+        path.unlink(missing_ok=True)
     try:
         existing: str | None = path.read_text()
     except FileNotFoundError:
@@ -73,14 +101,60 @@ def install(version: str, home: str | os.PathLike[str] | None = None) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    if existing is not None:
-        sys.stderr.write(
-            f"warning: replaced the launcher for {NAMESPACE}/{TYPE} {version} at {path}.\n"
-            f"  Existing .terraform.lock.hcl files that pin {HOSTNAME}/{NAMESPACE}/{TYPE} {version} will\n"
-            "  no longer match: their h1: hash covers this launcher file, whose content changed.\n"
-            "  In each affected configuration run `terraform init -upgrade`, or delete the\n"
-            f"  provider \"{HOSTNAME}/{NAMESPACE}/{TYPE}\" block from .terraform.lock.hcl and run `terraform init`.\n"
-        )
+    if existing is not None or replaced_package:
+        _stale_lock_warning(version, path, "launcher")
+    return path
+
+
+FROZEN_CONTENTS = "_internal"  # PyInstaller onedir's support folder, beside the executable (scripts/release.py)
+
+
+def _same_tree(a: Path, b: Path) -> bool:
+    cmp = filecmp.dircmp(a, b, ignore=[])
+    if cmp.left_only or cmp.right_only or cmp.funny_files:
+        return False
+    _, mismatch, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)
+    if mismatch or errors:
+        return False
+    return all(_same_tree(a / d, b / d) for d in cmp.common_dirs)
+
+
+def install_frozen(version: str, home: str | os.PathLike[str] | None = None) -> Path:
+    """Copy the running packaged provider (its executable and ``_internal/``) into the implied local mirror,
+    as Terraform would unpack the release zip there. Idempotent; replacing a different installation (an
+    older build, or a venv's launcher) warns about lock files, as ``install`` does."""
+    exe = Path(sys.executable).resolve()
+    contents = Path(getattr(sys, "_MEIPASS", exe.parent / FROZEN_CONTENTS)).resolve()
+    if contents.name != FROZEN_CONTENTS or contents.parent != exe.parent:
+        raise SystemExit(f"terraform-provider-vmdk install: expected the folder {FROZEN_CONTENTS}/ beside {exe}, "
+                         f"found {contents}; unpack the release zip as it is, or use its filesystem mirror")
+    path = launcher_path(version, home)
+    target = path.parent
+    if target.resolve() == exe.parent:
+        return path  # running the installed copy
+    if path.is_file() and (target / FROZEN_CONTENTS).is_dir() and sorted(p.name for p in target.iterdir()) == sorted(
+            [path.name, FROZEN_CONTENTS]) and filecmp.cmp(exe, path, shallow=False) and _same_tree(
+            contents, target / FROZEN_CONTENTS):
+        return path
+    existed = target.exists() and any(target.iterdir())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-new-"))
+    old = target.parent / f".{target.name}-old-{os.getpid()}"
+    try:
+        shutil.copy2(exe, staging / path.name)
+        shutil.copytree(contents, staging / FROZEN_CONTENTS, symlinks=False)
+        staging.chmod(0o755)
+        if target.exists():
+            os.replace(target, old)  # a terraform init meanwhile sees no directory, never half of one
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if old.exists() and not target.exists():
+            os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    if existed:
+        _stale_lock_warning(version, target, "installation")
     return path
 
 
@@ -106,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     print(install(args[0] if args else __version__))
-    compile_package()
+    if not is_frozen():  # the packaged provider holds compiled modules only
+        compile_package()
     return 0
 
 

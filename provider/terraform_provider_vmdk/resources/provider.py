@@ -19,6 +19,7 @@ from ..framework.types import Bool, List, Number, String
 from ..framework.unknowns import is_unknown
 from ..framework.validators import AtLeast, NotEmpty, OneOf, ValidRegex, WholeNumber
 from ..vsphere.connection.config import ConnectionConfig
+from .attachment import AttachmentResource
 from .backups import BackupResource, RestoreResource
 from .client import DEFAULT_DATASTORE_TYPES, ProviderSettings, VSphereClient
 from .data_datastores import DatastoresDataSource
@@ -153,7 +154,7 @@ class VmdkProvider(Provider):
 
     def resources(self) -> list[Resource]:
         return [VolumeResource(), SnapshotResource(), ExportResource(), BackupResource(), RestoreResource(),
-                RevertResource(), *self._extra_resources]
+                RevertResource(), AttachmentResource(), *self._extra_resources]
 
     def data_sources(self) -> list[DataSource]:
         return [DiskTypesDataSource(), VolumeDataSource(), DatastoresDataSource(), VolumeStatsDataSource(),

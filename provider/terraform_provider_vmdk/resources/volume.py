@@ -17,13 +17,14 @@ import functools
 import logging
 import re
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..framework.diagnostics import DiagnosticError, Diagnostics
 from ..framework.resource import ApplyRequest, PlanRequest, ReadRequest, RequestContext, Resource
 from ..framework.schema import Schema, schema
 from ..framework.timeouts import timeout_seconds, timeouts_block
-from ..framework.unknowns import is_unknown
+from ..framework.unknowns import UNKNOWN, is_unknown
 from . import volume_sources
 from .backend import VolumeBackend, backend_of, driver_errors, run_bounded, settle_pending, still_running
 from .client import VSphereClient
@@ -87,6 +88,12 @@ class VolumeResource(Resource):
             _plan_protected(req, prior, "destroys")
             return
         plan_provenance(req)
+        facts = Facts.from_private(req.private.get("facts"))
+        if facts is not None and facts.disk_missing:
+            req.requires_replace.add("vmdk_path")
+            req.plan["vmdk_path"] = UNKNOWN
+            req.diagnostics.warning("The volume's disk is gone", "Its VMDK no longer exists (destroyed with a VM it "
+                                    "was attached to): the volume is replaced by a new, empty one.", "vmdk_path")
         if req.requires_replace:
             _plan_protected(req, prior, "replaces", ", ".join(sorted(req.requires_replace)))
             return  # the replacement is planned as a create
@@ -104,7 +111,7 @@ class VolumeResource(Resource):
         warning. Asked only when it matters (a storage policy, a volume folder), so plans stay offline."""
         from ..vsphere.placement.pbm import NO_POLICIES
 
-        plan, client = req.plan or {}, self.provider_data
+        plan, client = req.plan or {}, getattr(self, "provider_data", None)  # unset before configure
         if not isinstance(client, VSphereClient):
             return
         policy = plan.get("storage_policy")
@@ -277,10 +284,23 @@ class VolumeResource(Resource):
         for flag in ("deletion_protection", "keep_on_destroy"):  # a state from before they existed
             if state.get(flag) is None:
                 state[flag] = False
+        earlier = Facts.from_private(req.private.get("facts"))
+        users = driver_errors("read the volume", lambda: backend.users_of(backing))
+        facts = driver_errors("read the volume", lambda: Facts.of(
+            backing, backend.datastore_free(backing.datastore_name), users, choice, backend.children_of(backing)))
+        was_held = backing.attached_to or (earlier is not None and (earlier.in_use_by or earlier.disk_missing))
+        if (was_held and not users
+                and driver_errors("read the volume", lambda: backend.ops.disk_present(backing)) is False):
+            # vSphere deletes every disk a VM holds with the VM: the VM this volume was attached to went with it
+            facts = replace(facts, disk_missing=True)
+            req.diagnostics.warning(
+                "The volume's disk is gone",
+                f"The VMDK of volume {volume_id} ({backing.vmdk_path}) no longer exists: it was attached to "
+                f"{(', '.join(earlier.in_use_by) if earlier else '') or 'a VM'}, and destroying a VM destroys the "
+                "disks it holds. The "
+                "next apply replaces the volume with a new, empty one.")
         req.private.clear()
-        req.private["facts"] = driver_errors("read the volume", lambda: Facts.of(
-            backing, backend.datastore_free(backing.datastore_name), backend.users_of(backing), choice,
-            backend.children_of(backing))).to_private()
+        req.private["facts"] = facts.to_private()
         if running:
             req.private["pending_tasks"] = running
         return state

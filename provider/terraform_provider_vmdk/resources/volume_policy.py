@@ -64,6 +64,7 @@ class Facts:
     repairs: tuple[str, ...] = ()
     linked_children: tuple[str, ...] = ()  # linked clones whose disks build on this volume's disk
     copies: tuple[str, ...] = ()  # VMs carrying this volume's marks that are copies made outside Terraform
+    disk_missing: bool = False  # the VMDK is gone (destroyed with a VM it was attached to)
 
     @classmethod
     def of(cls, backing: Backing, datastore_free: int | None, in_use_by: list[str] | tuple[str, ...] = (),

@@ -32,6 +32,7 @@ from . import tasks as _tasks
 from .config import ConnectionConfig
 from .property_reads import PropertyReads
 from .session_store import SessionStore, same_user
+from .system_cas import load_system_cas
 from .task_watcher import TaskWatcher
 from .transport import FATAL, NOT_SENT, UNKNOWN, Stub, classify, request_sent
 
@@ -108,6 +109,8 @@ class Session(PropertyReads):
             else:
                 try:
                     ctx = ssl.create_default_context(cafile=self.config.ca_file)
+                    if not self.config.ca_file:
+                        load_system_cas(ctx)  # where this OpenSSL's own CA locations do not exist
                 except (OSError, ssl.SSLError) as error:
                     raise exc.ConnectionFailed(self.config.netloc, f"cannot read ca_file {self.config.ca_file!r}: "
                                                f"{error}") from None

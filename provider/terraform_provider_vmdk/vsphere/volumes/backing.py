@@ -98,6 +98,11 @@ class Backing:
     own_depth: int = 1  # how many files of the chain are the volume's own (see ``own_chain``)
 
     @property
+    def attached_to(self) -> str | None:
+        """The VM an attachment of ours put the volume on (marked on the shadow VM until the detach)."""
+        return self.extra_config.get(specs.KEY_ATTACHED_TO) or None
+
+    @property
     def has_snapshots(self) -> bool:
         return bool(self.snapshots)
 

@@ -121,8 +121,24 @@ class Imports(Resize, Nfc):
         — and its type is read from the copy itself; the volume's own type follows by a retype."""
         vdm = self.session.content.virtualDiskManager
         spec = {"destSpec": specs.disk_copy_spec(disk_type, adapter_type)} if self.host_agent else {}
-        self._task(vdm.CopyVirtualDisk_Task, sourceName=source, sourceDatacenter=self.inventory.datacenter,
-                   destName=dest, destDatacenter=self.inventory.datacenter, force=True, idempotent=True, **spec)
+
+        def copy() -> None:
+            self._task(vdm.CopyVirtualDisk_Task, sourceName=source, sourceDatacenter=self.inventory.datacenter,
+                       destName=dest, destDatacenter=self.inventory.datacenter, force=True, idempotent=True, **spec)
+
+        try:
+            copy()
+        except exc.FileAlreadyExists:
+            # vSphere ignores ``force`` ("The FileAlreadyExists fault is thrown if the destination file already
+            # exists"): what is there is an earlier attempt's copy — callers copy only into their own shadow VM's
+            # folder, under its own name, while that VM does not hold the disk — which may be incomplete.
+            LOG.info("%s exists from an earlier attempt; copying it again", dest)
+            try:
+                self._task(vdm.DeleteVirtualDisk_Task, name=dest, datacenter=self.inventory.datacenter,
+                           idempotent=True)
+            except exc.FileNotFound:
+                pass  # a repeat of a delete that did happen
+            copy()
         if spec:
             return disk_type
         _, thin = descriptor_facts(self.read_descriptor(dest))

@@ -69,6 +69,7 @@ KEY_MANAGED_BY = "vmdk.managed_by"
 KEY_KIND = "vmdk.kind"
 KEY_SNAPSHOT_ID = "vmdk.snapshot_id"
 KEY_PROFILE_ID = "vmdk.profile_id"
+KEY_ATTACHED_TO = "vmdk.attached_to"  # on a shadow VM: the VM its volume is attached to (vmdk_volume_attachment)
 MANAGED_BY = "terraform-provider-vmdk"
 KIND_VOLUME = "volume"
 KIND_SNAPSHOT = "snapshot"  # a template-format snapshot (a template VM)
@@ -266,7 +267,8 @@ def disk_add_spec(
         key=key,
         controllerKey=controller_key,
         unitNumber=unit_number,
-        capacityInKB=max(MIN_DISK_KB, int(size_in_kb)),
+        # an existing file says its own size: 0, as Nova and govmomi send it (never a size that would resize it)
+        capacityInKB=0 if file_name is not None and not size_in_kb else max(MIN_DISK_KB, int(size_in_kb)),
         backing=backing,
     )
     spec = vim.vm.device.VirtualDeviceSpec(operation="add", device=disk)

@@ -7,6 +7,7 @@ and extraConfig marks it ours (see specs.py). ``VolumeOps`` is the *how*, one mo
   lifecycle  create, delete, rename, annotation     snapshots  COW and template snapshots
   clones     full and linked clones                 resize     relocate, grow, disk type, adapter, policy
   nfc        HttpNfcLease import and export         imports    volumes from images, backups, existing VMDKs
+  attachments  a volume on a VM and off it again (Nova's attach, detach and consolidation)
 
 Whether and in which order to do these — extend in place or move first, which retype path, what to
 refuse — is decided by the volume policy (``resources/volume_policy.py``), as Cinder's ``vmdk.py`` decides.
@@ -28,12 +29,13 @@ from collections.abc import Callable
 
 from ..connection import transfer
 from ..connection.transfer import ReadStream, WriteStream
+from .attachments import Attachments
 from .imports import Imports
 
 __all__ = ["VolumeOps"]
 
 
-class VolumeOps(Imports):
+class VolumeOps(Imports, Attachments):
     """All shadow-VM operations for one datacenter; safe to share between threads."""
 
     def _datacenter_path(self) -> str:
