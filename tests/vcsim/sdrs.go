@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/vmware/govmomi/object"
 	pbmtypes "github.com/vmware/govmomi/pbm/types"
@@ -189,6 +190,115 @@ func refreshPodSummaries() {
 				Val: &types.StoragePodSummary{Name: pod.Name, Capacity: capacity, FreeSpace: free}}})
 		})
 	}
+}
+
+// ------------------------------------------------------------------------------ container views
+
+var viewsSeen = struct {
+	sync.Mutex
+	refs map[types.ManagedObjectReference]bool
+}{refs: map[types.ManagedObjectReference]bool{}}
+
+// containerViews: vcsim's ContainerView objects; each is a handler of the global registry (Registry.handlers,
+// unexported, read here under the registry's own lock).
+func containerViews() []*simulator.ContainerView {
+	rv := reflect.ValueOf(simulator.Map).Elem()
+	mf, hf := rv.FieldByName("m"), rv.FieldByName("handlers")
+	if !mf.IsValid() || !hf.IsValid() {
+		return nil
+	}
+	mu := (*sync.Mutex)(unsafe.Pointer(mf.UnsafeAddr()))
+	handlers := *(*map[types.ManagedObjectReference]simulator.RegisterObject)(unsafe.Pointer(hf.UnsafeAddr()))
+	mu.Lock()
+	defer mu.Unlock()
+	var out []*simulator.ContainerView
+	for _, h := range handlers {
+		if v, ok := h.(*simulator.ContainerView); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// below: e is root or below it in the inventory.
+func below(e mo.Entity, root types.ManagedObjectReference) bool {
+	for e != nil {
+		if e.Reference() == root {
+			return true
+		}
+		p := e.Entity().Parent
+		if p == nil {
+			return false
+		}
+		e, _ = simulator.Map.Get(*p).(mo.Entity)
+	}
+	return false
+}
+
+// fixContainerViews adds the members of datastore clusters to container views made since the last call:
+// vCenter's views list every datastore below the container, pod members too; vcsim 0.24.2's walk does not
+// enter a StoragePod (govmomi #3094, fixed in 2023 by #3101), so a view of the datacenter's datastores
+// misses every member, and a view of a pod is empty.
+func fixContainerViews() {
+	views := containerViews()
+	viewsSeen.Lock()
+	defer viewsSeen.Unlock()
+	current := map[types.ManagedObjectReference]bool{}
+	for _, v := range views {
+		current[v.Self] = true
+		if viewsSeen.refs[v.Self] {
+			continue
+		}
+		wants := len(v.Type) == 0
+		for _, t := range v.Type {
+			wants = wants || t == "Datastore" || t == "ManagedEntity"
+		}
+		root := simulator.Map.Get(v.Container)
+		if !wants || root == nil {
+			continue
+		}
+		_, rootIsPod := root.(*simulator.StoragePod)
+		var add []types.ManagedObjectReference
+		for _, e := range simulator.Map.All("StoragePod") {
+			pod := e.(*simulator.StoragePod)
+			if pod.Self == v.Container || (v.Recursive && !rootIsPod && below(pod, v.Container)) {
+				for _, ds := range podMembers(pod) {
+					add = append(add, ds.Self)
+				}
+			}
+		}
+		simulator.Map.WithLock(v, func() {
+			view := append([]types.ManagedObjectReference{}, v.View...)
+			listed := map[types.ManagedObjectReference]bool{}
+			for _, r := range view {
+				listed[r] = true
+			}
+			for _, r := range add {
+				if !listed[r] {
+					listed[r] = true
+					view = append(view, r)
+				}
+			}
+			if len(view) != len(v.View) {
+				simulator.Map.Update(v, []types.PropertyChange{{Name: "view", Val: view}})
+			}
+		})
+	}
+	for ref := range current {
+		viewsSeen.refs[ref] = true
+	}
+	for ref := range viewsSeen.refs {
+		if !current[ref] {
+			delete(viewsSeen.refs, ref)
+		}
+	}
+}
+
+// beforeRequest keeps what vcsim leaves stale current before each SOAP request (our vCenter model): pod
+// summaries and container views.
+func beforeRequest() {
+	refreshPodSummaries()
+	fixContainerViews()
 }
 
 // ------------------------------------------------------------------------------- MoveIntoFolder
@@ -1262,6 +1372,19 @@ func refreshStorageDrsRecommendation(ctx *simulator.Context, m *simulator.Method
 	}
 	body.Res = new(types.RefreshStorageDrsRecommendationResponse)
 	return body
+}
+
+// destroyPod: Destroy_Task of an empty datastore cluster removes it (vcsim: MethodNotFound, a StoragePod has
+// no DestroyTask). vSphere "destroys *all* children if at all possible" (terraform-provider-vsphere, which
+// checks HasChildren first); destroying a pod with members is not modelled (vcsim's answer).
+// The caller (dispatch) holds the pod's lock: its children are read as they are.
+func destroyPod(ctx *simulator.Context, pod *simulator.StoragePod, m *simulator.Method) soap.HasFault {
+	for _, k := range pod.ChildEntity {
+		if _, ok := simulator.Map.Get(k).(*simulator.Datastore); ok {
+			return callVcsim(ctx, m, pod)
+		}
+	}
+	return (&simulator.Folder{Folder: pod.Folder}).DestroyTask(ctx, m.Body.(*types.Destroy_Task))
 }
 
 // installSDRS adds the Storage DRS methods to the fidelity layer (vCenter model only).

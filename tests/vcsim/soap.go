@@ -129,7 +129,7 @@ func (f *fidelity) serveSDK(w http.ResponseWriter, r *http.Request) {
 		f.mux.ServeHTTP(w, r)
 	}
 	if podSummaries {
-		refreshPodSummaries()
+		beforeRequest()
 	}
 	name := methodName(body)
 	_, override := f.overrides[name]
