@@ -52,6 +52,16 @@ PODS: dict[str, tuple[str, ...]] = {
     "pod-off": ("off-1", "off-2"),
 }
 POD_MEMBERS = frozenset(ds for members in PODS.values() for ds in members)
+# Each member's capacity and free space at start (GiB) and the hosts that mount it (sdrs.go ourPods).
+POD_MEMBER_TABLE: dict[str, tuple[int, int, frozenset[str]]] = {
+    "gold-1": (1000, 400, frozenset({"DC0_C0_H1", "DC0_C0_H2"})),
+    "gold-2": (900, 280, frozenset({"DC0_C0_H1", "DC0_C0_H2"})),
+    "gold-3": (500, 180, frozenset({"DC0_C0_H2"})),
+    "silver-1": (1200, 600, frozenset({"DC0_C0_H1", "DC0_C0_H2"})),
+    "silver-2": (600, 160, frozenset({"DC0_C0_H1", "DC0_C0_H2"})),
+    "off-1": (700, 256, frozenset({"DC0_C0_H1", "DC0_C0_H2"})),
+    "off-2": (800, 200, frozenset({"DC0_C0_H1", "DC0_C0_H2"})),
+}
 
 # The simulator's modes by name: the keyword arguments of start_vcsim each stands for.
 MODES: dict[str, dict[str, bool]] = {

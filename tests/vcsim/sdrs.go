@@ -50,22 +50,24 @@ const (
 // ourPods are the datastore clusters of main.go's table. Their members are datastores of their own (the
 // datastores the other tests rely on are not touched), mounted on DC0_C0_H1 and DC0_C0_H2 (gold-3 on
 // DC0_C0_H2 only): fewer hosts than ds-c0/ds-c1, so placement without a pod still ranks them after those.
+// A datastore listing of DC0 includes them (as vCenter's does), so every member's capacity and free space
+// differ from each other's and from the other datastores' (tests tell datastores apart by them).
 func ourPods() []podSpec {
 	h12 := []string{"DC0_C0_H1", "DC0_C0_H2"}
 	normal := string(types.DatastoreSummaryMaintenanceModeStateNormal)
 	return []podSpec{
 		{"pod-gold", true, behaviorAutomated, []dsSpec{
-			{"gold-1", h12, 1 * tib, 400 * gib, true, normal},
-			{"gold-2", h12, 1 * tib, 300 * gib, true, normal},
-			{"gold-3", h12[1:], 512 * gib, 180 * gib, true, normal},
+			{"gold-1", h12, 1000 * gib, 400 * gib, true, normal},
+			{"gold-2", h12, 900 * gib, 280 * gib, true, normal},
+			{"gold-3", h12[1:], 500 * gib, 180 * gib, true, normal},
 		}},
 		{"pod-silver", true, behaviorManual, []dsSpec{
-			{"silver-1", h12, 1 * tib, 600 * gib, true, normal},
-			{"silver-2", h12, 512 * gib, 160 * gib, true, normal},
+			{"silver-1", h12, 1200 * gib, 600 * gib, true, normal},
+			{"silver-2", h12, 600 * gib, 160 * gib, true, normal},
 		}},
 		{"pod-off", false, behaviorManual, []dsSpec{
-			{"off-1", h12, 512 * gib, 256 * gib, true, normal},
-			{"off-2", h12, 512 * gib, 200 * gib, true, normal},
+			{"off-1", h12, 700 * gib, 256 * gib, true, normal},
+			{"off-2", h12, 800 * gib, 200 * gib, true, normal},
 		}},
 	}
 }
