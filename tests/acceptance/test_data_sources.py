@@ -5,6 +5,10 @@ the vcsim inventory that tests/vcsim/main.go builds:
   ds-c1     2 TiB, 1.5 TiB free,   C1 (3 hosts)         ds-small 100 GiB, 20 GiB free, DC0_C0_H0
   ds-maint  in maintenance mode                          ds-gone  not accessible
   LocalDS_0 vcsim's own, type OTHER (not a type Cinder places volumes on)
+  gold-1..3, silver-1..2, off-1..2: members of the datastore clusters pod-gold, pod-silver, pod-off
+            (tests/vcsim/harness.py PODS), on DC0_C0_H1 and DC0_C0_H2. vCenter lists a pod's members wherever it
+            lists datastores, and placement that knows nothing of pods takes them as ordinary datastores
+            (as Cinder does), so they are listed and eligible; these tests leave them aside.
 
 The storage policy vmdk-gold requires the tag tier=gold, which ds-big and ds-c1 carry: the test vCenter's
 PBM evaluates it as vCenter does.
@@ -15,6 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from tests.vcsim.harness import POD_MEMBER_TABLE, POD_MEMBERS
 
 from .conftest import run, write_config
 
@@ -48,7 +54,9 @@ output "gold" { value = data.vmdk_datastores.gold }
     out = tf.output()
     any_ = out["any"]
     assert any_["selected"] == "ds-big"
-    names = [d["name"] for d in any_["datastores"]]
+    listed = [d["name"] for d in any_["datastores"]]
+    assert POD_MEMBERS <= {d["name"] for d in any_["datastores"] if d["eligible"]}
+    names = [n for n in listed if n not in POD_MEMBERS]
     # eligible first in placement's order (most hosts, then lowest utilisation), then rejected by name
     assert names[:4] == ["ds-big", "ds-c1", "ds-c0", "ds-small"]
     assert sorted(names[4:]) == names[4:] and set(names[4:]) == {"LocalDS_0", "ds-gone", "ds-maint"}
@@ -165,11 +173,13 @@ output "d" { value = data.vmdk_datastores.d }
     assert s["volume_count"] == volumes_before + 1
     assert out["gold"]["volume_backend_name"] == "vmdk-gold-backend"
     if is_vcsim:
-        assert s["datastores"] == ELIGIBLE
-        assert s["total_capacity_gb"] == 4096 + 1024 + 2048 + 100
-        free = by_name(out["d"]["datastores"])
-        assert s["free_capacity_gb"] == pytest.approx(sum(free[n]["free_gb"] for n in ELIGIBLE), abs=0.01)
-        assert 0 < s["free_capacity_gb"] <= 3072 + 300 + 1536 + 20  # vcsim never gives space back
+        eligible = sorted([*ELIGIBLE, *POD_MEMBERS])
+        assert s["datastores"] == eligible
+        listed = by_name(out["d"]["datastores"])
+        pods_capacity, pods_free = (sum(t[i] for t in POD_MEMBER_TABLE.values()) for i in (0, 1))
+        assert s["total_capacity_gb"] == 4096 + 1024 + 2048 + 100 + pods_capacity
+        assert s["free_capacity_gb"] == pytest.approx(sum(listed[n]["free_gb"] for n in eligible), abs=0.01)
+        assert 0 < s["free_capacity_gb"] <= 3072 + 300 + 1536 + 20 + pods_free  # vcsim never gives space back
         assert out["gold"]["datastores"] == GOLD
     tf.destroy(auto_approve=True)
     assert set(scan_backings()) == before

@@ -3,7 +3,10 @@
 Harness datastores (datacenter DC0; clusters DC0_C0, DC0_C1 with 3 hosts each, standalone DC0_H0):
   LocalDS_0 OTHER on all 7 hosts | ds-big VMFS C0+C1, 4 TiB / 3 TiB free | ds-c0 VMFS C0, 1 TiB / 300 GiB
   ds-c1 VMFS C1, 2 TiB / 1.5 TiB | ds-small VMFS C0_H0, 100 / 20 GiB | ds-maint inMaintenance |
-  ds-gone inaccessible.
+  ds-gone inaccessible. The members of its datastore clusters (tests/vcsim/harness.py POD_MEMBERS, on DC0_C0_H1
+  and DC0_C0_H2) are datastores of DC0 too: vCenter lists a pod's members wherever it lists datastores (a
+  recursive container view enters datastore clusters), and placement that knows nothing of pods takes them
+  as ordinary datastores, as Cinder does; test_vcsim_sdrs.py tests the pods themselves.
 Free space is read live where it matters, because other tests in the session consume space and vcsim
 never gives it back. vcsim has no vSphere API for datastore maintenance or accessibility; the harness's
 test endpoint (``vcsim.set_datastore``) changes them, and those tests restore the original state.
@@ -25,13 +28,15 @@ from terraform_provider_vmdk.vsphere.placement.datastore import (
     volume_stats,
 )
 from terraform_provider_vmdk.vsphere.placement.inventory import Inventory
+from tests.vcsim.harness import POD_MEMBERS, PODS
 
 pytestmark = pytest.mark.integration
 
 TiB = 1 << 40
 C0 = {"DC0_C0_H0", "DC0_C0_H1", "DC0_C0_H2"}
 C1 = {"DC0_C1_H0", "DC0_C1_H1", "DC0_C1_H2"}
-ELIGIBLE = {"ds-big", "ds-c0", "ds-c1", "ds-small"}
+NAMED = {"ds-big", "ds-c0", "ds-c1", "ds-small"}
+ELIGIBLE = NAMED | POD_MEMBERS
 
 
 @pytest.fixture(autouse=True)
@@ -117,7 +122,8 @@ def test_candidates_give_each_datastore_a_verdict(selector):
     assert cands["LocalDS_0"].reason == "type OTHER is not in datastore_types (nfs, nfs41, vmfs, vsan, vvol)"
     assert cands["ds-maint"].reason == "in maintenance mode"
     assert cands["ds-gone"].reason == "not accessible"
-    assert {n: cands[n].host_count for n in ELIGIBLE} == {"ds-big": 6, "ds-c0": 3, "ds-c1": 3, "ds-small": 1}
+    assert {n: cands[n].host_count for n in NAMED} == {"ds-big": 6, "ds-c0": 3, "ds-c1": 3, "ds-small": 1}
+    assert {n: cands[n].host_count for n in PODS["pod-gold"]} == {"gold-1": 2, "gold-2": 2, "gold-3": 1}
     assert cands["ds-big"].type == "VMFS" and cands["ds-big"].capacity_gb == 4096
     assert all(c.compliant is None for c in cands.values())
 

@@ -765,6 +765,9 @@ func destroy(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
 	handler := simulator.Map.Get(m.This)
 	vm, ok := handler.(*simulator.VirtualMachine)
 	if !ok {
+		if pod, isPod := handler.(*simulator.StoragePod); isPod {
+			return destroyPod(ctx, pod, m)
+		}
 		return callVcsim(ctx, m, handler)
 	}
 	chainMu.Lock()

@@ -44,6 +44,24 @@ PASSWORD = "vmdk-Secr3t!pw"
 DATACENTER = "DC0"
 ESX_DATACENTER = "ha-datacenter"
 ESX_DATASTORES = ("datastore1", "datastore2")  # VMFS, on the one host (-esx); vcsim's LocalDS_0 (OTHER) too
+# Datastore clusters (StoragePods) of our vCenter model and their member datastores (main.go's table):
+# pod-gold (Storage DRS on, automated), pod-silver (on, manual), pod-off (Storage DRS disabled).
+PODS: dict[str, tuple[str, ...]] = {
+    "pod-gold": ("gold-1", "gold-2", "gold-3"),
+    "pod-silver": ("silver-1", "silver-2"),
+    "pod-off": ("off-1", "off-2"),
+}
+POD_MEMBERS = frozenset(ds for members in PODS.values() for ds in members)
+# Each member's capacity and free space at start (GiB) and the hosts that mount it (sdrs.go ourPods).
+POD_MEMBER_TABLE: dict[str, tuple[int, int, frozenset[str]]] = {
+    "gold-1": (1000, 400, frozenset({"DC0_C0_H1", "DC0_C0_H2"})),
+    "gold-2": (900, 280, frozenset({"DC0_C0_H1", "DC0_C0_H2"})),
+    "gold-3": (500, 180, frozenset({"DC0_C0_H2"})),
+    "silver-1": (1200, 600, frozenset({"DC0_C0_H1", "DC0_C0_H2"})),
+    "silver-2": (600, 160, frozenset({"DC0_C0_H1", "DC0_C0_H2"})),
+    "off-1": (700, 256, frozenset({"DC0_C0_H1", "DC0_C0_H2"})),
+    "off-2": (800, 200, frozenset({"DC0_C0_H1", "DC0_C0_H2"})),
+}
 
 # The simulator's modes by name: the keyword arguments of start_vcsim each stands for.
 MODES: dict[str, dict[str, bool]] = {
@@ -232,18 +250,54 @@ class Vcsim:
         """Tag a datastore for the PBM placement solver (``tag=None`` removes the category's tags)."""
         self._post("/vmdk-test/tag", {"datastore": datastore, "category": category, "tag": tag or ""})
 
+    def set_pod(self, name: str, *, sdrs: bool | None = None, behavior: str | None = None,
+                add: tuple[str, ...] | list[str] = (), remove: tuple[str, ...] | list[str] = ()) -> None:
+        """Change a datastore cluster through main.go's test endpoint (not a vSphere API): Storage DRS on or
+        off, ``behavior`` ``manual`` or ``automated``, datastores moved in (``add``) or out to the datacenter's
+        datastore folder (``remove``)."""
+        form = {"name": name}
+        if sdrs is not None:
+            form["sdrs"] = "on" if sdrs else "off"
+        if behavior is not None:
+            form["behavior"] = behavior
+        if add:
+            form["add"] = ",".join(add)
+        if remove:
+            form["remove"] = ",".join(remove)
+        self._post("/vmdk-test/pod", form)
+
+    def pods(self) -> list[dict]:
+        """The datastore clusters as the test endpoint lists them: name, sdrs, behavior, datastores."""
+        import json
+
+        return json.loads(self._get("/vmdk-test/pod"))
+
+    def svmotion(self, vm: str, datastore: str, disk: int | None = None) -> None:
+        """Move a VM's files and disks (``disk``: only that disk, by device key) to ``datastore`` as a storage
+        vMotion (Storage DRS in automated mode, or an administrator) would, outside any client's view; ``vm``
+        is its name or moref value.  A fault (e.g. FileLocked) raises urllib.error.HTTPError 409."""
+        form = {"vm": vm, "datastore": datastore}
+        if disk is not None:
+            form["disk"] = str(int(disk))
+        self._post("/vmdk-test/svmotion", form)
+
     def set_nfc_origin(self, scheme: str = "", host: str = "") -> None:
         """Scheme and host the device URLs of leases made from now on name (``""``: vCenter's ``https``, ``*``)."""
         self._post("/vmdk-test/nfc", {"scheme": scheme, "host": host})
 
     def _post(self, path: str, form: dict[str, str]) -> str:
+        return self._request(path, "POST", urllib.parse.urlencode(form).encode())
+
+    def _get(self, path: str) -> str:
+        return self._request(path, "GET", None)
+
+    def _request(self, path: str, method: str, data: bytes | None) -> str:
         import ssl
 
         ctx = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
         scheme = "https" if self.ca_file else "http"
-        req = urllib.request.Request(f"{scheme}://{self.server}{path}",
-                                     data=urllib.parse.urlencode(form).encode(), method="POST")
-        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+        req = urllib.request.Request(f"{scheme}://{self.server}{path}", data=data, method=method)
+        with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
             return resp.read().decode()
 
     def running(self) -> bool:

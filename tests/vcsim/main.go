@@ -40,6 +40,16 @@
 //	ds-maint  VMFS, C0+C1, 8 TiB free, summary.maintenanceMode = inMaintenance
 //	ds-gone   VMFS, C1, 8 TiB free, summary.accessible = false (mounts inaccessible)
 //
+// Datastore clusters (StoragePods) in DC0's datastore folder, with member datastores of their own (VMFS;
+// every member on DC0_C0_H1 and DC0_C0_H2 except gold-3, on DC0_C0_H2 only; sizes in GiB, capacity/free):
+//
+//	pod-gold    Storage DRS on, automated   gold-1 1000/400, gold-2 900/280, gold-3 500/180
+//	pod-silver  Storage DRS on, manual      silver-1 1200/600, silver-2 600/160
+//	pod-off     Storage DRS off (manual)    off-1 700/256, off-2 800/200
+//
+// Every pod has defaultIntraVmAffinity true, loadBalanceInterval 480, space threshold 80 % (utilization).
+// A datastore listing of DC0 (a recursive container view) includes the members, as vCenter's does.
+//
 // PBM is served on /pbm with vcsim's built-in profiles plus "vmdk-gold" (created here: one rule set,
 // tag rule category "tier" = "gold"). The placement solver (pbm.go) evaluates policies against the
 // datastores instead of answering "every datastore":
@@ -117,6 +127,24 @@
 //     make no VM), and answers InvalidState for a finished task.
 //   - Datastore free space: growing a disk charges the growth, attaching an existing disk nothing (vcsim
 //     charged the whole capacity each time); creating a disk still charges its capacity, thin or not.
+//   - CreateVM_Task without a host picks one that mounts the VM's datastore from a copy of the compute
+//     resource's host list (vcsim filtered the cluster's own list in place, losing and duplicating hosts).
+//   - Datastore clusters (sdrs.go; vCenter model only): MoveIntoFolder puts datastores into a pod once each
+//     and takes them out again; container views list pod members (once each, parent = the pod); a pod's
+//     summary is the sums of its members; Destroy_Task removes an empty pod. RecommendDatastores (create,
+//     clone, relocate, reconfigure) needs a pod with Storage DRS enabled (else InvalidArgument
+//     podSelectionSpec.storagePod) and takes the members that are accessible, not in maintenance, mounted
+//     by a usable host of spec.host, else the pool's compute resource, else the VM's host, comply with the
+//     locators' policies and have room (free space less leased space >= the disks' capacity); it ranks them
+//     by space utilisation after placement (then free space, then name), ratings 5 down to 1, keys unique
+//     across calls; with none left: no recommendation and drsFault (InsufficientStorageSpace, or
+//     NoCompatibleDatastore). storagePod alone places the VM's files and the disks without a locator;
+//     intra-VM affinity keeps a reconfigure's new disks with the VM; a linked clone stays with its base disk.
+//     ApplyStorageDrsRecommendation(ToPod)_Task runs CreateVM/CloneVM/RelocateVM/ReconfigVM onto the chosen
+//     member in a task on the pod, whose result is an ApplyStorageRecommendationResult (vm set for create
+//     and clone); an unknown or applied key (or another of the same call, once one is applied) is
+//     InvalidArgument. CancelStorageDrsRecommendation drops keys; RefreshStorageDrsRecommendation makes no
+//     migration recommendation. Storage DRS moves nothing by itself: /vmdk-test/svmotion does.
 //
 // Test control endpoints (not part of vSphere), all POST with form values:
 //
@@ -130,6 +158,14 @@
 //	                      the delay. GET lists the delays as JSON.
 //	/vmdk-test/tag        datastore=<name>, category=<name>, tag=<name> (empty: remove the category's tags);
 //	                      not in -esx (a host has no PBM).
+//	/vmdk-test/pod        name=<pod> (required), and any of sdrs=on|off, behavior=manual|automated,
+//	                      add=<ds>,<ds>... (moved into the pod), remove=<ds>,... (moved out to the datastore
+//	                      folder); GET lists the pods as JSON [{name, sdrs, behavior, datastores}]. Not in -esx.
+//	/vmdk-test/svmotion   vm=<name or moref value>, datastore=<name>, optional disk=<device key>: moves the VM's
+//	                      files and disks (or that disk only) as a storage vMotion by Storage DRS or an
+//	                      administrator would (RelocateVM's work; only this VM's backings follow). 204, or 409
+//	                      "<Fault>: <message>" (e.g. DatastoreNotWritableOnHost), 404 for an unknown VM or
+//	                      datastore. Not in -esx.
 //	/vmdk-test/nfc        scheme=<http|https>, host=<host[:port]> (empty: https and "*", the defaults, as stock vcsim
 //	                      gives them; "*" is what an ESXi host answers, vCenter names a host): the device URLs of
 //	                      leases made from now on name them (the simulator serves the disk whatever they say).
@@ -199,6 +235,11 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
+		podDirs, err := addOurPods()
+		defer removeAll(podDirs)
+		if err != nil {
+			log.Fatal(err)
+		}
 		if err := addProfile("vmdk-gold", "Test policy of terraform-provider-vmdk: tag tier=gold"); err != nil {
 			log.Fatalf("pbm profile: %v", err)
 		}
@@ -219,8 +260,10 @@ func main() {
 		mux.HandleFunc("/vmdk-test/datastore", controlDatastore)
 		mux.HandleFunc("/vmdk-test/task", slowTask(model.ServiceContent.RootFolder))
 		mux.HandleFunc("/vmdk-test/delay", controlDelay)
-		if !esxMode { // tags feed the PBM placement solver, which a host does not have
+		if !esxMode { // tags feed the PBM placement solver, which a host does not have; nor has it pods
 			mux.HandleFunc("/vmdk-test/tag", controlTag)
+			mux.HandleFunc("/vmdk-test/pod", controlPod)
+			mux.HandleFunc("/vmdk-test/svmotion", controlSvmotion)
 		}
 		mux.HandleFunc("/vmdk-test/nfc", controlNFC)
 	}

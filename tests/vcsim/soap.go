@@ -76,10 +76,11 @@ func installFidelity(svc *simulator.Service, server *simulator.Server, mux *http
 	}
 	simulator.Map.AddHandler(taskEntities{})
 	installDiskManager()
-	if !esxMode { // a host has no PBM endpoint
+	if !esxMode { // a host has no PBM endpoint, nor datastore clusters
 		if err := installPlacementSolver(svc); err != nil {
 			return err
 		}
+		installSDRS()
 	}
 	syncAllDisks()
 	// The server is already listening, but nobody knows its address before we print it.
@@ -126,6 +127,9 @@ func (f *fidelity) serveSDK(w http.ResponseWriter, r *http.Request) {
 		r.Body = ioutil.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
 		f.mux.ServeHTTP(w, r)
+	}
+	if podSummaries {
+		beforeRequest()
 	}
 	name := methodName(body)
 	_, override := f.overrides[name]

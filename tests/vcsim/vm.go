@@ -5,6 +5,7 @@ package main
 
 import (
 	"fmt"
+	"math/rand"
 	"os"
 	"path"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 )
@@ -40,6 +42,7 @@ func createVM(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
 		return &methods.CreateVM_TaskBody{Fault_: fault("", &types.NotSupported{})}
 	}
 	attached := normalizeDisks(&req.Config)
+	chooseHost(req)
 	res := createVMIn(ctx, folder, req)
 	if r, ok := taskResult(res); ok {
 		giveBack(attached)
@@ -48,6 +51,38 @@ func createVM(ctx *simulator.Context, m *simulator.Method) soap.HasFault {
 		}
 	}
 	return res
+}
+
+// chooseHost gives a CreateVM without host one as vcsim would choose it: at random among the hosts of the
+// pool's compute resource that mount the datastore of the VM's files. vcsim chooses from the compute
+// resource's own host list filtered in place (folder.go hostsWithDatastore: attached := hosts[:0]), which
+// rewrites a cluster's host list whose hosts do not all mount that datastore ([H0 H1 H2] became
+// [H1 H2 H2]); we choose from a copy. Without such a host the request is vcsim's as it was.
+func chooseHost(req *types.CreateVM_Task) {
+	if req.Host != nil || req.Config.Files == nil {
+		return
+	}
+	ds := dsOfPath(req.Config.Files.VmPathName)
+	pool, ok := simulator.Map.Get(req.Pool).(mo.Entity)
+	if ds == nil || !ok {
+		return
+	}
+	cr := computeResourceOf(pool)
+	if cr == nil {
+		return
+	}
+	var refs []types.ManagedObjectReference
+	simulator.Map.WithLock(cr, func() { refs = append(refs, hostsOf(cr)...) })
+	var fit []types.ManagedObjectReference
+	for _, ref := range refs {
+		if h, ok := simulator.Map.Get(ref).(*simulator.HostSystem); ok && mounts(h, ds) {
+			fit = append(fit, ref)
+		}
+	}
+	if len(fit) > 0 {
+		host := fit[rand.Intn(len(fit))]
+		req.Host = &host
+	}
 }
 
 // normalizeDisks fills both capacity fields of new disks (vcsim keeps whichever was sent), and existing
