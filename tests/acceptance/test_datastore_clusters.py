@@ -153,7 +153,7 @@ output "all" { value = data.vmdk_datastores.all }
     assert out["v"]["datastore_cluster"] == "pod-silver" and out["v"]["datastore"] in ("silver-1", "silver-2")
     silver = out["silver"]
     assert silver["members"] == ["silver-1", "silver-2"] and silver["sdrs_enabled"] is True
-    assert silver["default_vm_behavior"] == "manual" and silver["capacity_gb"] == 1024 + 512
+    assert silver["default_vm_behavior"] == "manual" and silver["capacity_gb"] == 1200 + 600
     by_name = {d["name"]: d for d in out["all"]["datastores"]}
     assert silver["free_gb"] == pytest.approx(by_name["silver-1"]["free_gb"] + by_name["silver-2"]["free_gb"],
                                               abs=0.01)
