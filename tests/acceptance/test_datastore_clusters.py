@@ -341,3 +341,57 @@ output "clusters" { value = [for d in data.vmdk_datastores.all.datastores : d.da
         assert "datastore_cluster" in planned.stderr and not any(b in planned.stderr for b in BAD)
     finally:
         sim.stop()
+
+
+def test_images_policies_and_linked_clones_in_a_cluster(make_tf, vsphere_provider_block, vcsim, tmp_path) -> None:
+    from .test_data_io import convert, make_raw
+
+    image = convert(make_raw(tmp_path / "disk.raw", 4, 7), "streamOptimized")
+    body = """
+resource "vmdk_volume" "img" {{
+  name              = "from-image"
+  size_gb           = 1
+  datastore_cluster = "pod-gold"
+{policy}
+  image {{
+    source    = "file://{image}"
+    disk_type = "streamOptimized"
+  }}
+}}
+resource "vmdk_volume" "linked" {{
+  count             = {linked}
+  name              = "linked"
+  size_gb           = 1
+  source_volume_id  = vmdk_volume.img.id
+  clone_type        = "linked"
+  datastore_cluster = "pod-silver"
+}}
+output "img" {{ value = vmdk_volume.img }}
+"""
+    tf = make_tf(vsphere_provider_block + body.format(policy="", image=image, linked=0))
+    applied = run(tf, "apply", "-auto-approve", env=_log_env(tf))
+    assert applied.returncode == 0, applied.stderr
+    img = tf.output()["img"]
+    assert img["datastore"] in GOLD and img["datastore_cluster"] == "pod-gold"
+    # a storage policy only another member complies with: Storage DRS recommends the move (policy in the
+    # disk's locator), the volume stays in its cluster
+    target = next(m for m in GOLD if m != img["datastore"])
+    vcsim.set_datastore_tag(target, "tier", "gold")
+    try:
+        write_config(Path(tf.tfdir), vsphere_provider_block + body.format(
+            policy='  storage_policy = "vmdk-gold"', image=image, linked=0))
+        applied = run(tf, "apply", "-auto-approve")
+        assert applied.returncode == 0, applied.stderr
+        moved = tf.output()["img"]
+        assert moved["datastore"] == target and moved["datastore_cluster"] == "pod-gold" and moved["id"] == img["id"]
+        assert moved["storage_policy"] == "vmdk-gold"
+    finally:
+        vcsim.set_datastore_tag(target, "tier", None)
+    # a linked clone stays on its source's datastore: into another cluster it is refused, naming clone_type
+    write_config(Path(tf.tfdir), vsphere_provider_block + body.format(
+        policy='  storage_policy = "vmdk-gold"', image=image, linked=1))
+    refused = run(tf, "apply", "-auto-approve")
+    assert refused.returncode == 1 and "A linked clone stays on its source's datastore" in refused.stderr
+    assert "clone_type" in refused.stderr and not any(b in refused.stderr for b in BAD)
+    write_config(Path(tf.tfdir), vsphere_provider_block + body.format(policy="", image=image, linked=0))
+    assert run(tf, "destroy", "-auto-approve").returncode == 0

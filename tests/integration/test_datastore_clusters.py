@@ -171,3 +171,24 @@ def test_a_clone_into_a_cluster_goes_where_storage_drs_recommends(vsphere_sessio
     assert cap.count("CancelStorageDrsRecommendation") == 1  # the lease of the recommendation given back
     assert cap.last("CloneVM_Task").args["spec"].location.datastore._moId == key
     assert clone.datastore._GetMoId() == key and clone.datastore_name in ("gold-1", "gold-2", "gold-3")
+
+
+def test_a_policy_move_asks_for_a_compliant_member(vcsim, vsphere_session, made) -> None:
+    ops = VolumeOps(vsphere_session, Inventory(vsphere_session))
+    selector = DatastoreSelector(vsphere_session, ops.inventory)
+    backing = create_in(ops, made, "pod-gold")
+    target = next(m for m in ("gold-1", "gold-2", "gold-3") if m != backing.datastore_name)
+    vcsim.set_datastore_tag(target, "tier", "gold")
+    try:
+        pod = ops.inventory.pod("pod-gold")
+        profile_id = selector.profile_id("vmdk-gold")
+        choice = selector.in_pod(Requirements(size_bytes=backing.size_bytes, profile_name="vmdk-gold", pod=pod.name))
+        with SoapCapture(vsphere_session.si) as cap:
+            key = ops.recommend_relocate_target(backing, pod, choice, profile_id)
+        ask = cap.last("RecommendDatastores").args["storageSpec"]
+        locator = ask.podSelectionSpec.initialVmConfig[0].disk[0]
+        assert ask.type == "relocate" and locator.diskId == backing.disk_key
+        assert [p.profileId for p in locator.profile] == [profile_id] == [p.profileId for p in ask.relocateSpec.profile]
+        assert choice.verdict(key).datastore.name == target and cap.count("CancelStorageDrsRecommendation") == 1
+    finally:
+        vcsim.set_datastore_tag(target, "tier", None)

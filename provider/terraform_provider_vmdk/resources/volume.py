@@ -267,9 +267,8 @@ class VolumeResource(Resource):
         plain = prepared is None and not (plan.get("source_volume_id") or plan.get("source_snapshot_id"))
         if pod and plain and self._pod_mode(plan) == "sdrs":
             return self._create_in_pod(req, backend, volume_id, size_bytes, pod)
-        cloned = prepared is None and not plain
-        if pod and cloned and self._pod_mode(plan) == "sdrs" and plan.get("clone_type") != "linked":
-            placement = self._pod_clone_placement(backend, plan, volume_id, size_bytes, pod)
+        if pod and self._pod_mode(plan) == "sdrs":
+            placement = self._pod_sdrs_placement(backend, plan, volume_id, size_bytes, pod, clone=prepared is None)
         else:
             placement = self._placement(backend, size_bytes, plan.get("storage_policy"), plan.get("datastore"), pod)
         self._fix_identity(req, volume_id)
@@ -311,10 +310,12 @@ class VolumeResource(Resource):
         backend.remember(backing)
         return backing
 
-    def _pod_clone_placement(self, backend: VolumeBackend, plan: dict[str, Any], volume_id: str, size_bytes: int,
-                             pod: str) -> Any:
-        """Where a full clone goes in datastore cluster ``pod`` (sdrs mode): the member Storage DRS recommends for
-        the clone among those our rules accept, with the space counted until the clone is made."""
+    def _pod_sdrs_placement(self, backend: VolumeBackend, plan: dict[str, Any], volume_id: str, size_bytes: int,
+                            pod: str, *, clone: bool) -> Any:
+        """Where a volume that is not an empty create goes in datastore cluster ``pod`` (sdrs mode): the member
+        Storage DRS recommends (for a clone, ``type=clone`` of its source; for an image or a backup, ``type=create``)
+        among those our rules accept, with the space counted until the volume is made. The volume is then made on
+        that member by its own path (a clone's disk-type conversion and policy need the datastore named)."""
         from ..vsphere.placement.datastore import Requirements
 
         found = driver_errors("find the datastore cluster", lambda: backend.inventory.pod(pod), "datastore_cluster")
@@ -324,13 +325,17 @@ class VolumeResource(Resource):
         if not found.sdrs_enabled:
             raise DiagnosticError("Storage DRS is disabled", f"Datastore cluster {pod!r} has Storage DRS disabled; set "
                                   "datastore_cluster_mode = \"members\" to place on its members.", "datastore_cluster")
-        source = self._source(backend, plan)
-        where = "place the clone in datastore cluster " + pod
+        where = "place the volume in datastore cluster " + pod
         choice = driver_errors(where, lambda: backend.selector.in_pod(
             Requirements(size_bytes=size_bytes, profile_name=plan.get("storage_policy"), pod=found.name)),
             "datastore_cluster")
-        key = driver_errors(where, lambda: backend.ops.recommend_clone_target(source, volume_id, found, choice),
-                            "datastore_cluster")
+        if clone:
+            source = self._source(backend, plan)
+            key = driver_errors(where, lambda: backend.ops.recommend_clone_target(source, volume_id, found, choice),
+                                "datastore_cluster")
+        else:
+            key = driver_errors(where, lambda: backend.ops.recommend_create_target(
+                volume_id, size_bytes, plan["disk_type"], plan["adapter_type"], found, choice), "datastore_cluster")
         return replace(choice.placements[key], release=backend.selector.reserve(key, size_bytes))
 
     def _clone(self, backend: VolumeBackend, plan: dict[str, Any], volume_id: str, placement: Any,
@@ -343,7 +348,8 @@ class VolumeResource(Resource):
         for attempt in (1, 2):
             source = self._source(backend, plan)
             try:
-                return Executor(backend).clone(
+                pod = plan.get("datastore_cluster") if _known(plan.get("datastore_cluster")) else None
+                return Executor(backend, pod).clone(
                     source, volume_id, name=plan["name"], description=plan.get("description"),
                     clone_type=plan["clone_type"], disk_type=plan["disk_type"], placement=placement,
                     size_bytes=size_bytes)

@@ -424,6 +424,20 @@ class Executor:
                                                            excluded_datastores=excluded, pod=pod.name))
         return self.ops.relocate_in_pod(backing, pod, choice, self.backend.selector.reserve)
 
+    def _recommended(self, backing: Backing, requirements: Any, profile_id: str | None) -> Any:
+        """The member of ``self.pod`` Storage DRS recommends for moving ``backing`` (with the policy), among those
+        ``requirements`` accept; its space counted until released."""
+        from dataclasses import replace as _replace
+
+        pod = self.backend.inventory.pod(self.pod or "")
+        if pod is None:
+            raise DiagnosticError("Datastore cluster not found", f"No datastore cluster {self.pod!r} exists.",
+                                  "datastore_cluster")
+        selector = self.backend.selector
+        choice = selector.in_pod(_replace(requirements, pod=pod.name))
+        key = self.ops.recommend_relocate_target(backing, pod, choice, profile_id)
+        return _replace(choice.placements[key], release=selector.reserve(key, backing.size_bytes))
+
     # -- retype ----------------------------------------------------------------------------------------
     def retype(self, backing: Backing, disk_type: str, adapter_type: str, policy_name: str | None,
                may_move: bool) -> Backing:
@@ -449,8 +463,12 @@ class Executor:
                 "disk_type")
         if decision.relocate:
             excluded = frozenset({backing.datastore}) if decision.exclude_current_datastore else frozenset()
-            placement = selector.select(Requirements(size_bytes=backing.size_bytes, profile_name=policy_name,
-                                                     excluded_datastores=excluded, pod=self.pod), reserve=True)
+            requirements = Requirements(size_bytes=backing.size_bytes, profile_name=policy_name,
+                                        excluded_datastores=excluded, pod=self.pod)
+            if self.pod and self.pod_mode == "sdrs":
+                placement = self._recommended(backing, requirements, profile_id)
+            else:
+                placement = selector.select(requirements, reserve=True)
             try:
                 if placement.datastore_name != backing.datastore_name:
                     backing = self.ops.relocate_backing(backing, placement,
@@ -482,6 +500,12 @@ class Executor:
                 f"A linked clone is a child disk of its source, whose disk type is {src.disk_type}; it cannot be "
                 f"{disk_type}. Set disk_type = \"{src.disk_type}\", or clone_type = \"full\" for an independent "
                 "copy of another type.", "disk_type")
+        if decision.linked and self.pod and self.backend.pod_of(src.datastore_name) != self.pod:
+            raise DiagnosticError(
+                "A linked clone stays on its source's datastore",
+                f"A linked clone is a child disk on its source's datastore ({src.datastore_name}), which is not a "
+                f"member of datastore cluster {self.pod!r}. Set clone_type = \"full\" to copy the volume into the "
+                "cluster, or clone a source that is in it.", "clone_type")
         if decision.note:
             LOG.info("clone of %s: %s", src.name, decision.note)
         backing = self.ops.clone_backing(source, new_id, name, linked=decision.linked, disk_type=disk_type,

@@ -93,18 +93,25 @@ def create_placement_spec(pod: Any, config: vim.vm.ConfigSpec, folder: Any, pool
     return spec
 
 
-def relocate_placement_spec(pod: Any, vm: Any, disk_key: int | None, pool: Any, host: Any = None
-                            ) -> vim.storageDrs.StoragePlacementSpec:
+def relocate_placement_spec(pod: Any, vm: Any, disk_key: int | None, pool: Any, host: Any = None,
+                            profile: Any = None) -> vim.storageDrs.StoragePlacementSpec:
     """A ``type=relocate`` request for a shadow VM: its pool (and host), no datastore, a disk locator for its disk
-    so that SDRS places the disk with the VM's files (terraform-provider-vsphere needed its PR #1546 for this)."""
-    locators = [vim.storageDrs.PodSelectionSpec.DiskLocator(diskId=disk_key)] if disk_key is not None else []
+    so that SDRS places the disk with the VM's files (terraform-provider-vsphere needed its PR #1546 for this);
+    ``profile`` (storage profile specs): the policy the destination must comply with, on the disk and the VM."""
+    locator = vim.storageDrs.PodSelectionSpec.DiskLocator(diskId=disk_key) if disk_key is not None else None
+    if locator is not None and profile:
+        locator.profile = profile
     selection = vim.storageDrs.PodSelectionSpec(
-        storagePod=pod, initialVmConfig=[vim.storageDrs.PodSelectionSpec.VmPodConfig(storagePod=pod, disk=locators)])
+        storagePod=pod, initialVmConfig=[vim.storageDrs.PodSelectionSpec.VmPodConfig(
+            storagePod=pod, disk=[locator] if locator is not None else [])])
     relocate = vim.vm.RelocateSpec(pool=pool)
     if host is not None:
         relocate.host = host
+    if profile:
+        relocate.profile = profile
     return vim.storageDrs.StoragePlacementSpec(type="relocate", vm=vm, relocateSpec=relocate,
-                                               podSelectionSpec=selection, priority="defaultPriority")
+                                               podSelectionSpec=selection, priority="defaultPriority",
+                                               resourceLeaseDurationSec=LEASE_SECONDS)
 
 
 def clone_placement_spec(pod: Any, vm: Any, disk_key: int | None, folder: Any, name: str, pool: Any

@@ -150,6 +150,26 @@ class Lifecycle(Lookup):
                 return backing, f"Storage DRS recommendation {picked.key}"
         raise AssertionError("unreachable")
 
+    def recommend_create_target(self, volume_id: str, size_bytes: int, disk_type: str, adapter_type: str, pod: Any,
+                                choice: Any) -> str:
+        """The member of datastore cluster ``pod`` Storage DRS recommends for a new shadow VM with a disk of
+        ``size_bytes`` (``type=create``, as for an empty volume) that ``choice`` accepts, as its moref value: for
+        volumes whose disk comes from elsewhere (an image, a backup), made on that member by their own path. The
+        recommendation is cancelled (its lease given back)."""
+        spec = specs.create_spec(
+            name=specs.backing_name(volume_id), volume_id=volume_id, size_in_kb=specs.size_kb(size_bytes),
+            disk_type=disk_type, adapter_type=adapter_type, datastore_name="", profile_id=choice.profile_id,
+            hw_version=self.hw_version)
+        spec.files = vim.vm.FileInfo()
+        first = choice.placements[choice.ranked[0].datastore.key]
+        request = sdrs.create_placement_spec(pod.moref, spec, self._resolve_folder(None), first.resource_pool, None)
+        answer = sdrs.recommend(self.session, request)
+        picked, vetoed = self.first_acceptable(answer, choice)
+        if picked is None:
+            raise exc.NoValidDatastore(no_recommendation(pod.name, size_bytes, answer, vetoed))
+        sdrs.cancel(self.session, picked.key)
+        return str(picked.destination_key)
+
     @staticmethod
     def first_acceptable(answer: Any, choice: Any) -> tuple[Any, list[str]]:
         """The first recommendation whose datastore our rules accept, and why each one before it was vetoed."""

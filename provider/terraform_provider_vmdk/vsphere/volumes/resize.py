@@ -82,6 +82,22 @@ class Resize(Clones):
             self._task(target.MoveIntoFolder_Task, list=[moved.moref], idempotent=True)
         return self.refresh(moved)
 
+    def recommend_relocate_target(self, backing: Backing, pod: Any, choice: Any, profile_id: str | None) -> str:
+        """The member of datastore cluster ``pod`` Storage DRS recommends for moving the volume (``type=relocate``,
+        the policy ``profile_id`` in the disk's locator) that ``choice`` accepts, as its moref value. The move is
+        then RelocateVM onto it (a disk-type conversion goes in the relocate's disk locator, which names the
+        datastore); the recommendation is cancelled (its lease given back)."""
+        first = choice.placements[choice.ranked[0].datastore.key]
+        profile = specs.profile_specs(profile_id) if profile_id else None
+        request = sdrs.relocate_placement_spec(pod.moref, backing.moref, backing.disk_key, first.resource_pool,
+                                               None, profile)
+        answer = sdrs.recommend(self.session, request)
+        picked, vetoed = self.first_acceptable(answer, choice)
+        if picked is None:
+            raise exc.NoValidDatastore(no_recommendation(pod.name, backing.size_bytes, answer, vetoed))
+        sdrs.cancel(self.session, picked.key)
+        return str(picked.destination_key)
+
     def run_task_of(self, start: Any) -> Any:
         """Start the task ``start`` returns (a write: a lost answer is OutcomeUnknown) and wait for it."""
         task = self.session.send(start, what="ApplyStorageDrsRecommendation_Task", idempotent=False)
