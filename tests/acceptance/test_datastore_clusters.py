@@ -395,3 +395,25 @@ output "img" {{ value = vmdk_volume.img }}
     assert "clone_type" in refused.stderr and not any(b in refused.stderr for b in BAD)
     write_config(Path(tf.tfdir), vsphere_provider_block + body.format(policy="", image=image, linked=0))
     assert run(tf, "destroy", "-auto-approve").returncode == 0
+
+
+def test_no_room_since_the_plan_fails_the_apply_and_leaves_nothing(make_tf, vsphere_provider_block, vcsim,
+                                                                   scan_backings) -> None:
+    import json
+
+    before = set(scan_backings())
+    tf = make_tf(vsphere_provider_block + _volume('  datastore_cluster = "pod-silver"\n'))
+    assert run(tf, "plan", "-out=tfplan").returncode == 0
+    free = {d.name: d.free_space for d in _datastores(vcsim) if d.name in ("silver-1", "silver-2")}
+    for name in free:
+        vcsim.set_datastore(name, free=0)
+    try:
+        applied = run(tf, "apply", "tfplan")
+    finally:
+        for name, value in free.items():
+            vcsim.set_datastore(name, free=value)
+    assert applied.returncode == 1 and "datastore_cluster" in applied.stderr, applied.stderr
+    assert "silver-1" in applied.stderr and not any(b in applied.stderr for b in BAD)
+    state = json.loads(run(tf, "state", "pull").stdout or "{}")
+    assert not [i for r in state.get("resources", []) for i in r["instances"]]
+    assert set(scan_backings()) == before
