@@ -127,7 +127,7 @@ def test_plan_time_errors_name_datastore_cluster(make_tf, vsphere_provider_block
     assert set(scan_backings()) == before  # nothing was written
 
 
-def test_provider_default_cluster_and_the_data_sources(make_tf, vsphere_provider_block) -> None:
+def test_provider_default_cluster_and_the_data_sources(make_tf, vsphere_provider_block, vcsim) -> None:
     block = vsphere_provider_block.replace("\n}\n", '\n  datastore_cluster = "pod-silver"\n}\n')
     tf = make_tf(block + _volume() + """
 resource "vmdk_volume" "w" {
@@ -162,6 +162,13 @@ output "all" { value = data.vmdk_datastores.all }
     # a volume that names a datastore is not put into the default cluster
     assert out["w"]["datastore"] == "ds-big" and out["w"]["datastore_cluster"] is None
     assert _unchanged(tf)
+    # the default is held like the volume's own setting: moved out, it is planned back in
+    vcsim.svmotion(out["v"]["backing_name"], "ds-c0")
+    plan = run(tf, "plan")
+    assert "Volume will be relocated into the datastore cluster" in plan.stdout + plan.stderr, plan.stdout
+    assert run(tf, "apply", "-auto-approve").returncode == 0
+    back = tf.output()["v"]
+    assert back["datastore"] in ("silver-1", "silver-2") and tf.output()["w"]["datastore"] == "ds-big"
     # imported: its cluster is read from its datastore
     assert run(tf, "state", "rm", "vmdk_volume.v").returncode == 0
     imported = run(tf, "import", "vmdk_volume.v", out["v"]["id"])

@@ -86,8 +86,10 @@ PROVIDER_SCHEMA: Schema = schema(
         ),
         "datastore_cluster": Attribute(
             String, optional=True, validators=(NotEmpty(),),
-            description="Datastore cluster (StoragePod) for new volumes that name neither `datastore` nor "
-            "`datastore_cluster` (a vCenter feature: an error on a standalone ESXi host).",
+            description="Datastore cluster (StoragePod) for volumes that name neither `datastore` nor "
+            "`datastore_cluster`, held like the volume's own setting: new volumes are created in it, and a volume "
+            "outside it (moved out, or made before the default was set) is planned to move into it (a vCenter "
+            "feature: an error on a standalone ESXi host).",
         ),
         "datastore_cluster_mode": Attribute(
             String, optional=True, validators=(OneOf(("sdrs", "members")),),

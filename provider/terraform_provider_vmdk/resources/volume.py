@@ -106,10 +106,12 @@ class VolumeResource(Resource):
         if req.requires_replace:
             _plan_protected(req, prior, "replaces", ", ".join(sorted(req.requires_replace)))
             return  # the replacement is planned as a create
+        pod = self._wanted_pod(req.config or {})
+        if pod is not None and not _known((req.config or {}).get("datastore_cluster")):
+            # the provider's default holds like the volume's own setting (a change the plan shows, never silent)
+            req.config = {**(req.config or {}), "datastore_cluster": pod}
         plan_update(req)
-        pod = req.config.get("datastore_cluster") if req.config else None
-        if _known(pod) and pod is not None and pod != prior.get("datastore_cluster") \
-                and not req.diagnostics.has_errors:
+        if pod is not None and pod != prior.get("datastore_cluster") and not req.diagnostics.has_errors:
             self._plan_pod(req, pod, moving=True)
         facts = Facts.from_private(req.private.get("facts"))
         if facts is not None and facts.copies:
@@ -488,7 +490,7 @@ class VolumeResource(Resource):
             raise DiagnosticError("Volume not found", f"The backing of volume {volume_id} no longer exists in vSphere; "
                                   "run terraform apply again to recreate it.")
         backing: Backing = found  # declared, so the closures below see it as not None
-        pod = config.get("datastore_cluster") if _known(config.get("datastore_cluster")) else None
+        pod = self._wanted_pod(config)
         executor.pod, executor.pod_mode = pod, self._pod_mode(plan)
         if pod and driver_errors("read the volume", lambda: backend.pod_of(backing.datastore_name)) != pod:
             executor.refuse_held(backing, "move it", "datastore_cluster")
