@@ -193,8 +193,9 @@ class Lifecycle(Lookup):
             if refusal is None:
                 raise
             if not isinstance(refusal, sdrs.ApplyNotImplemented):
-                if self.find_vm(volume_id) is not None:  # a repeat of an apply that did happen
-                    return self.find_vm(volume_id)
+                made = self.find_vm(volume_id)  # a refused key may be a repeat of an apply that did happen
+                if made is not None:
+                    return made
                 raise refusal from None
             placement = choice.placements[picked.destination_key]
             LOG.info("volume %s: the server has no ApplyStorageDrsRecommendation_Task; creating on the recommended "
