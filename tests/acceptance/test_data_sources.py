@@ -65,7 +65,9 @@ output "gold" { value = data.vmdk_datastores.gold }
     assert 0 < ds["ds-big"].pop("free_gb") <= 3072
     assert ds["ds-big"] == {"name": "ds-big", "type": "VMFS", "capacity_gb": 4096,
                             "accessible": True, "maintenance": "normal", "host_count": 6, "compliant": None,
-                            "eligible": True, "reason": None}
+                            "eligible": True, "reason": None, "datastore_cluster": None}
+    assert all(d["datastore_cluster"] == ("pod-" + d["name"].split("-")[0] if d["name"] in POD_MEMBERS else None)
+               for d in any_["datastores"])
     assert (ds["ds-c0"]["host_count"], ds["ds-c1"]["host_count"], ds["ds-small"]["host_count"]) == (3, 3, 1)
     assert ds["ds-maint"]["maintenance"] == "inMaintenance" and not ds["ds-maint"]["eligible"]
     assert "maintenance" in ds["ds-maint"]["reason"]
