@@ -150,10 +150,16 @@ class World(FidelityWorld):
 
 
 @pytest.fixture(scope="module")
-def sim(vcsim, is_vcsim):
+def sim(is_vcsim, tmp_path_factory):
+    """A simulator of this module's own: its figures (free space, Storage DRS leases) are what the table says,
+    whatever other modules did with the session's simulator."""
     if not is_vcsim:
         pytest.skip("tests the simulator of tests/vcsim")
-    return vcsim
+    own = start_vcsim(tmp_path_factory.mktemp("sdrs-sim"))
+    try:
+        yield own
+    finally:
+        own.stop()
 
 
 @pytest.fixture(scope="module")

@@ -60,6 +60,10 @@ class Recommendation:
 class Recommendations:
     items: tuple[Recommendation, ...]
     fault: str | None = None  # why SDRS could place nothing (drsFault), in vCenter's words
+    keys: tuple[str, ...] = ()  # every recommendation's key (to cancel those not applied)
+
+    def others(self, key: str | None) -> tuple[str, ...]:
+        return tuple(k for k in self.keys if k != key)
 
 
 def _fault_text(result: Any) -> str | None:
@@ -126,14 +130,19 @@ def clone_placement_spec(pod: Any, vm: Any, disk_key: int | None, folder: Any, n
                                                podSelectionSpec=selection, resourceLeaseDurationSec=LEASE_SECONDS)
 
 
-def cancel(session: Any, key: str) -> None:
-    """Give a recommendation we do not apply back (its lease); servers without the method have no lease."""
+def cancel(session: Any, keys: Any) -> None:
+    """Give back the recommendations we do not apply: each holds space for its lease (resourceLeaseDurationSec),
+    which parallel creates would otherwise see as taken. Servers without the method hold no lease; a key vCenter
+    no longer knows (applied, expired) needs nothing."""
     manager = session.content.storageResourceManager
-    try:
-        session.send(lambda: manager.CancelStorageDrsRecommendation(key=[key]),
-                     what="CancelStorageDrsRecommendation", idempotent=True)
-    except (vmodl.fault.MethodNotFound, vmodl.fault.InvalidArgument):
-        pass
+    for key in keys:
+        try:
+            session.send(lambda key=key: manager.CancelStorageDrsRecommendation(key=[key]),
+                         what="CancelStorageDrsRecommendation", idempotent=True)
+        except vmodl.fault.MethodNotFound:
+            return
+        except vmodl.fault.InvalidArgument:
+            continue
 
 
 def recommend(session: Any, spec: vim.storageDrs.StoragePlacementSpec) -> Recommendations:
@@ -147,6 +156,7 @@ def recommend(session: Any, spec: vim.storageDrs.StoragePlacementSpec) -> Recomm
         raise exc.VMwareDriverError(f"Storage DRS refused the placement request ({prop}): the datastore cluster "
                                     "may have Storage DRS disabled or no member datastores") from None
     items = []
+    keys = tuple(rec.key for rec in getattr(result, "recommendations", None) or ())
     for rec in getattr(result, "recommendations", None) or ():
         for action in rec.action or ():
             destination = getattr(action, "destination", None)
@@ -154,7 +164,7 @@ def recommend(session: Any, spec: vim.storageDrs.StoragePlacementSpec) -> Recomm
                 items.append(Recommendation(key=rec.key, destination=destination,
                                             destination_key=destination._GetMoId(), rating=int(rec.rating or 0)))
                 break
-    return Recommendations(tuple(items), _fault_text(result))
+    return Recommendations(tuple(items), _fault_text(result), keys)
 
 
 def apply_start(session: Any, key: str) -> Any:

@@ -93,10 +93,10 @@ class Clones(Snapshots):
         request = sdrs.clone_placement_spec(pod.moref, src.moref, src.disk_key, self._resolve_folder(None),
                                             specs.backing_name(new_id), first.resource_pool)
         answer = sdrs.recommend(self.session, request)
+        sdrs.cancel(self.session, answer.keys)  # the clone is ours to make: every lease given back
         picked, vetoed = self.first_acceptable(answer, choice)
         if picked is None:
             raise exc.NoValidDatastore(no_recommendation(pod.name, src.size_bytes, answer, vetoed))
-        sdrs.cancel(self.session, picked.key)
         return str(picked.destination_key)
 
     def _temporary_snapshot(self, src: Backing, new_id: str) -> Any:

@@ -133,6 +133,7 @@ class Lifecycle(Lookup):
                 request = sdrs.create_placement_spec(pod.moref, spec, target, where.resource_pool, None)
                 answer = sdrs.recommend(self.session, request)
                 picked, vetoed = self.first_acceptable(answer, choice)
+                sdrs.cancel(self.session, answer.others(picked.key if picked else None))  # their leases back
                 if picked is None:
                     raise exc.NoValidDatastore(no_recommendation(pod.name, size_bytes, answer, vetoed))
                 release = reserve(picked.destination_key, size_bytes)
@@ -164,10 +165,10 @@ class Lifecycle(Lookup):
         first = choice.placements[choice.ranked[0].datastore.key]
         request = sdrs.create_placement_spec(pod.moref, spec, self._resolve_folder(None), first.resource_pool, None)
         answer = sdrs.recommend(self.session, request)
+        sdrs.cancel(self.session, answer.keys)  # the volume is ours to make: every lease given back
         picked, vetoed = self.first_acceptable(answer, choice)
         if picked is None:
             raise exc.NoValidDatastore(no_recommendation(pod.name, size_bytes, answer, vetoed))
-        sdrs.cancel(self.session, picked.key)
         return str(picked.destination_key)
 
     @staticmethod

@@ -57,6 +57,7 @@ class Resize(Clones):
                                                        first.resource_pool, None)
                 answer = sdrs.recommend(self.session, request)
                 picked, vetoed = Lifecycle.first_acceptable(answer, choice)
+                sdrs.cancel(self.session, answer.others(picked.key if picked else None))  # their leases back
                 if picked is None:
                     raise exc.NoValidDatastore(no_recommendation(pod.name, backing.size_bytes, answer, vetoed))
                 release = reserve(picked.destination_key, backing.size_bytes)
@@ -92,10 +93,10 @@ class Resize(Clones):
         request = sdrs.relocate_placement_spec(pod.moref, backing.moref, backing.disk_key, first.resource_pool,
                                                None, profile)
         answer = sdrs.recommend(self.session, request)
+        sdrs.cancel(self.session, answer.keys)  # the move is ours to make: every lease given back
         picked, vetoed = self.first_acceptable(answer, choice)
         if picked is None:
             raise exc.NoValidDatastore(no_recommendation(pod.name, backing.size_bytes, answer, vetoed))
-        sdrs.cancel(self.session, picked.key)
         return str(picked.destination_key)
 
     def run_task_of(self, start: Any) -> Any:
