@@ -8,7 +8,8 @@
 For every seed: vcsim behind the fault proxy (tests/faultproxy.py) breaking ~5% of reads and ~20% of writes
 (reset before forwarding, 503, session ended for real, response lost after vSphere acted); three applies at
 -parallelism=10 — create (volumes of every disk type, template and COW snapshots, full and linked clones),
-change (extend, retype, adapter, rename snapshots, a clone from a snapshot, drop a snapshot), shrink the
+change (extend, retype, adapter, rename snapshots, a clone from a snapshot, drop a snapshot; volumes in
+datastore clusters: created through Storage DRS or by ranking members, cloned into one, moved to another), shrink the
 configuration (destroy some) — then, without faults, `apply` and `plan` must converge and `destroy` must
 remove everything. Counted, per seed and in total (the summary line):
 
@@ -75,6 +76,12 @@ def snapshot(name: str, vol: str, fmt: str, label: str | None = None) -> str:
             f'  format = "{fmt}"\n}}\n')
 
 
+# Volumes in our simulator's datastore clusters: Storage DRS (recommend, apply, cancel) under the same faults.
+GOLD = '  datastore_cluster = "pod-gold"\n'
+SILVER = '  datastore_cluster = "pod-silver"\n'
+SILVER_MEMBERS = '  datastore_cluster = "pod-silver"\n  datastore_cluster_mode = "members"\n'
+
+
 def phases() -> list[str]:
     """Three configurations: create, change, shrink."""
     disks = ["thin", "thick", "eagerZeroedThick"]
@@ -83,7 +90,9 @@ def phases() -> list[str]:
         create.append(volume(f"v{i}", 1, disks[i % 3]))
     create += [snapshot("t0", "v0", "template"), snapshot("c1", "v1", "COW"), snapshot("t2", "v2", "template"),
                volume("full", 2, "thin", extra="  source_volume_id = vmdk_volume.v3.id\n"),
-               volume("linked", 1, "thick", extra='  source_volume_id = vmdk_volume.v4.id\n  clone_type = "linked"\n')]
+               volume("linked", 1, "thick", extra='  source_volume_id = vmdk_volume.v4.id\n  clone_type = "linked"\n'),
+               volume("p0", 1, "thick", extra=GOLD), volume("p1", 1, "thin", extra=SILVER_MEMBERS),
+               volume("pclone", 1, "thin", extra="  source_volume_id = vmdk_volume.v3.id\n" + GOLD)]
     change = [HEADER,
               volume("v0", 2, "thin"),  # extend
               volume("v1", 1, "thick"),  # has a COW snapshot: retype relocates
@@ -94,8 +103,12 @@ def phases() -> list[str]:
               snapshot("t0", "v0", "template", "t0-renamed"), snapshot("c1", "v1", "COW", "c1-renamed"),
               volume("full", 2, "thin", extra="  source_volume_id = vmdk_volume.v3.id\n"),
               volume("linked", 1, "thick", extra='  source_volume_id = vmdk_volume.v4.id\n  clone_type = "linked"\n'),
-              volume("fromsnap", 1, "thin", extra="  source_snapshot_id = vmdk_snapshot.t0.id\n")]
-    shrink = [HEADER, volume("v0", 2, "thin"), volume("v1", 1, "thick"), volume("v5", 1, "thin"),
+              volume("fromsnap", 1, "thin", extra="  source_snapshot_id = vmdk_snapshot.t0.id\n"),
+              volume("p0", 2, "thick", extra=SILVER),  # extend, and into another datastore cluster
+              volume("p1", 1, "thin", extra=SILVER_MEMBERS),
+              volume("pclone", 1, "thin", extra="  source_volume_id = vmdk_volume.v3.id\n" + GOLD)]
+    shrink = [HEADER, volume("p0", 2, "thick", extra=SILVER),
+              volume("v0", 2, "thin"), volume("v1", 1, "thick"), volume("v5", 1, "thin"),
               snapshot("c1", "v1", "COW", "c1-renamed"),
               volume("fromsnap", 1, "thin", extra="  source_snapshot_id = vmdk_snapshot.t0.id\n"),
               snapshot("t0", "v0", "template", "t0-renamed")]

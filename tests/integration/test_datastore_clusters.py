@@ -194,3 +194,23 @@ def test_a_policy_move_asks_for_a_compliant_member(vcsim, vsphere_session, made)
         assert choice.verdict(key).datastore.name == target and cap.count("CancelStorageDrsRecommendation") == 1
     finally:
         vcsim.set_datastore_tag(target, "tier", None)
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_move_under_faults_happens_once(vcsim, vsphere_session, fault_proxy, made, fault) -> None:
+    session = Session(vcsim.connection_config(server=fault_proxy.server, api_retry_count=4, api_timeout=20))
+    ops = VolumeOps(session, Inventory(session))
+    ops.volume_folder()
+    try:
+        backing = create_in(ops, made, "pod-silver")
+        selector = DatastoreSelector(session, ops.inventory)
+        pod = ops.inventory.pod("pod-gold")
+        choice = selector.in_pod(Requirements(size_bytes=backing.size_bytes, pod=pod.name))
+        fault_proxy.inject(fault, "ApplyStorageDrsRecommendation_Task")
+        moved = ops.relocate_in_pod(backing, pod, choice, selector.reserve)
+        assert fault_proxy.counts[fault] == 1
+        assert moved.datastore_name in ("gold-1", "gold-2", "gold-3") and moved.moref_value == backing.moref_value
+        same = ours(vsphere_session, specs.KEY_VOLUME_ID, backing.volume_id)
+        assert [v.obj._moId for v in same] == [backing.moref_value]
+    finally:
+        session.logout()

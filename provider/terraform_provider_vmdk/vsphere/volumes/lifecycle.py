@@ -16,6 +16,7 @@ from typing import Any
 from pyVmomi import vim, vmodl
 
 from .. import exceptions as exc
+from ..connection import tasks as _tasks
 from ..connection.reconcile import create_once
 from ..placement import sdrs
 from ..placement.rules import format_size
@@ -138,7 +139,7 @@ class Lifecycle(Lookup):
                     raise exc.NoValidDatastore(no_recommendation(pod.name, size_bytes, answer, vetoed))
                 release = reserve(picked.destination_key, size_bytes)
                 try:
-                    vm = self._apply(volume_id, picked, spec, target, choice)
+                    vm = self._apply(volume_id, picked, spec, target, choice, pod.moref)
                 except sdrs.KeyRefused:
                     if attempt == 2:
                         raise
@@ -183,12 +184,19 @@ class Lifecycle(Lookup):
             vetoed.append(f"{name}: {verdict.reason if verdict is not None else 'not a member we can judge'}")
         return None, vetoed
 
-    def _apply(self, volume_id: str, picked: Any, spec: Any, target: Any, choice: Any) -> Any:
+    def _settled_find(self, volume_id: str, entities: tuple[Any, ...]) -> Any:
+        """The volume's VM once no task runs on ``entities`` (the apply on the pod, its create in the folder): a
+        lost answer's task still in flight is not taken for one that never started."""
+        for entity in entities:
+            _tasks.settle(self.session, entity)
+        return self.find_vm(volume_id)
+
+    def _apply(self, volume_id: str, picked: Any, spec: Any, target: Any, choice: Any, pod_moref: Any) -> Any:
         """Apply one recommendation (the new VM); on a server without Apply, CreateVM on its datastore."""
         what = f"create the backing of volume {volume_id} (Storage DRS)"
         try:
             result = create_once(self.session, what=what, start=sdrs.apply_start(self.session, picked.key),
-                                 find=lambda: self.find_vm(volume_id))
+                                 find=lambda: self._settled_find(volume_id, (pod_moref, target)))
         except Exception as error:
             refusal = sdrs.apply_refusal(vim_fault(error) or error)
             if refusal is None:

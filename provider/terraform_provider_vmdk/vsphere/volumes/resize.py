@@ -52,7 +52,7 @@ class Resize(Clones):
         refused key, where the VM is decides (moved into an acceptable member: done)."""
         first = choice.placements[choice.ranked[0].datastore.key]
         with sdrs.pod_lock(pod.moref._GetMoId()):
-            for attempt in (1, 2):
+            for attempt in (1, 2, 3):
                 request = sdrs.relocate_placement_spec(pod.moref, backing.moref, backing.disk_key,
                                                        first.resource_pool, None)
                 answer = sdrs.recommend(self.session, request)
@@ -63,20 +63,24 @@ class Resize(Clones):
                 release = reserve(picked.destination_key, backing.size_bytes)
                 try:
                     self.run_task_of(sdrs.apply_start(self.session, picked.key))
+                    break
                 except Exception as error:
                     refusal = sdrs.apply_refusal(vim_fault(error) or error)
                     if isinstance(refusal, sdrs.ApplyNotImplemented):
                         return self.relocate_backing(backing, choice.placements[picked.destination_key])
+                    for entity in (pod.moref, backing.moref):  # an apply whose answer was lost may still run
+                        _tasks.settle(self.session, entity)
                     now = self.refresh(backing)
                     verdict = choice.verdict(now.datastore._GetMoId()) if now.datastore is not None else None
                     if verdict is not None and verdict.eligible:
-                        return now  # the move happened (an answer lost, or a repeat of a done apply)
-                    if isinstance(refusal, sdrs.KeyRefused) and attempt == 1:
-                        continue
-                    raise
+                        break  # the move happened (an answer lost, or a repeat of a done apply)
+                    doubt = isinstance(error, (exc.OutcomeUnknown, exc.TaskNotFound)) or refusal is not None
+                    if not doubt or attempt == 3:
+                        raise
+                    LOG.warning("%s: the Storage DRS move's outcome was in doubt (%s) and it did not happen; asking "
+                                "again", backing.name, error)
                 finally:
                     release()
-                break
         target = self._resolve_folder(None)
         moved = self.refresh(backing)
         if moid(moved.folder) != moid(target):
