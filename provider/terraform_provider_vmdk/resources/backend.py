@@ -22,7 +22,7 @@ from .client import VSphereClient
 if TYPE_CHECKING:  # pragma: no cover
     from ..vsphere.connection.once import Fresh, Once
     from ..vsphere.placement.datastore import DatastoreSelector
-    from ..vsphere.placement.inventory import Inventory
+    from ..vsphere.placement.inventory import DatastoreInfo, Inventory
     from ..vsphere.volumes.backing import Backing
     from ..vsphere.volumes.lookup import BackingIndex, Choice
     from ..vsphere.volumes.volumeops import VolumeOps
@@ -50,7 +50,7 @@ class VolumeBackend:
         self.settings = client.settings
         self._core: Once[tuple[Inventory, DatastoreSelector, VolumeOps]] = Once(self._build)
         self._index: Fresh[BackingIndex] = Fresh(self._load_index, INDEX_TTL)
-        self._free: Once[dict[str, int]] = Once(self._load_free)
+        self._datastores: Once[dict[str, DatastoreInfo]] = Once(self._load_datastores)
         self._index_lock = threading.Lock()  # guards index edits (in memory only)
 
     def _build(self) -> tuple[Inventory, DatastoreSelector, VolumeOps]:
@@ -194,22 +194,22 @@ class VolumeBackend:
         return names.get(profile_id, profile_id)
 
     # -- datastores ----------------------------------------------------------------------------------
-    def _load_free(self) -> dict[str, int]:
-        return {d.name: d.free_space for d in self.inventory.datastores()}
+    def _load_datastores(self) -> dict[str, DatastoreInfo]:
+        return {d.name: d for d in self.inventory.datastores()}
 
     def datastore_free(self, name: str | None) -> int | None:
         """Free bytes of a datastore, from one inventory read per process."""
-        return None if name is None else self._free.get().get(name)
+        info = None if name is None else self._datastores.get().get(name)
+        return None if info is None else info.free_space
 
     def pod_of(self, datastore: str | None) -> str | None:
-        """The datastore cluster a datastore (name) is a member of, from the process's inventory read."""
-        if datastore is None:
-            return None
-        return next((d.pod for d in self.inventory.datastores() if d.name == datastore), None)
+        """The datastore cluster a datastore (name) is a member of, from the same read."""
+        info = None if datastore is None else self._datastores.get().get(datastore)
+        return None if info is None else info.pod
 
     def invalidate(self) -> None:
         self._index.reset()
-        self._free.reset()
+        self._datastores.reset()
 
 
 def backend_of(provider_data: Any) -> VolumeBackend:

@@ -29,7 +29,16 @@ from . import volume_sources
 from .backend import VolumeBackend, backend_of, driver_errors, run_bounded, settle_pending, still_running
 from .client import VSphereClient
 from .volume_plan import plan_update
-from .volume_policy import EXTEND_IN_PLACE, EXTEND_MAY_MOVE, Executor, Facts, GiB, refuse_in_use, refuse_parent
+from .volume_policy import (
+    EXTEND_IN_PLACE,
+    EXTEND_MAY_MOVE,
+    Executor,
+    Facts,
+    GiB,
+    refuse_in_use,
+    refuse_parent,
+    sdrs_pod,
+)
 from .volume_provenance import plan_provenance
 from .volume_schema import VOLUME_ATTRIBUTES, volume_state_from_backing
 from .volume_sources import SOURCE_BLOCKS, validate_sources
@@ -294,13 +303,7 @@ class VolumeResource(Resource):
 
         plan = req.plan or {}
         policy = plan.get("storage_policy")
-        found = driver_errors("find the datastore cluster", lambda: backend.inventory.pod(pod), "datastore_cluster")
-        if found is None:
-            raise DiagnosticError("Datastore cluster not found", f"No datastore cluster {pod!r} exists.",
-                                  "datastore_cluster")
-        if not found.sdrs_enabled:
-            raise DiagnosticError("Storage DRS is disabled", f"Datastore cluster {pod!r} has Storage DRS disabled; set "
-                                  "datastore_cluster_mode = \"members\" to place on its members.", "datastore_cluster")
+        found = driver_errors("find the datastore cluster", lambda: sdrs_pod(backend, pod), "datastore_cluster")
         choice = driver_errors("place the volume in datastore cluster " + pod, lambda: backend.selector.in_pod(
             Requirements(size_bytes=size_bytes, profile_name=policy, pod=found.name)), "datastore_cluster")
         self._fix_identity(req, volume_id)
@@ -320,13 +323,7 @@ class VolumeResource(Resource):
         that member by its own path (a clone's disk-type conversion and policy need the datastore named)."""
         from ..vsphere.placement.datastore import Requirements
 
-        found = driver_errors("find the datastore cluster", lambda: backend.inventory.pod(pod), "datastore_cluster")
-        if found is None:
-            raise DiagnosticError("Datastore cluster not found", f"No datastore cluster {pod!r} exists.",
-                                  "datastore_cluster")
-        if not found.sdrs_enabled:
-            raise DiagnosticError("Storage DRS is disabled", f"Datastore cluster {pod!r} has Storage DRS disabled; set "
-                                  "datastore_cluster_mode = \"members\" to place on its members.", "datastore_cluster")
+        found = driver_errors("find the datastore cluster", lambda: sdrs_pod(backend, pod), "datastore_cluster")
         where = "place the volume in datastore cluster " + pod
         choice = driver_errors(where, lambda: backend.selector.in_pod(
             Requirements(size_bytes=size_bytes, profile_name=plan.get("storage_policy"), pod=found.name)),

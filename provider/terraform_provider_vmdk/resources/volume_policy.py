@@ -282,6 +282,19 @@ def refuse_in_use(users: list[str] | tuple[str, ...], action: str, attribute: st
 
 
 # ---------------------------------------------------------------------------------------------- apply
+def sdrs_pod(backend: VolumeBackend, name: str) -> Any:
+    """The datastore cluster a volume goes to in sdrs mode; an error on datastore_cluster when it is gone or has
+    Storage DRS disabled (both checked at plan too: this is the apply's fresh look)."""
+    pod = backend.inventory.pod(name)
+    if pod is None:
+        raise DiagnosticError("Datastore cluster not found", f"No datastore cluster {name!r} exists.",
+                              "datastore_cluster")
+    if not pod.sdrs_enabled:
+        raise DiagnosticError("Storage DRS is disabled", f"Datastore cluster {name!r} has Storage DRS disabled; set "
+                              "datastore_cluster_mode = \"members\" to place on its members.", "datastore_cluster")
+    return pod
+
+
 class Executor:
     """Carries the policy's decisions out through VolumeOps, re-deciding with fresh facts at apply.
 
@@ -415,10 +428,7 @@ class Executor:
         ``size_bytes`` (SDRS judges the volume's current size, so the room for a larger one is ours to check)."""
         from ..vsphere.placement.datastore import Requirements
 
-        pod = self.backend.inventory.pod(self.pod or "")
-        if pod is None:
-            raise DiagnosticError("Datastore cluster not found", f"No datastore cluster {self.pod!r} exists.",
-                                  "datastore_cluster")
+        pod = sdrs_pod(self.backend, self.pod or "")
         excluded = frozenset({backing.datastore} if exclude_current and backing.datastore is not None else ())
         choice = self.backend.selector.in_pod(Requirements(size_bytes=size_bytes, profile_name=policy_name,
                                                            excluded_datastores=excluded, pod=pod.name))
@@ -429,10 +439,7 @@ class Executor:
         ``requirements`` accept; its space counted until released."""
         from dataclasses import replace as _replace
 
-        pod = self.backend.inventory.pod(self.pod or "")
-        if pod is None:
-            raise DiagnosticError("Datastore cluster not found", f"No datastore cluster {self.pod!r} exists.",
-                                  "datastore_cluster")
+        pod = sdrs_pod(self.backend, self.pod or "")
         selector = self.backend.selector
         choice = selector.in_pod(_replace(requirements, pod=pod.name))
         key = self.ops.recommend_relocate_target(backing, pod, choice, profile_id)

@@ -12,13 +12,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .. import exceptions as exc
 from ..connection.reconcile import create_once
 from ..placement import sdrs
 from . import specs
 from .backing import FORMAT_COW, Backing, SnapshotInfo, is_ours
 from .base import is_gone
-from .lifecycle import no_recommendation
 from .snapshots import Snapshots
 
 LOG = logging.getLogger("terraform_provider_vmdk.vsphere")
@@ -92,12 +90,7 @@ class Clones(Snapshots):
         first = choice.placements[choice.ranked[0].datastore.key]
         request = sdrs.clone_placement_spec(pod.moref, src.moref, src.disk_key, self._resolve_folder(None),
                                             specs.backing_name(new_id), first.resource_pool)
-        answer = sdrs.recommend(self.session, request)
-        sdrs.cancel(self.session, answer.keys)  # the clone is ours to make: every lease given back
-        picked, vetoed = self.first_acceptable(answer, choice)
-        if picked is None:
-            raise exc.NoValidDatastore(no_recommendation(pod.name, src.size_bytes, answer, vetoed))
-        return str(picked.destination_key)
+        return self.recommended_member(request, pod, src.size_bytes, choice)
 
     def _temporary_snapshot(self, src: Backing, new_id: str) -> Any:
         name = specs.temporary_snapshot_name(new_id)

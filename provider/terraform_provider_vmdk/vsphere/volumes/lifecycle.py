@@ -124,11 +124,8 @@ class Lifecycle(Lookup):
         target = self._resolve_folder(None)
         first = choice.ranked[0]
         where = choice.placements[first.datastore.key]
-        spec = specs.create_spec(
-            name=specs.backing_name(volume_id), volume_id=volume_id, size_in_kb=specs.size_kb(size_bytes),
-            disk_type=disk_type, adapter_type=adapter_type, datastore_name="", profile_id=choice.profile_id,
-            annotation=specs.encode_annotation(name, description), hw_version=self.hw_version)
-        spec.files = vim.vm.FileInfo()  # Storage DRS chooses: no datastore anywhere in the request
+        spec = self._pod_create_spec(volume_id, size_bytes, disk_type, adapter_type, choice.profile_id,
+                                     specs.encode_annotation(name, description))
         with sdrs.pod_lock(pod.moref._GetMoId()):
             for attempt in (1, 2):
                 request = sdrs.create_placement_spec(pod.moref, spec, target, where.resource_pool, None)
@@ -158,15 +155,27 @@ class Lifecycle(Lookup):
         ``size_bytes`` (``type=create``, as for an empty volume) that ``choice`` accepts, as its moref value: for
         volumes whose disk comes from elsewhere (an image, a backup), made on that member by their own path. The
         recommendation is cancelled (its lease given back)."""
-        spec = specs.create_spec(
-            name=specs.backing_name(volume_id), volume_id=volume_id, size_in_kb=specs.size_kb(size_bytes),
-            disk_type=disk_type, adapter_type=adapter_type, datastore_name="", profile_id=choice.profile_id,
-            hw_version=self.hw_version)
-        spec.files = vim.vm.FileInfo()
+        spec = self._pod_create_spec(volume_id, size_bytes, disk_type, adapter_type, choice.profile_id, None)
         first = choice.placements[choice.ranked[0].datastore.key]
         request = sdrs.create_placement_spec(pod.moref, spec, self._resolve_folder(None), first.resource_pool, None)
+        return self.recommended_member(request, pod, size_bytes, choice)
+
+    def _pod_create_spec(self, volume_id: str, size_bytes: int, disk_type: str, adapter_type: str,
+                         profile_id: str | None, annotation: str | None) -> Any:
+        """A shadow VM's create spec with no datastore anywhere (Storage DRS chooses)."""
+        spec = specs.create_spec(
+            name=specs.backing_name(volume_id), volume_id=volume_id, size_in_kb=specs.size_kb(size_bytes),
+            disk_type=disk_type, adapter_type=adapter_type, datastore_name="", profile_id=profile_id,
+            annotation=annotation, hw_version=self.hw_version)
+        spec.files = vim.vm.FileInfo()
+        return spec
+
+    def recommended_member(self, request: Any, pod: Any, size_bytes: int, choice: Any) -> str:
+        """The moref value of the first member Storage DRS recommends for ``request`` that ``choice`` (our rules)
+        accepts, for a volume the provider then makes or moves itself: every recommendation is cancelled, giving
+        its lease back. NoValidDatastore, naming each vetoed member, when none is acceptable."""
         answer = sdrs.recommend(self.session, request)
-        sdrs.cancel(self.session, answer.keys)  # the volume is ours to make: every lease given back
+        sdrs.cancel(self.session, answer.keys)
         picked, vetoed = self.first_acceptable(answer, choice)
         if picked is None:
             raise exc.NoValidDatastore(no_recommendation(pod.name, size_bytes, answer, vetoed))

@@ -96,12 +96,7 @@ class Resize(Clones):
         profile = specs.profile_specs(profile_id) if profile_id else None
         request = sdrs.relocate_placement_spec(pod.moref, backing.moref, backing.disk_key, first.resource_pool,
                                                None, profile)
-        answer = sdrs.recommend(self.session, request)
-        sdrs.cancel(self.session, answer.keys)  # the move is ours to make: every lease given back
-        picked, vetoed = self.first_acceptable(answer, choice)
-        if picked is None:
-            raise exc.NoValidDatastore(no_recommendation(pod.name, backing.size_bytes, answer, vetoed))
-        return str(picked.destination_key)
+        return self.recommended_member(request, pod, backing.size_bytes, choice)
 
     def run_task_of(self, start: Any) -> Any:
         """Start the task ``start`` returns (a write: a lost answer is OutcomeUnknown) and wait for it."""
